@@ -1,0 +1,1 @@
+"""CRM edges: reading extracts, writing scores back, and the synthetic CRM world."""

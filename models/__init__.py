@@ -1,0 +1,1 @@
+"""Task registry, training, evaluation, calibration, baselines, registry (MLflow) and explanations."""

@@ -1,0 +1,69 @@
+"""Shared fixtures: isolated environment (no calls out), PostgreSQL with a schema per test."""
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+# No telemetry, no analytics, no progress bars: set before any library is imported by a test.
+for _k, _v in {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "GX_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "true",
+}.items():
+    os.environ.setdefault(_k, _v)
+
+PG_URL = os.environ.get("CRMSCORE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+_pg_missing: list[str] = []
+
+
+def _pg_reachable() -> str | None:
+    import sqlalchemy as sa
+
+    try:
+        eng = sa.create_engine(PG_URL)
+        with eng.connect() as conn:
+            conn.execute(sa.text("select 1"))
+        eng.dispose()
+        return None
+    except Exception as exc:  # any failure to connect means: not there
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+
+
+@pytest.fixture(scope="session")
+def pg_available() -> None:
+    why = _pg_reachable()
+    if why is not None:
+        _pg_missing.append(why)
+        if os.environ.get("CRMSCORE_REQUIRE_PG") == "1":
+            pytest.fail(f"PostgreSQL required (CRMSCORE_REQUIRE_PG=1) but not reachable at {PG_URL}: {why}")
+        pytest.skip(f"PostgreSQL NOT AVAILABLE at {PG_URL}: {why}")
+
+
+@pytest.fixture
+def pg_url(pg_available) -> str:
+    """A SQLAlchemy URL to PostgreSQL whose search_path is a fresh schema, dropped after the test."""
+    import sqlalchemy as sa
+
+    schema = f"crmscore_t_{uuid.uuid4().hex[:12]}"
+    eng = sa.create_engine(PG_URL)
+    with eng.begin() as conn:
+        conn.execute(sa.text(f'create schema "{schema}"'))
+    sep = "&" if "?" in PG_URL else "?"
+    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    with eng.begin() as conn:
+        conn.execute(sa.text(f'drop schema "{schema}" cascade'))
+    eng.dispose()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if _pg_missing:
+        bar = "!" * 78
+        terminalreporter.write_line(bar, red=True, bold=True)
+        terminalreporter.write_line(
+            f"PostgreSQL was NOT reachable at {PG_URL}: the production-path tests were SKIPPED.", red=True, bold=True)
+        terminalreporter.write_line(f"reason: {_pg_missing[0]}", red=True)
+        terminalreporter.write_line("Start it (pg_ctlcluster ... main start) or set CRMSCORE_TEST_PG_URL.", red=True)
+        terminalreporter.write_line(bar, red=True, bold=True)
