@@ -1,0 +1,291 @@
+"""Reading and writing CRM extracts (shared/crm_data_model.md).
+
+An extract lives either in a SQL database reached by a SQLAlchemy URL (``sqlite:///path/crm.db``,
+``postgresql+psycopg://user@host/db``) or in a folder of ``<table>.csv`` / ``<table>.parquet`` files.
+
+Only the columns named by the data contracts are ever read (the allow-list comes from
+``data_contracts/*.yaml``): PII and free-text columns that an extract may carry are never loaded into memory.
+Every frame comes back in the canonical dtypes of docs/architecture.md: ids and labels ``str``, timestamps
+``datetime64[us, UTC]``, numbers ``float64``, integers ``Int64``, booleans ``bool`` (``boolean`` if nulls).
+"""
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from crm.errors import ColumnTypeError, ExtractNotFoundError, MissingColumnsError, MissingTableError
+from crm.privacy import exclude_deleted
+from data_contracts.schema import INPUT_TABLES, ColumnSpec, TableSchema, input_schemas
+
+_TRUE = {"true", "t", "1", "yes", "y"}
+_FALSE = {"false", "f", "0", "no", "n"}
+FOLDER_FORMATS = ("parquet", "csv")
+
+
+@dataclass(frozen=True)
+class Extract:
+    """A CRM extract in memory: contract columns only, canonical dtypes, deleted records removed."""
+
+    tables: Mapping[str, pd.DataFrame]
+    location: str  # redacted: never holds a password
+    missing_optional: tuple[str, ...] = field(default=())
+
+    def has(self, table: str) -> bool:
+        return table in self.tables
+
+    def __getitem__(self, table: str) -> pd.DataFrame:
+        try:
+            return self.tables[table]
+        except KeyError:
+            raise MissingTableError(
+                f"the extract at {self.location} has no {table!r} table; it is optional in the contract, "
+                f"but this step needs it") from None
+
+    def row_counts(self) -> dict[str, int]:
+        return {t: len(df) for t, df in self.tables.items()}
+
+
+def is_sql_url(location: str) -> bool:
+    return "://" in str(location)
+
+
+def redact(location: str) -> str:
+    """The location with any password replaced by ***, safe for logs and MLflow."""
+    if not is_sql_url(location):
+        return str(location)
+    try:
+        return sa.engine.make_url(location).render_as_string(hide_password=True)
+    except Exception:
+        return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", str(location))
+
+
+def read_extract(location: str, *, tables: Iterable[str] | None = None) -> Extract:
+    """Read an extract for training or scoring: strict types, deleted records and their rows removed.
+
+    Parameters
+    ----------
+    location : a SQLAlchemy URL or a folder path.
+    tables : restrict to these input tables (default: all the contract names).
+
+    Raises
+    ------
+    ExtractNotFoundError, MissingTableError, MissingColumnsError, ColumnTypeError
+    """
+    raw = read_tables(location, tables=tables, strict=True)
+    wanted = tuple(tables) if tables is not None else INPUT_TABLES
+    missing = tuple(t for t in wanted if t not in raw)
+    return Extract(tables=exclude_deleted(raw), location=redact(location), missing_optional=missing)
+
+
+def read_tables(location: str, *, tables: Iterable[str] | None = None, strict: bool = True) -> dict[str, pd.DataFrame]:
+    """Read the contract tables as they are (deleted rows included), typed.
+
+    With ``strict=False`` (used by validation) a missing required column is left out of the frame instead of raising,
+    so that the quality gate can report it as a failed rule; a missing required table is still left out of the dict.
+    """
+    schemas = input_schemas()
+    wanted = list(tables) if tables is not None else list(INPUT_TABLES)
+    unknown = [t for t in wanted if t not in schemas]
+    if unknown:
+        raise MissingTableError(f"unknown table(s) {unknown}; the contract's tables are {list(INPUT_TABLES)}")
+    reader = _SqlReader(location) if is_sql_url(location) else _FolderReader(location)
+    out: dict[str, pd.DataFrame] = {}
+    try:
+        for name in wanted:
+            schema = schemas[name]
+            present = reader.columns(name)
+            if present is None:
+                if schema.required and strict:
+                    raise MissingTableError(
+                        f"the extract at {redact(location)} has no {name!r} table, which the contract requires "
+                        f"(it may be empty); add it with columns {list(schema.column_names)}")
+                continue
+            cols = [c for c in schema.column_names if c in present]
+            missing_required = [c.name for c in schema.columns if c.required and c.name not in present]
+            if missing_required and strict:
+                raise MissingColumnsError(
+                    f"table {name!r} at {redact(location)} lacks required column(s) {missing_required}; found "
+                    f"{sorted(present)[:20]}; rename or add them as shared/crm_data_model.md names them")
+            frame = reader.read(name, cols)
+            out[name] = conform(frame, schema, fill_missing=True)
+    finally:
+        reader.close()
+    return out
+
+
+def conform(frame: pd.DataFrame, schema: TableSchema, *, fill_missing: bool = True) -> pd.DataFrame:
+    """Cast a frame to the canonical dtypes of its contract; contract columns only, in contract order.
+
+    A nullable column absent from the frame is added as all-null when ``fill_missing``; a required one stays absent
+    (read_tables decides whether that is an error).
+    """
+    data: dict[str, pd.Series] = {}
+    for spec in schema.columns:
+        if spec.name in frame.columns:
+            data[spec.name] = _cast(frame[spec.name], spec, schema.name)
+        elif fill_missing and not spec.required:
+            data[spec.name] = _cast(pd.Series([None] * len(frame), index=frame.index, dtype=object), spec, schema.name)
+    return pd.DataFrame(data, index=pd.RangeIndex(len(frame)))
+
+
+def _cast(s: pd.Series, spec: ColumnSpec, table: str) -> pd.Series:
+    s = s.reset_index(drop=True)
+    where = f"{table}.{spec.name}"
+    t = spec.logical_type
+    try:
+        if t == "string":
+            if pd.api.types.is_float_dtype(s) and s.dropna().mod(1).eq(0).all():
+                s = s.astype("Int64")  # integer ids that came back as float because of nulls
+            out = s.astype("str")
+            return out.where(s.notna(), np.nan).astype("str")
+        if t == "timestamp":
+            if isinstance(s.dtype, pd.DatetimeTZDtype):
+                out = s.dt.tz_convert("UTC")
+            elif pd.api.types.is_datetime64_dtype(s):
+                out = s.dt.tz_localize("UTC")
+            else:
+                text = s.where(s.notna(), None).astype(object)
+                out = pd.to_datetime(text, utc=True, format="ISO8601")
+            return out.astype("datetime64[us, UTC]")
+        if t == "number":
+            return pd.to_numeric(s, errors="raise").astype("float64")
+        if t == "integer":
+            num = pd.to_numeric(s, errors="raise")
+            if (num.dropna() % 1 != 0).any():
+                raise ValueError("non-integer values")
+            return num.astype("Int64")
+        if t == "boolean":
+            if pd.api.types.is_bool_dtype(s):
+                return s.astype("bool") if not s.isna().any() else s.astype("boolean")
+            lowered = s.map(lambda v: v if v is None or (isinstance(v, float) and np.isnan(v)) else str(v).strip().lower())
+            bad = lowered.notna() & ~lowered.isin(_TRUE | _FALSE | {"1.0", "0.0"})
+            if bad.any():
+                raise ValueError(f"values {sorted(set(s[bad].astype(str)))[:5]} are not booleans")
+            out = lowered.map(lambda v: None if v is None or v != v else v in _TRUE or v == "1.0").astype("boolean")
+            return out.astype("bool") if not out.isna().any() else out
+    except (ValueError, TypeError) as exc:
+        sample = s.dropna().astype(str).head(3).tolist()
+        raise ColumnTypeError(
+            f"column {where} should hold {t} values but could not be read as such ({exc}); sample values {sample}; "
+            f"fix the extract (timestamps as ISO 8601 text, numbers without currency symbols)") from exc
+    raise ColumnTypeError(f"column {where}: unknown logical type {t!r} in the contract")
+
+
+class _SqlReader:
+    def __init__(self, url: str):
+        if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+            raise ExtractNotFoundError(
+                f"no SQLite CRM file at {url.removeprefix('sqlite:///')}; run `crmscore generate` to make one or "
+                f"pass --crm with the right path")
+        try:
+            self.engine = sa.create_engine(url)
+            self.conn = self.engine.connect()
+        except Exception as exc:
+            raise ExtractNotFoundError(
+                f"cannot connect to the CRM at {redact(url)}: {type(exc).__name__}: {str(exc).splitlines()[0]}; "
+                f"check the URL (--crm or CRMSCORE_CRM_URL) and that the database is running") from exc
+        self.inspector = sa.inspect(self.conn)
+        self._names = set(self.inspector.get_table_names())
+
+    def columns(self, table: str) -> set[str] | None:
+        if table not in self._names:
+            return None
+        return {c["name"] for c in self.inspector.get_columns(table)}
+
+    def read(self, table: str, cols: list[str]) -> pd.DataFrame:
+        query = sa.select(*[sa.column(c) for c in cols]).select_from(sa.table(table))
+        return pd.read_sql_query(query, self.conn)
+
+    def close(self) -> None:
+        conn = getattr(self, "conn", None)
+        if conn is not None:
+            conn.close()
+        self.engine.dispose()
+
+
+class _FolderReader:
+    def __init__(self, folder: str | os.PathLike):
+        self.folder = Path(folder)
+        if not self.folder.is_dir():
+            raise ExtractNotFoundError(
+                f"the CRM location {folder!s} is neither a SQLAlchemy URL (e.g. sqlite:///crm.db) nor an existing folder "
+                f"of <table>.csv / <table>.parquet files")
+
+    def _file(self, table: str) -> Path | None:
+        found = [p for p in (self.folder / f"{table}.parquet", self.folder / f"{table}.csv", self.folder / f"{table}.csv.gz")
+                 if p.exists()]
+        if len(found) > 1:
+            raise ExtractNotFoundError(
+                f"folder {self.folder} holds {[p.name for p in found]} for table {table!r}; keep exactly one")
+        return found[0] if found else None
+
+    def columns(self, table: str) -> set[str] | None:
+        path = self._file(table)
+        if path is None:
+            return None
+        if path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            return set(pq.read_schema(path).names)
+        return set(pd.read_csv(path, nrows=0).columns)
+
+    def read(self, table: str, cols: list[str]) -> pd.DataFrame:
+        path = self._file(table)
+        assert path is not None  # columns() was checked first
+        if path.suffix == ".parquet":
+            return pd.read_parquet(path, columns=cols)
+        wanted = set(cols)
+        # usecols keeps PII columns out of memory; every column as text, cast by the contract afterwards.
+        return pd.read_csv(path, usecols=lambda c: c in wanted, dtype=str, keep_default_na=True)[cols]
+
+    def close(self) -> None:
+        pass
+
+
+def write_extract(location: str, tables: Mapping[str, pd.DataFrame], *, folder_format: str = "parquet") -> None:
+    """Write tables as an extract (used by the synthetic generator and transaction import).
+
+    Existing tables of the same names are replaced. All columns given are written (the generator includes PII columns on
+    purpose, as a real extract would). SQLite and CSV get timestamps as ISO 8601 text in UTC; PostgreSQL gets
+    ``timestamptz``; Parquet gets UTC timestamp columns. A SQL write happens in one transaction.
+    """
+    if is_sql_url(location):
+        engine = sa.create_engine(location)
+        text_ts = engine.dialect.name == "sqlite"
+        try:
+            with engine.begin() as conn:
+                for name, df in tables.items():
+                    out = _timestamps_as_text(df) if text_ts else df
+                    out.to_sql(name, conn, if_exists="replace", index=False, chunksize=50_000)
+        finally:
+            engine.dispose()
+        return
+    if folder_format not in FOLDER_FORMATS:
+        raise ValueError(f"folder_format={folder_format!r}; possible values are {FOLDER_FORMATS}")
+    folder = Path(location)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, df in tables.items():
+        for stale in (folder / f"{name}.parquet", folder / f"{name}.csv"):
+            stale.unlink(missing_ok=True)
+        if folder_format == "parquet":
+            df.to_parquet(folder / f"{name}.parquet", index=False)
+        else:
+            _timestamps_as_text(df).to_csv(folder / f"{name}.csv", index=False)
+
+
+def _timestamps_as_text(df: pd.DataFrame) -> pd.DataFrame:
+    out = df.copy()
+    for col in out.columns:
+        if isinstance(out[col].dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(out[col]):
+            ts = out[col]
+            if isinstance(ts.dtype, pd.DatetimeTZDtype):
+                ts = ts.dt.tz_convert("UTC")
+            out[col] = ts.dt.strftime("%Y-%m-%dT%H:%M:%S").where(ts.notna(), None)
+    return out

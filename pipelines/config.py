@@ -1,0 +1,146 @@
+"""Configuration: ``configs/default.yaml`` parsed once at the edge into frozen, typed objects.
+
+Order of precedence (later wins): the packaged default, ``--config FILE`` (a partial YAML overlay), environment variables
+(``CRMSCORE_CRM_URL``, ``CRMSCORE_MLFLOW_URI``), explicit CLI options such as ``--crm``.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class ConfigError(Exception):
+    """The configuration could not be read or is invalid."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class CrmSettings(_Frozen):
+    url: str | None = None
+
+
+class MlflowSettings(_Frozen):
+    tracking_uri: str | None = None
+    artifact_root: str | None = None
+    experiment: str = "crmscore"
+
+
+class Horizons(_Frozen):
+    churn_days: int = Field(90, gt=0)
+    clv_days: int = Field(365, gt=0)
+    lead_mql_days: int = Field(60, gt=0)
+    lead_sql_days: int = Field(90, gt=0)
+
+
+class Eligibility(_Frozen):
+    churn_lookback_days: int = Field(365, gt=0)
+
+
+class Training(_Frozen):
+    cutoff_count: int = Field(12, ge=2)
+    cutoff_step_days: int = Field(30, gt=0)
+    min_history_days: int = Field(90, ge=0)
+    seed: int = 42
+
+
+class FeatureSettings(_Frozen):
+    windows_days: tuple[int, ...] = (30, 90, 365)
+
+    @field_validator("windows_days")
+    @classmethod
+    def _positive_sorted(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if not v or any(w <= 0 for w in v):
+            raise ValueError("windows_days must be a non-empty list of positive day counts")
+        return tuple(sorted(set(v)))
+
+
+class DemoSettings(_Frozen):
+    accounts: int = Field(5000, gt=0)
+    leads: int = Field(5000, ge=0)
+    seed: int = 7
+    as_of: str = "2026-10-01"
+
+
+class Settings(_Frozen):
+    workdir: Path = Path(".crmscore")
+    crm: CrmSettings = CrmSettings()
+    mlflow: MlflowSettings = MlflowSettings()
+    horizons: Horizons = Horizons()
+    eligibility: Eligibility = Eligibility()
+    training: Training = Training()
+    features: FeatureSettings = FeatureSettings()
+    demo: DemoSettings = DemoSettings()
+
+    # Resolved locations ------------------------------------------------------------------------------------------
+    @property
+    def crm_url(self) -> str:
+        return self.crm.url or f"sqlite:///{(self.workdir / 'crm.db').resolve()}"
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.mlflow.tracking_uri or f"sqlite:///{(self.workdir / 'mlflow.db').resolve()}"
+
+    @property
+    def artifact_root(self) -> Path:
+        return Path(self.mlflow.artifact_root) if self.mlflow.artifact_root else (self.workdir / "mlartifacts").resolve()
+
+    @property
+    def validation_dir(self) -> Path:
+        return (self.workdir / "validation").resolve()
+
+    @property
+    def reports_dir(self) -> Path:
+        return (self.workdir / "reports").resolve()
+
+    def horizon(self, key: str) -> int:
+        return int(getattr(self.horizons, key))
+
+
+def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _read_yaml(text: str, where: str) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{where} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must hold a mapping of settings at the top level, found {type(data).__name__}")
+    return data
+
+
+def load_settings(config_file: str | Path | None = None, *, crm: str | None = None,
+                  env: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Build the frozen settings: packaged default, then ``config_file``, then environment, then explicit arguments."""
+    env = os.environ if env is None else env
+    data = _read_yaml(resources.files("configs").joinpath("default.yaml").read_text(), "configs/default.yaml")
+    if config_file is not None:
+        path = Path(config_file)
+        if not path.is_file():
+            raise ConfigError(f"--config {path}: no such file")
+        data = _deep_merge(data, _read_yaml(path.read_text(), str(path)))
+    if env.get("CRMSCORE_CRM_URL"):
+        data = _deep_merge(data, {"crm": {"url": env["CRMSCORE_CRM_URL"]}})
+    if env.get("CRMSCORE_MLFLOW_URI"):
+        data = _deep_merge(data, {"mlflow": {"tracking_uri": env["CRMSCORE_MLFLOW_URI"]}})
+    if crm:
+        data = _deep_merge(data, {"crm": {"url": crm}})
+    if overrides:
+        data = _deep_merge(data, overrides)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"invalid configuration: {problems}") from exc

@@ -1,0 +1,31 @@
+"""Process environment for the CLI and flows, set once at the edge (never at import time)."""
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from pathlib import Path
+
+#: No calls out: MLflow telemetry, Prefect server analytics, GX analytics (see docs/stack.md).
+QUIET_ENV = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "GX_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "true",
+    "PREFECT_LOGGING_LEVEL": "WARNING",
+    "PREFECT_UI_ENABLED": "false",
+    "GIT_PYTHON_REFRESH": "quiet",
+}
+
+
+def configure_environment(workdir: Path) -> None:
+    """Switch off telemetry, give Prefect a home under the working folder, quieten library chatter."""
+    for k, v in QUIET_ENV.items():
+        os.environ.setdefault(k, v)
+    prefect_home = (workdir / "prefect").resolve()
+    prefect_home.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("PREFECT_HOME", str(prefect_home))
+    for name in ("mlflow", "alembic", "great_expectations", "prefect", "httpx", "urllib3", "lightgbm"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning, module="mlflow")
