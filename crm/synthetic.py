@@ -501,7 +501,7 @@ def _simulate_leads(rng: np.random.Generator, mc_rng: np.random.Generator, p: _L
 
 class _Clock:
     def __init__(self, as_of: pd.Timestamp) -> None:
-        self.as_of_us = as_of.as_unit("us").value
+        self.as_of_us = int(as_of.value) // 1000  # .value is always nanoseconds
 
     def ts(self, sec: np.ndarray) -> pd.Series:
         """Seconds relative to as_of (nan = missing) -> datetime64[us, UTC], floored to whole seconds."""
