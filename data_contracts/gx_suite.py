@@ -146,13 +146,15 @@ def _definition(ctx: Any, table: str, columns: set[str], cache: dict | None) -> 
     key = (table, frozenset(columns))
     if cache is not None and key in cache:
         return cache[key]
-    n = len(cache) if cache is not None else 0
+    # In the shared context one table may be compiled for several column sets: suffix the names to keep them
+    # unique. A Data Docs context validates each table once and keeps the plain names its pages are filed under.
+    suffix = f".{len(cache)}" if cache is not None else ""
     suite = compile_suite(table, columns=columns)
-    suite.name = f"{suite.name}.{n}"
+    suite.name = f"{suite.name}{suffix}"
     suite = ctx.suites.add(suite)
-    asset = ctx.data_sources.add_pandas(f"crm_{table}_{n}").add_dataframe_asset(table)
+    asset = ctx.data_sources.add_pandas(f"crm_{table}{suffix}").add_dataframe_asset(table)
     batch_def = asset.add_batch_definition_whole_dataframe("whole_extract")
-    vd = ctx.validation_definitions.add(gx.ValidationDefinition(name=f"crmscore.{table}.{n}", data=batch_def,
+    vd = ctx.validation_definitions.add(gx.ValidationDefinition(name=f"crmscore.{table}{suffix}", data=batch_def,
                                                                 suite=suite))
     if cache is not None:
         cache[key] = vd
