@@ -1,0 +1,107 @@
+"""One entry point for features: the same call builds training sets (many cutoffs) and scoring sets (one).
+
+Which families are built:
+
+| entity  | family (prefix)       | table         | when the table is absent        |
+| ------- | --------------------- | ------------- | ------------------------------- |
+| account | engagement (`eng__`)  | activities    | required by the contract        |
+| account | purchase (`buy__`)    | orders        | required by the contract        |
+| account | support (`sup__`)     | tickets       | optional: no `sup__` columns    |
+| account | subscription (`sub__`)| subscriptions | optional: no `sub__` columns    |
+| account | firmographic (`firm__`)| accounts     | required                        |
+| lead    | engagement (`eng__`)  | activities    | required by the contract        |
+| lead    | firmographic (`firm__`)| leads        | required for leads              |
+| lead    | funnel (`funnel__`)   | leads         | required for leads              |
+
+The set of columns depends only on `entity`, `windows_days` and which tables are present, never on the data.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+from features._context import Columns, Query, spine_arrays
+from features._events import require_table
+from features.catalog import FeatureInfo, FeatureSet
+from features.engagement import engagement_features
+from features.errors import InvalidInputError, UnknownOptionError
+from features.firmographic import account_firmographics, lead_firmographics
+from features.funnel import funnel_features
+from features.purchase import purchase_features
+from features.subscription import subscription_features
+from features.support import support_features
+
+ENTITIES: tuple[str, ...] = ("account", "lead")
+
+
+def build_features(
+    tables: dict[str, pd.DataFrame],
+    spine: pd.DataFrame,
+    entity: str,
+    *,
+    windows_days: Sequence[int] = (30, 90, 365),
+) -> FeatureSet:
+    """Point-in-time features of every spine row.
+
+    Parameters
+    ----------
+    tables : the extract (canonical frames, see docs/architecture.md); not modified.
+    spine : entity_id, cutoff_ts rows (e.g. from `features.spine.build_spine`); not modified. Any number of
+        cutoffs; entity ids may repeat across cutoffs.
+    entity : "account" or "lead".
+    windows_days : look-back windows (days) of the windowed counts and sums.
+
+    Returns
+    -------
+    FeatureSet whose frame has entity_id, cutoff_ts, then the feature columns, one row per spine row in spine
+    order with the spine's index; and whose catalog describes every feature column.
+
+    Time semantics: a feature of row (e, T) reads only rows dated strictly before T (event time < T); a state
+    "at T" (open ticket, active subscription) means started before T and not ended before T.
+    """
+    if entity not in ENTITIES:
+        raise UnknownOptionError(f"entity={entity!r} is not known; possible values are {list(ENTITIES)}.")
+    windows = tuple(sorted({int(w) for w in windows_days}))
+    if not windows or windows[0] <= 0:
+        raise InvalidInputError(f"windows_days={tuple(windows_days)!r}; expected one or more positive day counts.")
+    index, codes, t = spine_arrays(spine)
+    q = Query(entities=index, codes=codes, t=t, entity_ids=spine["entity_id"], windows_days=windows)
+
+    families: list[Columns] = []
+    activities = require_table(tables, "activities", "engagement features")
+    if entity == "account":
+        families.append(engagement_features(activities, "account_id", q))
+        families.append(purchase_features(require_table(tables, "orders", "purchase features"), q))
+        if tables.get("tickets") is not None:
+            families.append(support_features(tables["tickets"], q))
+        if tables.get("subscriptions") is not None:
+            families.append(subscription_features(tables["subscriptions"], q))
+        families.append(account_firmographics(require_table(tables, "accounts", "firmographic features"), q))
+    else:
+        leads = require_table(tables, "leads", "lead features")
+        families.append(engagement_features(activities, "lead_id", q))
+        families.append(lead_firmographics(leads, q))
+        families.append(funnel_features(leads, q))
+
+    data: dict[str, object] = {
+        "entity_id": pd.array(spine["entity_id"].to_numpy(dtype=object), dtype="str"),
+        "cutoff_ts": spine["cutoff_ts"].array.as_unit("us").tz_convert("UTC")
+        if getattr(spine["cutoff_ts"].dtype, "tz", None) is not None
+        else spine["cutoff_ts"].array.as_unit("us").tz_localize("UTC"),
+    }
+    catalog: dict[str, FeatureInfo] = {}
+    for fam in families:
+        for col, values in fam.values.items():
+            data[col] = values
+        catalog.update(fam.catalog)
+    frame = pd.DataFrame(data, index=spine.index.copy())
+    return FeatureSet(frame=frame, catalog=catalog)
+
+
+def feature_columns(catalog: dict[str, FeatureInfo], kind: str | None = None) -> list[str]:
+    """Feature columns of a catalog, optionally only one kind ("numeric" or "categorical")."""
+    return [c for c, info in catalog.items() if kind is None or info.kind == kind]
+
+
+__all__ = ["ENTITIES", "build_features", "feature_columns"]
