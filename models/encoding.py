@@ -121,9 +121,11 @@ def prepare_matrix(frame: pd.DataFrame, feature_names: Sequence[str], vocab: Cat
     for col in feature_names:
         s = frame[col]
         if col in vocab.categories:
-            values = s.astype(object).where(s.notna(), None)
-            values = values.map(lambda v: v if v is None else str(v))
-            out[col] = pd.Categorical(values, categories=list(vocab.categories[col]))
+            cats = list(vocab.categories[col])
+            text = s.astype(object).where(s.notna(), None).map(lambda v: v if v is None else str(v))
+            # Unseen (or rare) values become missing explicitly; pandas deprecates doing it implicitly.
+            known = text.where(text.isin(cats), None)
+            out[col] = pd.Categorical(known, categories=cats)
         else:
             try:
                 out[col] = pd.to_numeric(s, errors="raise").astype("float64").to_numpy(na_value=np.nan)
