@@ -84,15 +84,18 @@ def main(n_rows: int = 100_000, n_features: int = 60, n_cutoffs: int = 12, *,
           f"ECE {out['ece']:.4f} (uncalibrated {out['ece_uncalibrated']:.4f})")
 
     x = data.frame.head(shap_rows)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     model.contributions(x)
-    shap_s = time.perf_counter() - t0
+    shap_s, shap_cpu = time.perf_counter() - t0, time.process_time() - c0
+    out["shap_rows_per_cpu_s"] = shap_rows / shap_cpu
     t0 = time.perf_counter()
     model.predict(x)
     pred_s = time.perf_counter() - t0
     out["shap_rows_per_s"] = shap_rows / shap_s
     out["predict_rows_per_s"] = shap_rows / pred_s
-    print(f"  TreeSHAP {out['shap_rows_per_s']:,.0f} rows/s (1M accounts: {1e6 / out['shap_rows_per_s'] / 60:.1f} min); "
+    print(f"  TreeSHAP of the trained model {out['shap_rows_per_s']:,.0f} rows/s wall, "
+          f"{out['shap_rows_per_cpu_s']:,.0f} rows per CPU-second (1M accounts: {1e6 / out['shap_rows_per_s'] / 60:.1f} min "
+          "at this wall rate); "
           f"predict {out['predict_rows_per_s']:,.0f} rows/s")
 
     # Worst case for the explanation budget: a booster that uses every tree, leaf and level allowed.
@@ -107,12 +110,16 @@ def main(n_rows: int = 100_000, n_features: int = 60, n_cutoffs: int = 12, *,
                           seed=0, deterministic=True),
                      lgb.Dataset(xm, data.label.head(len(sub)).to_numpy()), num_boost_round=params.max_trees)
     xs = xm.head(min(shap_rows, 2_000))
-    t0 = time.perf_counter()
-    full.predict(xs, pred_contrib=True)
-    out["worst_case_shap_rows_per_s"] = len(xs) / (time.perf_counter() - t0)
+    t0, c0 = time.perf_counter(), time.process_time()
+    full.predict(xs, pred_contrib=True, num_threads=1)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    out["worst_case_shap_rows_per_s"] = len(xs) / wall
+    # CPU time is what a shared machine does not distort much; 2 cores explain 2 x rows per CPU-second.
+    out["worst_case_shap_rows_per_cpu_s"] = len(xs) / cpu
     print(f"  worst case at the full budget ({full.num_trees()} trees, {params.max_leaves} leaves, depth "
-          f"{params.max_depth}): TreeSHAP {out['worst_case_shap_rows_per_s']:,.0f} rows/s "
-          f"(1M accounts: {1e6 / out['worst_case_shap_rows_per_s'] / 60:.1f} min)")
+          f"{params.max_depth}), 1 thread: TreeSHAP {out['worst_case_shap_rows_per_s']:,.0f} rows/s wall, "
+          f"{out['worst_case_shap_rows_per_cpu_s']:,.0f} rows per CPU-second "
+          f"(1M accounts on 2 free cores: {1e6 / (2 * out['worst_case_shap_rows_per_cpu_s']) / 60:.1f} min)")
 
     if compare_unconstrained:
         free = LightGBMParams(max_trees=2000, max_leaves=255, max_depth=-1, early_stopping_rounds=50,

@@ -122,6 +122,21 @@ TASKS: dict[str, TaskSpec] = {
 }
 
 
+def score_percentiles(scores: np.ndarray | pd.Series) -> np.ndarray:
+    """Percentile 1..100 of each score within one run (100 = highest; ties share the higher percentile).
+
+    ``ceil(100 * rank / n)`` with rank the "max" rank, so the top 1 % of scores get 100 and exactly
+    tied scores always get the same percentile (and therefore the same band).
+    """
+    s = pd.Series(np.asarray(scores, dtype=float))
+    if s.isna().any():
+        raise ValueError(f"{int(s.isna().sum())} scores are NaN; percentiles need every score.")
+    if s.empty:
+        return np.array([], dtype=int)
+    rank = s.rank(method="max").to_numpy()
+    return np.ceil(100 * rank / len(s)).astype(int).clip(1, 100)
+
+
 def get_task(name: str) -> TaskSpec:
     """The registered spec called ``name``; raises :class:`UnknownTaskError` listing the known ones."""
     try:

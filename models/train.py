@@ -346,14 +346,15 @@ def train_task(
     metrics[f"valid_{spec.primary_metric}"] = best[0]
 
     test_frame = frame.loc[test_m]
+    # reset_index keeps the canonical dtypes (str ids, datetime64[us, UTC]) that to_numpy would lose.
     eval_frame = pd.DataFrame({
-        "entity_id": test_frame["entity_id"].to_numpy(),
-        "cutoff_ts": test_frame["cutoff_ts"].to_numpy(),
+        "entity_id": test_frame["entity_id"].reset_index(drop=True),
+        "cutoff_ts": test_frame["cutoff_ts"].reset_index(drop=True),
         "y": y_test, "score": score_test, "raw": raw_test,
     })
     for col in spec.slice_columns:
         if col in test_frame.columns:
-            eval_frame[col] = test_frame[col].to_numpy()
+            eval_frame[col] = test_frame[col].reset_index(drop=True)
 
     baseline_metrics = _baselines(spec, data, settings, features, cat_cols, fit_m, test_m, y_all, seed)
     for name, pred in data.baseline_predictions.items():

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from models.errors import UnknownTaskError
-from models.tasks import TASKS, BandScheme, get_task
+from models.tasks import TASKS, BandScheme, get_task, score_percentiles
 
 
 def test_registry_holds_the_four_contract_tasks():
@@ -54,3 +54,13 @@ def test_band_scheme_validates_cut_points():
 def test_unknown_task_lists_known_ones():
     with pytest.raises(UnknownTaskError, match=r"Unknown task 'upsell'. Known tasks: \['churn', 'clv'"):
         get_task("upsell")
+
+
+def test_score_percentiles_top_is_100_ties_share_and_bands_follow():
+    scores = np.arange(200, dtype=float)  # 200 distinct scores: 2 per percentile
+    pct = score_percentiles(scores)
+    assert pct.min() == 1 and pct.max() == 100
+    assert (pct == 100).sum() == 2
+    tied = score_percentiles(np.array([0.1, 0.5, 0.5, 0.9]))
+    assert tied.tolist() == [25, 75, 75, 100]
+    assert (TASKS["churn"].bands.assign(pct) == "high").sum() == 20  # top 10 % of 200

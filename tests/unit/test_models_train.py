@@ -104,7 +104,9 @@ def test_oot_split_records_cutoffs_and_evaluates_only_the_last(churn_model, chur
     assert churn_model.valid_cutoffs == (cutoffs[-2],)
     assert churn_model.train_cutoffs == tuple(cutoffs[:-2])
     assert cutoffs[-1] not in churn_model.train_cutoffs + churn_model.valid_cutoffs
-    assert (churn_model.evaluation_frame["cutoff_ts"] == cutoffs[-1]).all()
+    ev = churn_model.evaluation_frame
+    assert (ev["cutoff_ts"] == cutoffs[-1]).all()
+    assert str(ev["cutoff_ts"].dtype) == "datetime64[us, UTC]" and ev["entity_id"].dtype == "str"
     assert len(churn_model.evaluation_frame) == (churn_data.frame["cutoff_ts"] == cutoffs[-1]).sum()
 
 
