@@ -1,0 +1,26 @@
+"""Typed errors raised by the models package.
+
+Each message says what was given, what was expected and what is missing, so the CLI can print it
+as one line.
+"""
+from __future__ import annotations
+
+
+class ModelError(Exception):
+    """Base of every error raised by the models package."""
+
+
+class UnknownTaskError(ModelError):
+    """A task name that is not in ``models.tasks.TASKS``."""
+
+
+class ModelSignatureMismatch(ModelError):
+    """The frame handed to a model does not carry the feature columns the model was trained on."""
+
+
+class TrainingDataError(ModelError):
+    """Training data that cannot produce an honest model (too few cutoffs, one class, misaligned label)."""
+
+
+class BTYDFitError(ModelError):
+    """A BG/NBD or Gamma-Gamma fit that cannot run or did not converge."""

@@ -1,0 +1,426 @@
+"""Train one task: out-of-time split, a small search with early stopping, calibration, evaluation.
+
+Time semantics
+--------------
+``TrainingData`` holds rows of several cutoffs (one row per entity and cutoff; features strictly
+before the cutoff, label in ``[cutoff, cutoff + horizon)``). With cutoffs ``c_1 < ... < c_n``:
+
+- ``c_n`` is the **held-out test fold**: never used for fitting, early stopping, config choice or
+  calibration; every reported metric comes from it;
+- ``c_{n-1}`` is the **validation fold**: early stopping, choice among the search configs, and
+  calibration (out-of-fold ECE decides isotonic vs Platt);
+- ``c_1 .. c_{n-2}`` are the **fit fold**.
+
+Optionally (``EvaluationSettings.purge_label_overlap``) training cutoffs whose label window
+reaches past ``c_n`` are dropped, so no training label was observed after the test cutoff.
+
+Refit or keep: we **keep** the model fitted on the fit fold. Refitting on fit + validation would
+leave no untouched rows for calibration and its early-stopping point would be a guess; the cost is
+one cutoff of data less, which at a dozen monthly cutoffs is small.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from models.baselines import (
+    annual_churn_rate_from_horizon,
+    customer_equity,
+    historical_clv,
+    historical_horizon_margin,
+    logistic_baseline,
+)
+from models.calibration import Calibrator, fit_calibrator
+from models.encoding import (
+    ID_COLUMNS,
+    CategoricalVocabulary,
+    categorical_columns,
+    fit_vocabulary,
+    prepare_matrix,
+)
+from models.errors import TrainingDataError
+from models.evaluate import slice_collapse, slice_metrics, task_metrics
+from models.tasks import TaskSpec
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """One point of the hyper-parameter search (``num_leaves`` is capped by the budget's ``max_leaves``)."""
+
+    num_leaves: int
+    min_child_samples: int
+    learning_rate: float
+    feature_fraction: float
+
+
+DEFAULT_SEARCH: tuple[SearchConfig, ...] = (
+    SearchConfig(num_leaves=15, min_child_samples=50, learning_rate=0.1, feature_fraction=0.8),
+    SearchConfig(num_leaves=15, min_child_samples=100, learning_rate=0.05, feature_fraction=0.8),
+    SearchConfig(num_leaves=7, min_child_samples=20, learning_rate=0.1, feature_fraction=0.9),
+    SearchConfig(num_leaves=7, min_child_samples=50, learning_rate=0.15, feature_fraction=0.7),
+)
+
+
+@dataclass(frozen=True)
+class LightGBMParams:
+    """The booster's budget and the search.
+
+    The budget (``max_trees``, ``max_leaves``, ``max_depth``) bounds the cost of exact TreeSHAP at
+    scoring time, which grows with trees x leaves x depth and is 10-100x the cost of a prediction.
+    The default (200 trees, 15 leaves, depth 6) was measured about 6x cheaper to explain than
+    300/31/8, which puts 1M accounts under 5 minutes on 2 cores (docs/benchmarks.md, "Train").
+    """
+
+    max_trees: int = 200
+    max_leaves: int = 15
+    max_depth: int = 6
+    early_stopping_rounds: int = 30
+    search: tuple[SearchConfig, ...] = DEFAULT_SEARCH
+    lambda_l2: float = 1.0
+    bagging_fraction: float = 0.8
+    tweedie_variance_power: float = 1.3
+    min_category_count: int = 20
+    max_categories: int = 200
+    # 1 by default: LightGBM's OpenMP threads spin-wait, and on a machine shared with other work
+    # 2 threads measured 9x SLOWER than 1 (docs/benchmarks.md). Raise it on a dedicated machine.
+    n_jobs: int = 1
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """Calibration, held-out evaluation and baseline settings."""
+
+    calibration: str = "auto"
+    ece_bins: int = 10
+    slice_min_size: int = 200
+    collapse_max_drop: float = 0.05
+    logistic_min_frequency: int = 20
+    purge_label_overlap: bool = False
+    # Inputs of the historical CLV formula; skipped (and said so) when the columns are absent.
+    margin_per_year_column: str = "buy__margin_365d"
+    acquisition_cost_column: str = "firm__acquisition_cost"
+    max_years_active: float = 10.0
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """Rows of several cutoffs for one task.
+
+    Attributes
+    ----------
+    frame: ``entity_id``, ``cutoff_ts`` then the feature columns (a ``FeatureSet.frame``).
+    label: the outcome per row, aligned with ``frame`` (same index, same order).
+    catalog: column -> FeatureInfo (``kind`` in {"numeric", "categorical"}); every feature column must have one.
+    horizon_days: the label horizon (used by the optional purge and the historical CLV formula).
+    baseline_predictions: extra baselines computed elsewhere (e.g. ``btyd_clv`` per cutoff), each a
+        Series aligned with ``frame``; evaluated on the held-out rows beside the model.
+    """
+
+    frame: pd.DataFrame
+    label: pd.Series
+    catalog: Mapping[str, Any]
+    horizon_days: int | None = None
+    baseline_predictions: Mapping[str, pd.Series] = field(default_factory=dict)
+
+
+@dataclass
+class TrainedModel:
+    """A fitted task model: picklable, no MLflow.
+
+    ``predict`` gives the reported score (calibrated probability, or expected amount for CLV);
+    ``predict_raw`` the booster's raw score (log-odds, or log-mean for Tweedie);
+    ``contributions`` exact TreeSHAP in raw space (last column = base value, rows sum to the raw score);
+    ``calibrate_raw`` maps raw scores to reported scores.
+    """
+
+    task: TaskSpec
+    feature_names: tuple[str, ...]
+    catalog: Mapping[str, Any]
+    vocab: CategoricalVocabulary
+    booster: lgb.Booster
+    calibrator: Calibrator
+    params: dict[str, Any]
+    best_iteration: int
+    train_cutoffs: tuple[pd.Timestamp, ...]
+    valid_cutoffs: tuple[pd.Timestamp, ...]
+    test_cutoffs: tuple[pd.Timestamp, ...]
+    metrics: dict[str, float]
+    baseline_metrics: dict[str, dict[str, float]]
+    slice_metrics: pd.DataFrame
+    slice_collapses: pd.DataFrame
+    evaluation_frame: pd.DataFrame
+    search_results: list[dict[str, Any]]
+    calibration_oof_ece: dict[str, float]
+    seed: int
+
+    def matrix(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The LightGBM input for ``frame`` (raises ModelSignatureMismatch on a missing feature)."""
+        return prepare_matrix(frame, self.feature_names, self.vocab)
+
+    def predict_raw(self, frame: pd.DataFrame) -> np.ndarray:
+        """Raw booster score per row of ``frame``: log-odds (binary) or log of the expected amount (Tweedie)."""
+        return np.asarray(self.booster.predict(self.matrix(frame), raw_score=True), dtype=float)
+
+    def calibrate_raw(self, raw: np.ndarray) -> np.ndarray:
+        """The reported score for raw scores (monotone; used to explain the calibrated score)."""
+        return self.calibrator.transform(np.asarray(raw, dtype=float))
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        """Reported score per row: calibrated probability (binary) or expected margin (clv)."""
+        return self.calibrate_raw(self.predict_raw(frame))
+
+    def contributions(self, frame: pd.DataFrame) -> np.ndarray:
+        """Exact TreeSHAP per row in raw space: shape (n, n_features + 1), last column the base value."""
+        return np.asarray(self.booster.predict(self.matrix(frame), pred_contrib=True), dtype=float)
+
+
+def _validate(spec: TaskSpec, data: TrainingData) -> tuple[list[str], np.ndarray]:
+    frame, label = data.frame, data.label
+    missing_ids = [c for c in ID_COLUMNS if c not in frame.columns]
+    if missing_ids:
+        raise TrainingDataError(f"Training frame lacks {missing_ids}; expected a FeatureSet frame "
+                                "(entity_id, cutoff_ts, features).")
+    if len(label) != len(frame) or not label.index.equals(frame.index):
+        raise TrainingDataError(
+            f"Label ({len(label)} rows) is not aligned with the frame ({len(frame)} rows): "
+            "build it from the same spine, in the same order.")
+    if label.isna().any():
+        raise TrainingDataError(f"Label {label.name!r} has {int(label.isna().sum())} missing values; "
+                                "rows whose horizon is not complete must be dropped before training.")
+    features = [c for c in frame.columns if c not in ID_COLUMNS]
+    no_info = [c for c in features if c not in data.catalog]
+    if no_info:
+        raise TrainingDataError(f"Feature columns without a catalog entry: {no_info}.")
+    if not features:
+        raise TrainingDataError("The training frame holds no feature columns.")
+    y = label.astype(float).to_numpy()
+    if spec.kind == "binary" and not np.isin(y, (0.0, 1.0)).all():
+        raise TrainingDataError(f"Task {spec.name!r} is binary but label {label.name!r} holds "
+                                f"values other than 0/1: {sorted(set(y.tolist()))[:5]}...")
+    return features, y
+
+
+def split_cutoffs(
+    cutoffs: pd.Series, *, horizon_days: int | None = None, purge_label_overlap: bool = False
+) -> tuple[tuple[pd.Timestamp, ...], tuple[pd.Timestamp, ...], tuple[pd.Timestamp, ...]]:
+    """Out-of-time split of the distinct cutoffs into (fit, valid, test).
+
+    test = the last cutoff, valid = the one before, fit = the rest. With ``purge_label_overlap``,
+    fit/valid cutoffs ``c`` with ``c + horizon_days > test`` are dropped first.
+    Raises TrainingDataError when fewer than one cutoff is left for each fold.
+    """
+    distinct = sorted(pd.Series(cutoffs).unique())
+    if len(distinct) < 3:
+        raise TrainingDataError(
+            f"Out-of-time training needs at least 3 cutoffs (fit, validation, held-out test); "
+            f"got {len(distinct)}: {[str(c) for c in distinct]}. Add cutoffs to the training spine.")
+    test = distinct[-1]
+    earlier = distinct[:-1]
+    if purge_label_overlap and horizon_days is not None:
+        earlier = [c for c in earlier if c + pd.Timedelta(days=horizon_days) <= test]
+        if len(earlier) < 2:
+            raise TrainingDataError(
+                f"After purging cutoffs whose {horizon_days}-day label window reaches past the test cutoff "
+                f"{test}, {len(earlier)} cutoff(s) remain; at least 2 are needed. Add earlier cutoffs "
+                "or turn purge_label_overlap off.")
+    return tuple(earlier[:-1]), (earlier[-1],), (test,)
+
+
+def _estimator(spec: TaskSpec, params: LightGBMParams, cfg: SearchConfig, seed: int) -> lgb.LGBMModel:
+    common = dict(
+        n_estimators=params.max_trees,
+        num_leaves=min(cfg.num_leaves, params.max_leaves),
+        max_depth=params.max_depth,
+        learning_rate=cfg.learning_rate,
+        min_child_samples=cfg.min_child_samples,
+        colsample_bytree=cfg.feature_fraction,
+        subsample=params.bagging_fraction,
+        subsample_freq=1 if params.bagging_fraction < 1 else 0,
+        reg_lambda=params.lambda_l2,
+        random_state=seed,
+        n_jobs=params.n_jobs,
+        deterministic=True,
+        verbose=-1,
+    )
+    if spec.objective == "binary":
+        return lgb.LGBMClassifier(objective="binary", **common)
+    if spec.objective == "tweedie":
+        return lgb.LGBMRegressor(objective="tweedie", tweedie_variance_power=params.tweedie_variance_power, **common)
+    raise TrainingDataError(f"Unsupported objective {spec.objective!r} for task {spec.name!r}.")
+
+
+def _primary(spec: TaskSpec, y: np.ndarray, raw: np.ndarray) -> float:
+    # Both metrics are rank-based, so the raw score ranks the same as the reported one.
+    m = task_metrics(spec.kind, y, 1 / (1 + np.exp(-raw)) if spec.kind == "binary" else np.exp(raw))
+    return float(m[spec.primary_metric])
+
+
+def _trim(booster: lgb.Booster, best_iteration: int) -> lgb.Booster:
+    """A booster holding only the first ``best_iteration`` trees, so scoring and SHAP pay for no more."""
+    return lgb.Booster(model_str=booster.model_to_string(num_iteration=best_iteration))
+
+
+def train_task(
+    spec: TaskSpec,
+    data: TrainingData,
+    params: LightGBMParams | None = None,
+    *,
+    seed: int,
+    settings: EvaluationSettings | None = None,
+) -> TrainedModel:
+    """Train, calibrate and evaluate ``spec`` on multi-cutoff ``data`` (see the module docstring).
+
+    Parameters
+    ----------
+    spec: the task (``models.tasks.TASKS[name]``).
+    data: rows of at least 3 cutoffs.
+    params: budget and search; defaults to :class:`LightGBMParams()`.
+    seed: seeds LightGBM, the calibration split and the logistic baseline.
+    settings: calibration, evaluation and baseline settings; defaults to :class:`EvaluationSettings()`.
+
+    Returns
+    -------
+    TrainedModel whose metrics, baseline_metrics and slice_metrics are computed on the last cutoff only.
+    """
+    params = params or LightGBMParams()
+    settings = settings or EvaluationSettings()
+    if not params.search:
+        raise TrainingDataError("LightGBMParams.search is empty: give at least one SearchConfig.")
+    features, y_all = _validate(spec, data)
+    frame = data.frame
+    fit_c, valid_c, test_c = split_cutoffs(
+        frame["cutoff_ts"], horizon_days=data.horizon_days, purge_label_overlap=settings.purge_label_overlap)
+    cut = frame["cutoff_ts"]
+    fit_m = cut.isin(fit_c).to_numpy()
+    valid_m = cut.isin(valid_c).to_numpy()
+    test_m = cut.isin(test_c).to_numpy()
+    y_fit, y_valid, y_test = y_all[fit_m], y_all[valid_m], y_all[test_m]
+    if spec.kind == "binary":
+        for name, yy in (("fit", y_fit), ("validation", y_valid)):
+            if len(np.unique(yy)) < 2:
+                raise TrainingDataError(
+                    f"The {name} fold of task {spec.name!r} holds a single class ({len(yy)} rows); "
+                    "add cutoffs or widen the population.")
+
+    cat_cols = categorical_columns(data.catalog, features)
+    # The vocabulary is fitted on the fit fold only: validation/test values unseen there behave
+    # exactly as unseen values will at scoring time.
+    vocab = fit_vocabulary(frame.loc[fit_m], cat_cols, min_count=params.min_category_count,
+                           max_categories=params.max_categories)
+    X_all = prepare_matrix(frame, features, vocab)
+    X_fit, X_valid, X_test = X_all.loc[fit_m], X_all.loc[valid_m], X_all.loc[test_m]
+
+    search_results: list[dict[str, Any]] = []
+    best: tuple[float, int, lgb.Booster, SearchConfig] | None = None
+    for i, cfg in enumerate(params.search):
+        est = _estimator(spec, params, cfg, seed)
+        est.fit(X_fit, y_fit, eval_X=(X_valid,), eval_y=(y_valid,),
+                callbacks=[lgb.early_stopping(params.early_stopping_rounds, verbose=False)])
+        booster = est.booster_
+        n_iter = int(booster.best_iteration or booster.current_iteration())
+        score = _primary(spec, y_valid, booster.predict(X_valid, raw_score=True, num_iteration=n_iter))
+        search_results.append({**cfg.__dict__, "num_leaves_used": min(cfg.num_leaves, params.max_leaves),
+                               "best_iteration": n_iter, f"valid_{spec.primary_metric}": score})
+        if best is None or score > best[0]:
+            best = (score, n_iter, booster, cfg)
+    assert best is not None  # params.search is non-empty (checked above)
+    _, best_iteration, full_booster, best_cfg = best
+    booster = _trim(full_booster, best_iteration)
+
+    raw_valid = booster.predict(X_valid, raw_score=True)
+    choice = fit_calibrator(raw_valid, y_valid, kind=spec.kind, method=settings.calibration,
+                            ece_bins=settings.ece_bins, seed=seed)
+    calibrator = choice.calibrator
+
+    raw_test = booster.predict(X_test, raw_score=True)
+    score_test = calibrator.transform(raw_test)
+    metrics = task_metrics(spec.kind, y_test, score_test, ece_bins=settings.ece_bins)
+    if spec.kind == "binary":
+        metrics["ece_uncalibrated"] = task_metrics(
+            "binary", y_test, 1 / (1 + np.exp(-raw_test)), ece_bins=settings.ece_bins)["ece"]
+    metrics[f"valid_{spec.primary_metric}"] = best[0]
+
+    test_frame = frame.loc[test_m]
+    # reset_index keeps the canonical dtypes (str ids, datetime64[us, UTC]) that to_numpy would lose.
+    eval_frame = pd.DataFrame({
+        "entity_id": test_frame["entity_id"].reset_index(drop=True),
+        "cutoff_ts": test_frame["cutoff_ts"].reset_index(drop=True),
+        "y": y_test, "score": score_test, "raw": raw_test,
+    })
+    for col in spec.slice_columns:
+        if col in test_frame.columns:
+            eval_frame[col] = test_frame[col].reset_index(drop=True)
+
+    baseline_metrics = _baselines(spec, data, settings, features, cat_cols, fit_m, test_m, y_all, seed)
+    for name, pred in data.baseline_predictions.items():
+        if not pred.index.equals(frame.index):
+            raise TrainingDataError(f"Baseline prediction {name!r} is not aligned with the training frame.")
+        baseline_metrics[name] = task_metrics(spec.kind, y_test, pred.to_numpy(dtype=float)[test_m],
+                                              ece_bins=settings.ece_bins)
+        eval_frame[f"baseline_{name}"] = pred.to_numpy(dtype=float)[test_m]
+
+    slices = slice_metrics(eval_frame, spec.slice_columns, kind=spec.kind, min_size=settings.slice_min_size,
+                           ece_bins=settings.ece_bins)
+    collapses = slice_collapse(slices, metrics[spec.primary_metric], metric=spec.primary_metric,
+                               max_drop=settings.collapse_max_drop)
+    metrics["slice_collapse_count"] = float(len(collapses))
+
+    used = {**best_cfg.__dict__, "num_leaves": min(best_cfg.num_leaves, params.max_leaves),
+            "max_depth": params.max_depth, "max_trees": params.max_trees, "objective": spec.objective,
+            "early_stopping_rounds": params.early_stopping_rounds, "lambda_l2": params.lambda_l2,
+            "bagging_fraction": params.bagging_fraction, "calibration": calibrator.method,
+            "calibration_requested": settings.calibration}
+    if spec.objective == "tweedie":
+        used["tweedie_variance_power"] = params.tweedie_variance_power
+
+    return TrainedModel(
+        task=spec, feature_names=tuple(features), catalog=dict(data.catalog), vocab=vocab, booster=booster,
+        calibrator=calibrator, params=used, best_iteration=best_iteration,
+        train_cutoffs=tuple(pd.Timestamp(c) for c in fit_c), valid_cutoffs=tuple(pd.Timestamp(c) for c in valid_c),
+        test_cutoffs=tuple(pd.Timestamp(c) for c in test_c), metrics=metrics, baseline_metrics=baseline_metrics,
+        slice_metrics=slices, slice_collapses=collapses, evaluation_frame=eval_frame,
+        search_results=search_results, calibration_oof_ece=choice.oof_ece, seed=seed,
+    )
+
+
+def _baselines(
+    spec: TaskSpec, data: TrainingData, settings: EvaluationSettings, features: list[str],
+    cat_cols: list[str], fit_m: np.ndarray, test_m: np.ndarray, y_all: np.ndarray, seed: int,
+) -> dict[str, dict[str, float]]:
+    """Baselines fitted on the same fit fold and scored on the same held-out fold as the model."""
+    frame = data.frame
+    y_fit, y_test = y_all[fit_m], y_all[test_m]
+    out: dict[str, dict[str, float]] = {}
+    if spec.kind == "binary":
+        numeric = [c for c in features if c not in set(cat_cols)]
+        pipe = logistic_baseline(numeric, cat_cols, min_frequency=settings.logistic_min_frequency, seed=seed)
+        pipe.fit(frame.loc[fit_m, features], y_fit.astype(int))
+        p = pipe.predict_proba(frame.loc[test_m, features])[:, 1]
+        out["logistic"] = task_metrics("binary", y_test, p, ece_bins=settings.ece_bins)
+        return out
+    out["mean"] = task_metrics("regression", y_test, np.full(len(y_test), y_fit.mean()))
+    col = settings.margin_per_year_column
+    if col in frame.columns and data.horizon_days:
+        past = pd.to_numeric(frame[col], errors="coerce").astype(float)
+        buyers = fit_m & (past.fillna(0).to_numpy() > 0)
+        zero_share = float((y_all[buyers] <= 0).mean()) if buyers.any() else 0.0
+        churn = annual_churn_rate_from_horizon(zero_share, data.horizon_days)
+        pred = historical_horizon_margin(past[test_m], churn, data.horizon_days).to_numpy()
+        m = task_metrics("regression", y_test, pred)
+        acq = settings.acquisition_cost_column
+        lifetime = historical_clv(past[test_m], frame.loc[test_m, acq] if acq in frame.columns else None, churn,
+                                  max_years=settings.max_years_active)
+        m["annual_churn_rate"] = churn
+        m["customer_equity"] = customer_equity(lifetime)
+        out["historical_formula"] = m
+    return out
+
+
+def with_search(params: LightGBMParams, *configs: SearchConfig) -> LightGBMParams:
+    """``params`` with its search replaced by ``configs`` (a convenience for callers and tests)."""
+    return replace(params, search=tuple(configs))

@@ -1,0 +1,96 @@
+"""Metric functions against sklearn/scipy and hand-computed values."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from models.evaluate import (
+    binary_metrics,
+    expected_calibration_error,
+    gini,
+    normalized_gini,
+    regression_metrics,
+    slice_collapse,
+    slice_metrics,
+    top_fraction_lift,
+)
+
+
+def test_ece_equal_mass_bins_by_hand():
+    # 4 rows, 2 bins of 2 (sorted by p): bin1 p=(.1,.2) y=(0,1): |0.5-0.15|=0.35; bin2 p=(.8,.9) y=(1,1): |1-0.85|=0.15
+    y = np.array([1, 0, 1, 1])
+    p = np.array([0.2, 0.1, 0.9, 0.8])
+    assert expected_calibration_error(y, p, n_bins=2) == pytest.approx(0.5 * 0.35 + 0.5 * 0.15)
+
+
+def test_ece_is_zero_for_perfectly_calibrated_bins():
+    y = np.array([0, 1, 0, 1, 1, 1])
+    p = np.array([0.5, 0.5, 0.5, 0.5, 1.0, 1.0])
+    assert expected_calibration_error(y, p, n_bins=3) == pytest.approx(0.0)
+
+
+def test_top_decile_lift_and_capture_by_hand():
+    # 20 rows, top 10% = 2 rows, both positive; 4 positives overall (rate 0.2): lift 1/0.2 = 5, capture 2/4.
+    y = np.zeros(20)
+    y[[0, 1, 10, 11]] = 1
+    p = np.linspace(1, 0, 20)
+    lift, capture = top_fraction_lift(y, p, fraction=0.1)
+    assert lift == pytest.approx(5.0)
+    assert capture == pytest.approx(0.5)
+
+
+def test_binary_metrics_agree_with_sklearn():
+    rng = np.random.default_rng(0)
+    p = rng.uniform(size=500)
+    y = (rng.uniform(size=500) < p).astype(int)
+    m = binary_metrics(y, p)
+    assert m["roc_auc"] == pytest.approx(roc_auc_score(y, p))
+    assert m["brier"] == pytest.approx(np.mean((p - y) ** 2))
+    assert m["log_loss"] == pytest.approx(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+    assert m["n"] == 500
+
+
+def test_binary_metrics_single_class_gives_nan_auc_not_error():
+    m = binary_metrics(np.zeros(10), np.linspace(0, 1, 10))
+    assert np.isnan(m["roc_auc"]) and np.isnan(m["pr_auc"])
+
+
+def test_gini_by_hand_and_normalized_bounds():
+    y = np.array([0.0, 0.0, 10.0, 30.0])
+    # pred orders 30, 10, 0, 0 -> cum share (0.75, 1, 1, 1) - (0.25, 0.5, 0.75, 1) = 0.5+0.5+0.25+0 -> /4
+    assert gini(y, np.array([0, 1, 2, 3])) == pytest.approx(1.25 / 4)
+    assert normalized_gini(y, y) == pytest.approx(1.0)
+    assert normalized_gini(y, -y) < 0
+
+
+def test_regression_metrics_spearman_mae_total_ratio():
+    y = np.array([0.0, 1.0, 2.0, 10.0])
+    pred = np.array([1.0, 1.0, 3.0, 5.0])
+    m = regression_metrics(y, pred)
+    assert m["mae"] == pytest.approx((1 + 0 + 1 + 5) / 4)
+    assert m["total_ratio"] == pytest.approx(10 / 13)
+    assert m["spearman"] == pytest.approx(pd.Series(y).corr(pd.Series(pred), method="spearman"))
+
+
+def _slice_frame() -> pd.DataFrame:
+    rng = np.random.default_rng(1)
+    n = 600
+    seg = np.array(["good"] * 300 + ["bad"] * 250 + ["tiny"] * 50, dtype=object)
+    y = rng.integers(0, 2, n)
+    noise = rng.uniform(size=n)
+    # "good": score follows y; "bad": score is noise (AUC ~0.5)
+    score = np.where(seg == "good", 0.7 * y + 0.3 * noise, noise)
+    return pd.DataFrame({"y": y, "score": score, "firm__segment": pd.Series(seg, dtype="str")})
+
+
+def test_slice_metrics_respects_min_size_and_collapse_flags_the_bad_slice():
+    f = _slice_frame()
+    s = slice_metrics(f, ["firm__segment", "not_there"], kind="binary", min_size=100)
+    assert set(s["slice_value"]) == {"good", "bad"}  # "tiny" (50 rows) below min_size; missing column skipped
+    overall = roc_auc_score(f["y"], f["score"])
+    col = slice_collapse(s, overall, metric="roc_auc", max_drop=0.05)
+    assert list(col["slice_value"]) == ["bad"]
+    assert col["drop"].iloc[0] > 0.05
+    assert slice_collapse(s, overall, metric="roc_auc", max_drop=0.9).empty
