@@ -75,8 +75,10 @@ _NOT_NULL_INPUT = ("entity_type", "entity_id", "model", "score", "score_percenti
 DEFAULT_LOCK_TIMEOUT_S = 60.0
 _POLL_S = 0.1
 
-#: Stages reported to ``on_stage`` during a write, in order (SQL; folder uses "locked", "files_written", "replaced").
+#: Stages reported to ``on_stage`` during a SQL write, in order (all inside the transaction).
 STAGES = ("locked", "history_deleted", "history_inserted", "scores_deleted", "scores_inserted", "committing")
+#: Stages reported during a folder write, in order ("history_replaced": history renamed, crm_scores not yet).
+FOLDER_STAGES = ("locked", "files_written", "history_replaced", "replaced")
 
 _SCORES_DIR = "scores"
 _LOCK_FILE = ".writeback.lock"
@@ -429,14 +431,21 @@ def _write_folder(
             hist = pd.concat([old.loc[~same], df], ignore_index=True) if len(old) else df
         else:
             hist = df
-        tmp_hist = _write_parquet_tmp(hist, folder, HISTORY_TABLE)
-        tmp_scores = _write_parquet_tmp(df, folder, SCORES_TABLE)
-        tmp_var = _write_parquet_tmp(var, folder, VALUE_AT_RISK_TABLE)
-        stage("files_written")
-        os.replace(tmp_hist, hist_path)
-        os.replace(tmp_var, folder / f"{VALUE_AT_RISK_TABLE}.parquet")
-        os.replace(tmp_scores, folder / f"{SCORES_TABLE}.parquet")
-        _fsync_dir(folder)
+        tmps: list[Path] = []
+        try:
+            tmps.append(tmp_hist := _write_parquet_tmp(hist, folder, HISTORY_TABLE))
+            tmps.append(tmp_var := _write_parquet_tmp(var, folder, VALUE_AT_RISK_TABLE))
+            tmps.append(tmp_scores := _write_parquet_tmp(df, folder, SCORES_TABLE))
+            stage("files_written")
+            # History first: a kill between the renames leaves the previous current scores (never a mix).
+            os.replace(tmp_hist, hist_path)
+            stage("history_replaced")
+            os.replace(tmp_var, folder / f"{VALUE_AT_RISK_TABLE}.parquet")
+            os.replace(tmp_scores, folder / f"{SCORES_TABLE}.parquet")
+            _fsync_dir(folder)
+        finally:
+            for t in tmps:
+                t.unlink(missing_ok=True)  # no-op after a successful rename
         stage("replaced")
     return replaced, len(var)
 
@@ -470,7 +479,7 @@ def write_scores(
         ``crm_value_at_risk``; that table is replaced as a whole too (emptied when None).
     lock_timeout_s : how long to wait for another write-back to finish before raising
         :class:`ScoringInProgressError`.
-    on_stage : called with each stage name of :data:`STAGES` inside the transaction (progress
+    on_stage : called with each stage name of :data:`STAGES` (folder: :data:`FOLDER_STAGES`) inside the transaction (progress
         reporting; tests use it to fail or kill at a chosen point).
 
     Returns
