@@ -314,6 +314,9 @@ def _write_sql(
     md, scores_t, history_t, var_t = _metadata()
     eng = _write_engine(url, lock_timeout_s)
     dialect = eng.dialect.name
+    # Bind values before taking the lock: the lock is held only for the database work.
+    rows = _bind_rows(df, SCORE_COLUMNS, dialect)
+    var_rows = _bind_rows(var, VALUE_AT_RISK_COLUMNS, dialect)
     try:
         with eng.begin() as conn:
             _lock_sql(conn, dialect, lock_timeout_s, url)
@@ -323,7 +326,6 @@ def _write_sql(
             as_of_bind = as_of.isoformat() if dialect == "sqlite" else as_of.to_pydatetime()
             replaced = conn.execute(sa.delete(history_t).where(history_t.c.as_of == as_of_bind)).rowcount
             stage("history_deleted")
-            rows = _bind_rows(df, SCORE_COLUMNS, dialect)
             if rows:
                 conn.execute(sa.insert(history_t), rows)
             stage("history_inserted")
@@ -332,7 +334,6 @@ def _write_sql(
             stage("scores_deleted")
             if rows:
                 conn.execute(sa.insert(scores_t), rows)
-            var_rows = _bind_rows(var, VALUE_AT_RISK_COLUMNS, dialect)
             if var_rows:
                 conn.execute(sa.insert(var_t), var_rows)
             stage("scores_inserted")
