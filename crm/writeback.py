@@ -1,0 +1,589 @@
+"""Write scores back into the CRM, atomically, and read them again.
+
+Contract (``shared/crm_data_model.md``, "What the pipeline writes back"):
+
+- ``crm_scores``: the current score of every scored record, one row per (entity_type, entity_id,
+  model); replaced as a whole by each scoring run.
+- ``crm_scores_history``: every row ever written there, append-only for audit. Re-running the same
+  as-of date replaces that date's rows (one run per as_of), so retries never duplicate.
+
+Both tables hold exactly the contract's columns (:data:`SCORE_COLUMNS`). Value at risk (churn
+probability x CLV) is not a contract model and the contract fixes the columns of ``crm_scores``, so it
+goes to its own table ``crm_value_at_risk`` (:data:`VALUE_AT_RISK_COLUMNS`, one row per account,
+replaced as a whole in the same transaction; its history is derivable from the churn and clv rows of
+``crm_scores_history``).
+
+Where:
+
+- ``location`` containing ``"://"`` is a SQLAlchemy URL (``sqlite:///path/crm.db``,
+  ``postgresql+psycopg://...``): one transaction does delete-same-as_of history, append history,
+  replace ``crm_scores`` (and ``crm_value_at_risk``). Any failure, or the process being killed, leaves
+  the previous tables exactly as they were (the transaction never commits). Two runs never
+  interleave: PostgreSQL takes a transaction-scoped advisory lock (polled with
+  ``pg_try_advisory_xact_lock`` until ``lock_timeout_s``); SQLite starts with ``BEGIN IMMEDIATE`` and a
+  busy timeout of ``lock_timeout_s``. The second run waits, then raises
+  :class:`crm.errors.ScoringInProgressError`.
+- otherwise ``location`` is an extract folder: files go to ``<location>/scores/``
+  (``crm_scores.parquet``, ``crm_scores_history.parquet``, ``crm_value_at_risk.parquet``), each written to
+  a temp file in the same folder, fsynced and ``os.replace``d, under an ``fcntl`` lock file
+  ``scores/.writeback.lock`` (released by the kernel if the process dies). History is replaced before
+  ``crm_scores``, so a kill between the two renames leaves the previous current scores and an
+  already-complete history; re-running the same as_of repairs it.
+
+Time: ``as_of`` and ``scored_at`` are tz-aware UTC timestamps given by the caller; nothing here reads
+the clock except to measure its own duration. SQLite stores them as ISO 8601 text with ``+00:00``;
+PostgreSQL as ``timestamptz``; Parquet as ``timestamp[us, UTC]``. Readers return ``datetime64[us, UTC]``.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import math
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from crm.errors import ScoringInProgressError, WriteBackError
+
+SCORES_TABLE = "crm_scores"
+HISTORY_TABLE = "crm_scores_history"
+VALUE_AT_RISK_TABLE = "crm_value_at_risk"
+
+#: Columns of crm_scores and crm_scores_history, in contract order.
+SCORE_COLUMNS: tuple[str, ...] = (
+    "entity_type", "entity_id", "model", "score", "score_percentile", "band", "reasons", "reason_text",
+    "model_version", "scoring_run_id", "as_of", "scored_at",
+)
+#: What the caller provides per row; write_scores adds scoring_run_id, as_of and scored_at.
+INPUT_COLUMNS: tuple[str, ...] = SCORE_COLUMNS[:9]
+#: Columns of crm_value_at_risk (one row per scored account).
+VALUE_AT_RISK_COLUMNS: tuple[str, ...] = (
+    "entity_type", "entity_id", "churn_probability", "clv", "value_at_risk", "scoring_run_id", "as_of", "scored_at",
+)
+VALUE_AT_RISK_INPUT: tuple[str, ...] = VALUE_AT_RISK_COLUMNS[:5]
+
+ENTITY_TYPES = ("account", "lead")
+MODELS = ("churn", "clv", "lead_mql", "lead_sql")
+_NOT_NULL_INPUT = ("entity_type", "entity_id", "model", "score", "score_percentile", "band", "model_version")
+
+DEFAULT_LOCK_TIMEOUT_S = 60.0
+_POLL_S = 0.1
+
+#: Stages reported to ``on_stage`` during a SQL write, in order (all inside the transaction).
+STAGES = ("locked", "history_deleted", "history_inserted", "scores_deleted", "scores_inserted", "committing")
+#: Stages reported during a folder write, in order ("history_replaced": history renamed, crm_scores not yet).
+FOLDER_STAGES = ("locked", "files_written", "history_replaced", "replaced")
+
+_SCORES_DIR = "scores"
+_LOCK_FILE = ".writeback.lock"
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What one write-back did.
+
+    ``history_rows_replaced``: rows of earlier runs with the same as_of that were deleted from history.
+    """
+
+    location: str
+    kind: str  # "sql" or "folder"
+    scoring_run_id: str
+    as_of: pd.Timestamp
+    rows_written: int
+    history_rows_replaced: int
+    value_at_risk_rows: int
+    seconds: float
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation and shaping (pure)
+# ---------------------------------------------------------------------------------------------
+def _utc(ts: pd.Timestamp | str, name: str) -> pd.Timestamp:
+    t = pd.Timestamp(ts)
+    if t.tzinfo is None:
+        raise WriteBackError(f"{name}={t!s} has no time zone; pass a tz-aware UTC timestamp (e.g. pd.Timestamp(..., tz='UTC')).")
+    return t.tz_convert("UTC").as_unit("us")
+
+
+def _prepare_scores(scores: pd.DataFrame, scoring_run_id: str, as_of: pd.Timestamp, scored_at: pd.Timestamp) -> pd.DataFrame:
+    """Validate the caller's frame and return it with the contract columns, canonical dtypes."""
+    if not isinstance(scoring_run_id, str) or not scoring_run_id:
+        raise WriteBackError(f"scoring_run_id must be a non-empty string; got {scoring_run_id!r}.")
+    missing = [c for c in INPUT_COLUMNS if c not in scores.columns]
+    if missing:
+        raise WriteBackError(
+            f"scores is missing column(s) {missing}; expected {list(INPUT_COLUMNS)} "
+            "(scoring_run_id, as_of and scored_at are added by write_scores)."
+        )
+    df = pd.DataFrame(
+        {
+            "entity_type": scores["entity_type"].astype("str"),
+            "entity_id": scores["entity_id"].astype("str"),
+            "model": scores["model"].astype("str"),
+            "score": pd.to_numeric(scores["score"], errors="coerce").astype("float64"),
+            "score_percentile": pd.to_numeric(scores["score_percentile"], errors="coerce").astype("Int64"),
+            "band": scores["band"].astype("str"),
+            "reasons": scores["reasons"].astype("str"),
+            "reason_text": scores["reason_text"].astype("str"),
+            "model_version": scores["model_version"].astype("str"),
+        }
+    ).reset_index(drop=True)
+    for c in _NOT_NULL_INPUT:
+        bad = int(scores[c].isna().sum())
+        if c == "score":
+            bad = int((~np.isfinite(df["score"].to_numpy())).sum())
+        if bad:
+            raise WriteBackError(f"scores.{c} has {bad} missing (or non-finite) value(s); every scored row needs one.")
+    for col, allowed in (("entity_type", ENTITY_TYPES), ("model", MODELS)):
+        wrong = sorted(set(df[col].unique()) - set(allowed))
+        if wrong:
+            raise WriteBackError(f"scores.{col} has unknown value(s) {wrong[:5]}. Possible values are: {list(allowed)}.")
+    pct = df["score_percentile"]
+    if ((pct < 1) | (pct > 100)).any():
+        raise WriteBackError("scores.score_percentile must be within 1..100 (see models.bands.percentiles).")
+    dup = df.duplicated(["entity_type", "entity_id", "model"])
+    if dup.any():
+        first = df.loc[dup, ["entity_type", "entity_id", "model"]].iloc[0].tolist()
+        raise WriteBackError(
+            f"scores has {int(dup.sum())} duplicate (entity_type, entity_id, model) key(s), e.g. {first}; "
+            "crm_scores holds one row per key."
+        )
+    df["scoring_run_id"] = scoring_run_id
+    df["as_of"] = pd.Series([as_of] * len(df), dtype="datetime64[us, UTC]")
+    df["scored_at"] = pd.Series([scored_at] * len(df), dtype="datetime64[us, UTC]")
+    return df
+
+
+def _prepare_value_at_risk(var: pd.DataFrame | None, scoring_run_id: str, as_of: pd.Timestamp, scored_at: pd.Timestamp) -> pd.DataFrame:
+    if var is None:
+        var = pd.DataFrame({c: [] for c in VALUE_AT_RISK_INPUT})
+    missing = [c for c in VALUE_AT_RISK_INPUT if c not in var.columns]
+    if missing:
+        raise WriteBackError(f"value_at_risk is missing column(s) {missing}; expected {list(VALUE_AT_RISK_INPUT)}.")
+    df = pd.DataFrame(
+        {
+            "entity_type": var["entity_type"].astype("str"),
+            "entity_id": var["entity_id"].astype("str"),
+            "churn_probability": pd.to_numeric(var["churn_probability"]).astype("float64"),
+            "clv": pd.to_numeric(var["clv"]).astype("float64"),
+            "value_at_risk": pd.to_numeric(var["value_at_risk"]).astype("float64"),
+        }
+    ).reset_index(drop=True)
+    if df[["entity_type", "entity_id"]].isna().any().any() or df.duplicated(["entity_type", "entity_id"]).any():
+        raise WriteBackError("value_at_risk needs one row per (entity_type, entity_id), none missing.")
+    df["scoring_run_id"] = scoring_run_id
+    df["as_of"] = pd.Series([as_of] * len(df), dtype="datetime64[us, UTC]")
+    df["scored_at"] = pd.Series([scored_at] * len(df), dtype="datetime64[us, UTC]")
+    return df
+
+
+# ---------------------------------------------------------------------------------------------
+# SQL
+# ---------------------------------------------------------------------------------------------
+def _is_url(location: str | os.PathLike) -> bool:
+    return "://" in str(location)
+
+
+def _ts_type() -> sa.types.TypeEngine:
+    # SQLite has no timestamp type: keep ISO 8601 text (the contract's SQLite convention) and bind strings ourselves.
+    return sa.DateTime(timezone=True).with_variant(sa.Text(), "sqlite")
+
+
+def _metadata() -> tuple[sa.MetaData, sa.Table, sa.Table, sa.Table]:
+    md = sa.MetaData()
+
+    def score_cols(pk: bool) -> list[sa.Column]:
+        return [
+            sa.Column("entity_type", sa.Text, nullable=False, primary_key=pk),
+            sa.Column("entity_id", sa.Text, nullable=False, primary_key=pk),
+            sa.Column("model", sa.Text, nullable=False, primary_key=pk),
+            sa.Column("score", sa.Float(53), nullable=False),
+            sa.Column("score_percentile", sa.Integer, nullable=False),
+            sa.Column("band", sa.Text, nullable=False),
+            sa.Column("reasons", sa.Text, nullable=True),
+            sa.Column("reason_text", sa.Text, nullable=True),
+            sa.Column("model_version", sa.Text, nullable=False),
+            sa.Column("scoring_run_id", sa.Text, nullable=False),
+            sa.Column("as_of", _ts_type(), nullable=False),
+            sa.Column("scored_at", _ts_type(), nullable=False),
+        ]
+
+    scores = sa.Table(SCORES_TABLE, md, *score_cols(pk=True))
+    history = sa.Table(
+        HISTORY_TABLE,
+        md,
+        *score_cols(pk=False),
+        sa.Index(f"ix_{HISTORY_TABLE}_entity_id", "entity_id"),
+        sa.Index(f"ix_{HISTORY_TABLE}_scoring_run_id", "scoring_run_id"),
+        sa.Index(f"ix_{HISTORY_TABLE}_as_of", "as_of"),
+    )
+    var = sa.Table(
+        VALUE_AT_RISK_TABLE,
+        md,
+        sa.Column("entity_type", sa.Text, nullable=False, primary_key=True),
+        sa.Column("entity_id", sa.Text, nullable=False, primary_key=True),
+        sa.Column("churn_probability", sa.Float(53), nullable=False),
+        sa.Column("clv", sa.Float(53), nullable=False),
+        sa.Column("value_at_risk", sa.Float(53), nullable=False),
+        sa.Column("scoring_run_id", sa.Text, nullable=False),
+        sa.Column("as_of", _ts_type(), nullable=False),
+        sa.Column("scored_at", _ts_type(), nullable=False),
+    )
+    return md, scores, history, var
+
+
+def _write_engine(url: str, lock_timeout_s: float) -> sa.Engine:
+    u = sa.make_url(url)
+    if u.get_backend_name() == "sqlite":
+        # The busy timeout is how long BEGIN IMMEDIATE waits for another writer before "database is locked".
+        eng = sa.create_engine(u, connect_args={"timeout": lock_timeout_s}, poolclass=sa.pool.NullPool)
+
+        @sa.event.listens_for(eng, "connect")
+        def _no_driver_tx(dbapi_conn, _rec):  # pysqlite's own BEGIN would be deferred; we issue ours
+            dbapi_conn.isolation_level = None
+
+        @sa.event.listens_for(eng, "begin")
+        def _begin_immediate(conn):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return eng
+    return sa.create_engine(u, poolclass=sa.pool.NullPool)
+
+
+def _bind_rows(df: pd.DataFrame, columns: tuple[str, ...], dialect: str) -> list[dict]:
+    """Rows as dicts of plain Python values (None for missing) for executemany."""
+    cols: dict[str, list] = {}
+    for c in columns:
+        s = df[c]
+        if isinstance(s.dtype, pd.DatetimeTZDtype):
+            if dialect == "sqlite":
+                cols[c] = [None if pd.isna(v) else v.isoformat() for v in s]
+            else:
+                cols[c] = [None if pd.isna(v) else v.to_pydatetime() for v in s]
+        elif str(s.dtype) == "Int64":
+            cols[c] = [None if v is pd.NA else int(v) for v in s.to_numpy(dtype=object)]
+        elif s.dtype == np.float64:
+            cols[c] = [None if math.isnan(v) else v for v in s.tolist()]
+        else:
+            cols[c] = [None if (v is None or (isinstance(v, float) and math.isnan(v))) else v for v in s.tolist()]
+    return [dict(zip(columns, vals)) for vals in zip(*(cols[c] for c in columns))]
+
+
+def _lock_sql(conn: sa.Connection, dialect: str, lock_timeout_s: float, location: str) -> None:
+    """Serialise write-backs. SQLite: already held (BEGIN IMMEDIATE). PostgreSQL: advisory xact lock, polled."""
+    if dialect == "sqlite":
+        return
+    if dialect == "postgresql":
+        deadline = time.monotonic() + lock_timeout_s
+        stmt = sa.text("select pg_try_advisory_xact_lock(hashtext(current_schema() || '.crm_scores'))")
+        while not conn.execute(stmt).scalar():
+            if time.monotonic() >= deadline:
+                raise ScoringInProgressError(
+                    f"Another scoring run is writing scores to {_safe(location)} (its lock is held); waited "
+                    f"{lock_timeout_s:g} s. Let it finish, or raise the write-back lock timeout."
+                )
+            time.sleep(_POLL_S)
+        return
+    # Other databases: a table lock is the portable choice where supported.
+    conn.execute(sa.text(f"LOCK TABLE {SCORES_TABLE} IN EXCLUSIVE MODE"))
+
+
+def _safe(location: str) -> str:
+    """The location without a password, for messages."""
+    if _is_url(location):
+        with contextlib.suppress(Exception):
+            return sa.make_url(location).render_as_string(hide_password=True)
+    return str(location)
+
+
+def _write_sql(
+    url: str,
+    df: pd.DataFrame,
+    var: pd.DataFrame,
+    as_of: pd.Timestamp,
+    lock_timeout_s: float,
+    on_stage: Callable[[str], None] | None,
+) -> tuple[int, int]:
+    stage = on_stage or (lambda _s: None)
+    md, scores_t, history_t, var_t = _metadata()
+    eng = _write_engine(url, lock_timeout_s)
+    dialect = eng.dialect.name
+    # Bind values before taking the lock: the lock is held only for the database work.
+    rows = _bind_rows(df, SCORE_COLUMNS, dialect)
+    var_rows = _bind_rows(var, VALUE_AT_RISK_COLUMNS, dialect)
+    try:
+        with eng.begin() as conn:
+            _lock_sql(conn, dialect, lock_timeout_s, url)
+            # Created inside the locked transaction, so two first runs cannot race on DDL.
+            md.create_all(conn, checkfirst=True)
+            stage("locked")
+            as_of_bind = as_of.isoformat() if dialect == "sqlite" else as_of.to_pydatetime()
+            replaced = conn.execute(sa.delete(history_t).where(history_t.c.as_of == as_of_bind)).rowcount
+            stage("history_deleted")
+            if rows:
+                conn.execute(sa.insert(history_t), rows)
+            stage("history_inserted")
+            conn.execute(sa.delete(scores_t))
+            conn.execute(sa.delete(var_t))
+            stage("scores_deleted")
+            if rows:
+                conn.execute(sa.insert(scores_t), rows)
+            if var_rows:
+                conn.execute(sa.insert(var_t), var_rows)
+            stage("scores_inserted")
+            stage("committing")
+    except sa.exc.IntegrityError as exc:
+        raise WriteBackError(
+            f"Write-back to {_safe(url)} violated a constraint and was rolled back (previous scores kept): "
+            f"{str(exc.orig).splitlines()[0]}"
+        ) from exc
+    except sa.exc.OperationalError as exc:
+        if dialect == "sqlite" and "database is locked" in str(exc):
+            raise ScoringInProgressError(
+                f"Another scoring run is writing scores to {_safe(url)} (the database is locked); waited "
+                f"{lock_timeout_s:g} s. Let it finish, or raise the write-back lock timeout."
+            ) from exc
+        raise WriteBackError(
+            f"Write-back to {_safe(url)} failed and was rolled back (previous scores kept): "
+            f"{str(exc.orig).splitlines()[0]}"
+        ) from exc
+    finally:
+        eng.dispose()
+    return int(replaced or 0), len(var)
+
+
+def _read_engine(url: str) -> sa.Engine:
+    return sa.create_engine(url, poolclass=sa.pool.NullPool)
+
+
+# ---------------------------------------------------------------------------------------------
+# Folder
+# ---------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _folder_lock(folder: Path, lock_timeout_s: float) -> Iterator[None]:
+    path = folder / _LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + lock_timeout_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise ScoringInProgressError(
+                        f"Another scoring run is writing scores to {folder} (lock file {path} is held); waited "
+                        f"{lock_timeout_s:g} s. Let it finish, or raise the write-back lock timeout."
+                    ) from None
+                time.sleep(_POLL_S)
+        yield
+    finally:
+        os.close(fd)  # closing releases the flock
+
+
+def _write_parquet_tmp(df: pd.DataFrame, folder: Path, name: str) -> Path:
+    tmp = folder / f".{name}.tmp-{os.getpid()}"
+    df.to_parquet(tmp, index=False)
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return tmp
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_folder(
+    location: Path,
+    df: pd.DataFrame,
+    var: pd.DataFrame,
+    as_of: pd.Timestamp,
+    lock_timeout_s: float,
+    on_stage: Callable[[str], None] | None,
+) -> tuple[int, int]:
+    stage = on_stage or (lambda _s: None)
+    if not location.is_dir():
+        raise WriteBackError(f"Extract folder {location} does not exist; write-back needs the folder the extract was read from.")
+    folder = location / _SCORES_DIR
+    folder.mkdir(exist_ok=True)
+    with _folder_lock(folder, lock_timeout_s):
+        stage("locked")
+        for stale in folder.glob(".*.tmp-*"):  # left by a killed run; we hold the lock, so none is live
+            stale.unlink(missing_ok=True)
+        hist_path = folder / f"{HISTORY_TABLE}.parquet"
+        replaced = 0
+        if hist_path.exists():
+            old = _normalise(pd.read_parquet(hist_path), SCORE_COLUMNS)
+            same = old["as_of"] == as_of
+            replaced = int(same.sum())
+            hist = pd.concat([old.loc[~same], df], ignore_index=True) if len(old) else df
+        else:
+            hist = df
+        tmps: list[Path] = []
+        try:
+            tmps.append(tmp_hist := _write_parquet_tmp(hist, folder, HISTORY_TABLE))
+            tmps.append(tmp_var := _write_parquet_tmp(var, folder, VALUE_AT_RISK_TABLE))
+            tmps.append(tmp_scores := _write_parquet_tmp(df, folder, SCORES_TABLE))
+            stage("files_written")
+            # History first: a kill between the renames leaves the previous current scores (never a mix).
+            os.replace(tmp_hist, hist_path)
+            stage("history_replaced")
+            os.replace(tmp_var, folder / f"{VALUE_AT_RISK_TABLE}.parquet")
+            os.replace(tmp_scores, folder / f"{SCORES_TABLE}.parquet")
+            _fsync_dir(folder)
+        finally:
+            for t in tmps:
+                t.unlink(missing_ok=True)  # no-op after a successful rename
+        stage("replaced")
+    return replaced, len(var)
+
+
+# ---------------------------------------------------------------------------------------------
+# Public API
+# ---------------------------------------------------------------------------------------------
+def write_scores(
+    location: str | os.PathLike,
+    scores: pd.DataFrame,
+    *,
+    scoring_run_id: str,
+    as_of: pd.Timestamp,
+    scored_at: pd.Timestamp,
+    value_at_risk: pd.DataFrame | None = None,
+    lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
+    on_stage: Callable[[str], None] | None = None,
+) -> WriteResult:
+    """Replace the current scores and append them to history, atomically.
+
+    Parameters
+    ----------
+    location : SQLAlchemy URL of the CRM database, or the path of a folder extract.
+    scores : one row per (entity_type, entity_id, model) of this run, with :data:`INPUT_COLUMNS`
+        (``reasons`` JSON text, ``reason_text`` a sentence; both may be missing).
+    scoring_run_id : the id shared by all rows of this run.
+    as_of : T, the cutoff the scores were computed at (tz-aware UTC). History rows of any earlier
+        run with the same as_of are replaced by this run's rows.
+    scored_at : when the run wrote them (tz-aware UTC; read once from the clock by the caller).
+    value_at_risk : optional rows (entity_type, entity_id, churn_probability, clv, value_at_risk) for
+        ``crm_value_at_risk``; that table is replaced as a whole too (emptied when None).
+    lock_timeout_s : how long to wait for another write-back to finish before raising
+        :class:`ScoringInProgressError`.
+    on_stage : called with each stage name of :data:`STAGES` (folder: :data:`FOLDER_STAGES`) inside the transaction (progress
+        reporting; tests use it to fail or kill at a chosen point).
+
+    Returns
+    -------
+    WriteResult
+
+    Raises
+    ------
+    WriteBackError : invalid scores, a constraint violation (rolled back), an unreachable location.
+    ScoringInProgressError : another run held the lock for longer than ``lock_timeout_s``.
+    """
+    start = time.perf_counter()
+    as_of_u = _utc(as_of, "as_of")
+    scored_u = _utc(scored_at, "scored_at")
+    df = _prepare_scores(scores, scoring_run_id, as_of_u, scored_u)
+    var = _prepare_value_at_risk(value_at_risk, scoring_run_id, as_of_u, scored_u)
+    if _is_url(location):
+        replaced, n_var = _write_sql(str(location), df, var, as_of_u, lock_timeout_s, on_stage)
+        kind = "sql"
+    else:
+        replaced, n_var = _write_folder(Path(location), df, var, as_of_u, lock_timeout_s, on_stage)
+        kind = "folder"
+    return WriteResult(
+        location=_safe(str(location)),
+        kind=kind,
+        scoring_run_id=scoring_run_id,
+        as_of=as_of_u,
+        rows_written=len(df),
+        history_rows_replaced=replaced,
+        value_at_risk_rows=n_var,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def _parse_ts(s: pd.Series) -> pd.Series:
+    if isinstance(s.dtype, pd.DatetimeTZDtype):
+        return s.dt.tz_convert("UTC").astype("datetime64[us, UTC]")
+    return pd.to_datetime(s, utc=True, format="ISO8601").astype("datetime64[us, UTC]")
+
+
+def _normalise(df: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+    """Canonical dtypes: text `str`, numbers float64, percentile Int64, timestamps datetime64[us, UTC]."""
+    out = pd.DataFrame(index=range(len(df)))
+    df = df.reset_index(drop=True)
+    for c in columns:
+        s = df[c] if c in df.columns else pd.Series([None] * len(df))
+        if c in ("as_of", "scored_at"):
+            out[c] = _parse_ts(s)
+        elif c == "score_percentile":
+            out[c] = pd.to_numeric(s).astype("Int64")
+        elif c in ("score", "churn_probability", "clv", "value_at_risk"):
+            out[c] = pd.to_numeric(s).astype("float64")
+        else:
+            out[c] = s.astype("str")
+    return out
+
+
+def _read_table(location: str | os.PathLike, table: str, columns: tuple[str, ...], where: dict[str, str | None]) -> pd.DataFrame:
+    where = {k: v for k, v in where.items() if v is not None}
+    empty = _normalise(pd.DataFrame({c: [] for c in columns}), columns)
+    if _is_url(location):
+        eng = _read_engine(str(location))
+        try:
+            if not sa.inspect(eng).has_table(table):
+                return empty
+            t = sa.table(table, *(sa.column(c) for c in columns))
+            q = sa.select(*(t.c[c] for c in columns))
+            for k, v in where.items():
+                q = q.where(t.c[k] == v)
+            with eng.connect() as conn:
+                raw = pd.read_sql(q, conn)
+        finally:
+            eng.dispose()
+    else:
+        path = Path(location) / _SCORES_DIR / f"{table}.parquet"
+        if not path.exists():
+            return empty
+        raw = pd.read_parquet(path)
+        for k, v in where.items():
+            raw = raw.loc[raw[k] == v]
+    return _normalise(raw, columns)
+
+
+def read_scores(location: str | os.PathLike, *, model: str | None = None, entity_type: str | None = None) -> pd.DataFrame:
+    """The current scores (``crm_scores``), optionally of one model / entity type.
+
+    Returns the :data:`SCORE_COLUMNS` with canonical dtypes (timestamps UTC, reasons as JSON text),
+    sorted by (model, entity_type, entity_id); empty when nothing was written yet.
+    """
+    df = _read_table(location, SCORES_TABLE, SCORE_COLUMNS, {"model": model, "entity_type": entity_type})
+    return df.sort_values(["model", "entity_type", "entity_id"], ignore_index=True)
+
+
+def read_history(location: str | os.PathLike, *, entity_id: str | None = None, model: str | None = None) -> pd.DataFrame:
+    """The audit history (``crm_scores_history``), optionally for one entity id / model.
+
+    Sorted by (as_of, model, entity_type, entity_id); empty when nothing was written yet.
+    """
+    df = _read_table(location, HISTORY_TABLE, SCORE_COLUMNS, {"entity_id": entity_id, "model": model})
+    return df.sort_values(["as_of", "model", "entity_type", "entity_id"], ignore_index=True)
+
+
+def read_value_at_risk(location: str | os.PathLike) -> pd.DataFrame:
+    """The current value at risk per account (``crm_value_at_risk``), sorted by value_at_risk descending."""
+    df = _read_table(location, VALUE_AT_RISK_TABLE, VALUE_AT_RISK_COLUMNS, {})
+    return df.sort_values(["value_at_risk", "entity_id"], ascending=[False, True], ignore_index=True)

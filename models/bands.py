@@ -1,0 +1,138 @@
+"""Percentiles and bands of one scoring run of one model.
+
+Grain: one value per scored row, aligned with the input (same index). Percentiles are relative to
+the rows passed in, so call these per (run, model), never across models or runs.
+
+Default bands (every cut is configurable through ``thresholds``; config keys under
+``bands.<scheme>.<key>``):
+
+churn -> high / medium / low
+    ``high``   if probability >= ``high_probability`` (0.5: more likely to churn than not) OR in the
+               top ``high_top_percent`` (10) percentiles; the OR keeps a retention list even in a quiet
+               month and flags every likely churner even in a bad one.
+    ``medium`` if probability >= ``medium_probability`` (0.25) OR in the top ``medium_top_percent`` (30).
+    ``low``    otherwise.
+lead -> A / B / C / D (sales capacity is fixed, so bands are ranks, not probabilities)
+    ``A`` top ``a_top_percent`` (10) percentiles, ``B`` down to the top ``b_top_percent`` (30),
+    ``C`` down to the top ``c_top_percent`` (60), ``D`` the rest.
+clv -> top / middle / low
+    ``top`` top ``top_percent`` (20: the Pareto head), ``low`` bottom ``low_percent`` (40),
+    ``middle`` in between.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+SCHEMES: tuple[str, ...] = ("churn", "lead", "clv")
+
+DEFAULT_THRESHOLDS: dict[str, dict[str, float]] = {
+    "churn": {"high_probability": 0.5, "high_top_percent": 10, "medium_probability": 0.25, "medium_top_percent": 30},
+    "lead": {"a_top_percent": 10, "b_top_percent": 30, "c_top_percent": 60},
+    "clv": {"top_percent": 20, "low_percent": 40},
+}
+
+#: Which band scheme each task uses.
+TASK_SCHEME: dict[str, str] = {"churn": "churn", "lead_mql": "lead", "lead_sql": "lead", "clv": "clv"}
+
+
+class BandError(ValueError):
+    """Unknown scheme, unknown or inconsistent thresholds, misaligned inputs."""
+
+
+def percentiles(scores: pd.Series | np.ndarray) -> pd.Series:
+    """Percentile of each score within the given rows, 1..100, higher score -> higher percentile.
+
+    ``ceil(100 * r / n)`` where ``r`` is the rank with ties given the *highest* rank of their group
+    ("max"), so tied scores share one percentile and the top score is always 100. Missing scores
+    get <NA> and do not count in ``n``.
+
+    Returns
+    -------
+    Series of dtype Int64 (index of ``scores`` if it is a Series).
+    """
+    s = pd.Series(scores, dtype="float64") if not isinstance(scores, pd.Series) else scores.astype("float64")
+    n = int(s.notna().sum())
+    out = pd.Series(pd.NA, index=s.index, dtype="Int64")
+    if n == 0:
+        return out
+    r = s.rank(method="max", na_option="keep").to_numpy()
+    pct = np.ceil(100.0 * r / n)
+    ok = ~np.isnan(pct)
+    vals = np.clip(pct[ok], 1, 100).astype(np.int64)
+    out[ok] = vals
+    return out
+
+
+def resolve_thresholds(scheme: str, thresholds: Mapping[str, float] | None = None) -> dict[str, float]:
+    """Defaults of ``scheme`` overridden by ``thresholds``; unknown keys and inconsistent cuts raise."""
+    if scheme not in DEFAULT_THRESHOLDS:
+        raise BandError(f"Unknown band scheme {scheme!r}. Possible values are: {list(DEFAULT_THRESHOLDS)}.")
+    base = dict(DEFAULT_THRESHOLDS[scheme])
+    extra = set(thresholds or {}) - set(base)
+    if extra:
+        raise BandError(f"Unknown threshold(s) {sorted(extra)} for band scheme {scheme!r}. Possible keys are: {sorted(base)}.")
+    base.update({k: float(v) for k, v in (thresholds or {}).items()})
+    t = base
+    if scheme == "churn":
+        if not 0 <= t["medium_probability"] <= t["high_probability"] <= 1:
+            raise BandError(f"churn bands need 0 <= medium_probability <= high_probability <= 1; got {t}.")
+        if not 0 <= t["high_top_percent"] <= t["medium_top_percent"] <= 100:
+            raise BandError(f"churn bands need 0 <= high_top_percent <= medium_top_percent <= 100; got {t}.")
+    elif scheme == "lead":
+        if not 0 <= t["a_top_percent"] <= t["b_top_percent"] <= t["c_top_percent"] <= 100:
+            raise BandError(f"lead bands need 0 <= a_top_percent <= b_top_percent <= c_top_percent <= 100; got {t}.")
+    else:
+        if not (0 <= t["top_percent"] <= 100 and 0 <= t["low_percent"] <= 100 and t["top_percent"] + t["low_percent"] <= 100):
+            raise BandError(f"clv bands need top_percent + low_percent <= 100, both in 0..100; got {t}.")
+    return t
+
+
+def assign_bands(
+    scores: pd.Series | np.ndarray,
+    percentiles: pd.Series | np.ndarray,
+    scheme: str,
+    thresholds: Mapping[str, float] | None = None,
+) -> pd.Series:
+    """Band of each row (see the module docstring for the rules and defaults).
+
+    Parameters
+    ----------
+    scores : the reported scores (probability for churn and leads, amount for clv).
+    percentiles : from :func:`percentiles` on the same rows (1..100).
+    scheme : "churn", "lead" or "clv" (``TASK_SCHEME`` maps task names).
+    thresholds : overrides of ``DEFAULT_THRESHOLDS[scheme]``.
+
+    Returns
+    -------
+    Series of dtype str, index of ``scores`` if it is a Series. "top N percent" means
+    ``percentile > 100 - N``.
+    """
+    t = resolve_thresholds(scheme, thresholds)
+    index = scores.index if isinstance(scores, pd.Series) else None
+    s = np.asarray(pd.Series(scores).astype("float64"), dtype=np.float64)
+    p = pd.Series(percentiles).astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
+    if s.shape != p.shape:
+        raise BandError(f"scores ({s.shape[0]} rows) and percentiles ({p.shape[0]} rows) must align.")
+    if np.isnan(s).any() or np.isnan(p).any():
+        raise BandError("scores and percentiles must not be missing when assigning bands; drop unscored rows first.")
+
+    def top(percent: float) -> np.ndarray:
+        return p > 100 - percent
+
+    if scheme == "churn":
+        band = np.select(
+            [(s >= t["high_probability"]) | top(t["high_top_percent"]),
+             (s >= t["medium_probability"]) | top(t["medium_top_percent"])],
+            ["high", "medium"],
+            "low",
+        )
+    elif scheme == "lead":
+        band = np.select(
+            [top(t["a_top_percent"]), top(t["b_top_percent"]), top(t["c_top_percent"])], ["A", "B", "C"], "D"
+        )
+    else:
+        band = np.select([top(t["top_percent"]), p <= t["low_percent"]], ["top", "low"], "middle")
+    return pd.Series(band, index=index, dtype="str")
