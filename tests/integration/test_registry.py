@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -168,8 +169,18 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     assert leaked == [], f"files written into the current folder: {leaked}"
 
 
+@pytest.fixture(scope="module")
+def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tracking DB with MLflow's tables already created (the migrations take seconds), copied per test."""
+    root = tmp_path_factory.mktemp("template")
+    Registry(f"sqlite:///{root / 'mlflow.db'}", root / "artifacts", experiment="template")
+    return root / "mlflow.db"
+
+
 @pytest.fixture
-def registry(tmp_path: Path, workdir: Path) -> Registry:
+def registry(tmp_path: Path, workdir: Path, empty_store: Path) -> Registry:
+    (tmp_path / "store").mkdir()
+    shutil.copyfile(empty_store, tmp_path / "store" / "mlflow.db")
     return Registry(f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}", tmp_path / "store" / "mlartifacts",
                     experiment="crmscore-test")
 
