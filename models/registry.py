@@ -109,19 +109,18 @@ def _pyfunc_wrapper_class() -> type:
     ``load_context``, so it can also be read without mlflow.
     """
     mlflow = _mlflow()
-    with _quiet_mlflow():  # MLflow warns at class creation that predict has no type hints (on purpose)
-        return _define_wrapper(mlflow)
 
-
-def _define_wrapper(mlflow: Any) -> type:
     class CrmscorePyfunc(mlflow.pyfunc.PythonModel):
+        # Inputs are checked against the logged signature; MLflow's extra type-hint validation of
+        # ``predict`` is not wanted (and would warn at every class creation and unpickling).
+        _skip_type_hint_validation = True
         trained_model: Any = None
 
         def load_context(self, context: Any) -> None:
             with open(context.artifacts[_TRAINED_MODEL_ARTIFACT], "rb") as fh:
                 self.trained_model = pickle.load(fh)
 
-        # No type hints on purpose: MLflow would turn them into its own input validation.
+        # Unannotated on purpose: MLflow reads predict's type hints as a (list-based) input schema.
         def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
             return np.asarray(self.trained_model.predict(model_input), dtype=float)
 
@@ -531,8 +530,10 @@ class Registry:
                 f"(registered model {registered_model_name(task)!r}). Run `crmscore train --task {task}` first."
             )
         version = int(mv.version)
-        with self._scoped() as mlflow, _quiet_mlflow():
-            pyfunc_model = mlflow.pyfunc.load_model(f"models:/{registered_model_name(task)}/{version}")
+        # Download into a folder we remove again: the TrainedModel is fully in memory once unpickled.
+        with tempfile.TemporaryDirectory(prefix="crmscore-load-") as tmp, self._scoped() as mlflow, _quiet_mlflow():
+            pyfunc_model = mlflow.pyfunc.load_model(
+                f"models:/{registered_model_name(task)}/{version}", dst_path=tmp, suppress_warnings=True)
         return pyfunc_model.unwrap_python_model().trained_model, version
 
     def load_champion(self, task: str, expected_features: Sequence[str]) -> tuple[Any, int]:
