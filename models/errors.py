@@ -15,7 +15,7 @@ class UnknownTaskError(ModelError):
 
 
 class ModelSignatureMismatch(ModelError):
-    """The frame handed to a model does not carry the feature columns the model was trained on."""
+    """The features at hand differ from those the model was trained on (missing and/or unexpected columns)."""
 
 
 class TrainingDataError(ModelError):
@@ -24,3 +24,7 @@ class TrainingDataError(ModelError):
 
 class BTYDFitError(ModelError):
     """A BG/NBD or Gamma-Gamma fit that cannot run or did not converge."""
+
+
+class NoChampionError(ModelError):
+    """No model version of a task carries the ``champion`` alias yet."""

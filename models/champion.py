@@ -1,0 +1,317 @@
+"""The champion gate: pure rules deciding whether a newly trained model replaces the serving champion.
+
+A candidate is promoted only if (a) there is no champion, or it beats the champion's primary metric
+**measured on the same out-of-time data** (the candidate's held-out frame) by a configured margin, and
+(b) it passes minimum quality on its own: calibration (ECE, binary tasks), a floor on the primary metric
+and no collapsed slice. Otherwise it is registered as the ``challenger``. The reasons are readable
+sentences, because they end up in the run log, the model version tags and the CLI output.
+
+Nothing here imports mlflow: :func:`promote_if_better` only calls ``registry.set_alias`` and
+``registry.tag_version`` on whatever registry object it is given (``models.registry.Registry``).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import pandas as pd
+
+#: Metrics for which smaller is better; every other metric is treated as larger-is-better.
+LOWER_IS_BETTER: frozenset[str] = frozenset({"log_loss", "brier", "ece", "mae"})
+
+#: A slice "collapses" when its primary metric is at or below this floor (no better than chance).
+DEFAULT_SLICE_FLOORS: Mapping[str, float] = {
+    "roc_auc": 0.5,
+    "spearman": 0.0,
+    "normalized_gini": 0.0,
+}
+
+#: Readable metric names for the reasons.
+METRIC_LABELS: Mapping[str, str] = {
+    "roc_auc": "AUC",
+    "pr_auc": "PR-AUC",
+    "log_loss": "log loss",
+    "brier": "Brier score",
+    "ece": "ECE",
+    "top_decile_lift": "top-decile lift",
+    "top_decile_capture": "top-decile capture",
+    "spearman": "Spearman",
+    "normalized_gini": "normalized Gini",
+    "mae": "MAE",
+    "total_ratio": "total ratio",
+}
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """Tunables of the gate (config section ``registry.gate``).
+
+    Parameters
+    ----------
+    primary_metric
+        Metric compared between candidate and champion (the task spec's ``primary_metric``).
+    min_improvement
+        Margin the candidate must beat the champion by, in the metric's own units (0.002 AUC points).
+    max_ece
+        Largest expected calibration error accepted; applies only when the candidate reports ``ece``
+        (binary tasks). ``None`` disables the check.
+    min_primary
+        Floor on the candidate's primary metric (direction-aware). ``None`` disables the check.
+    min_slice_n
+        Slices with fewer rows are too noisy to call collapsed.
+    slice_floor
+        Primary-metric value at or below which a slice counts as collapsed; ``None`` uses
+        :data:`DEFAULT_SLICE_FLOORS` (and no slice check for metrics without a default).
+    """
+
+    primary_metric: str
+    min_improvement: float = 0.002
+    max_ece: float | None = 0.05
+    min_primary: float | None = None
+    min_slice_n: int = 50
+    slice_floor: float | None = None
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """Outcome of the gate: ``promote`` and the sentences that explain it (one per check)."""
+
+    promote: bool
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def alias(self) -> str:
+        """The alias the candidate receives: ``champion`` or ``challenger``."""
+        return CHAMPION if self.promote else CHALLENGER
+
+
+class _AliasSetter(Protocol):
+    def set_alias(self, task: str, version: int, alias: str) -> None: ...
+
+    def tag_version(self, task: str, version: int, tags: Mapping[str, str]) -> None: ...
+
+
+def _label(metric: str) -> str:
+    return METRIC_LABELS.get(metric, metric)
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.3f}"
+
+
+def _better(a: float, b: float, metric: str) -> bool:
+    """Whether ``a`` is strictly better than ``b`` for ``metric``."""
+    return a < b if metric in LOWER_IS_BETTER else a > b
+
+
+def find_collapsed_slices(
+    slice_metrics: pd.DataFrame,
+    *,
+    metric: str,
+    min_n: int = 50,
+    floor: float | None = None,
+) -> list[str]:
+    """Name the slices whose ``metric`` is no better than chance.
+
+    Parameters
+    ----------
+    slice_metrics
+        One row per (slice_column, slice_value, metric) with columns ``slice_column``, ``slice_value``,
+        ``n``, ``metric``, ``value`` (``TrainedModel.slice_metrics``), computed on the held-out frame.
+    metric
+        Metric to check (usually the task's primary metric).
+    min_n
+        Slices with fewer rows are ignored (too noisy to judge).
+    floor
+        Value at or below which a slice collapses; default from :data:`DEFAULT_SLICE_FLOORS`.
+
+    Returns
+    -------
+    list[str]
+        ``"column=value (AUC 0.48, n=120)"`` per collapsed slice, in input order; empty when none or when the
+        metric has no floor. A NaN metric (for instance AUC of a single-class slice) is not a collapse.
+    """
+    if floor is None:
+        floor = DEFAULT_SLICE_FLOORS.get(metric)
+    if floor is None or slice_metrics.empty:
+        return []
+    rows = slice_metrics[(slice_metrics["metric"] == metric) & (slice_metrics["n"] >= min_n)]
+    out = []
+    for row in rows.itertuples(index=False):
+        value = float(row.value)
+        if not math.isnan(value) and not _better(value, floor, metric):
+            out.append(f"{row.slice_column}={row.slice_value} ({_label(metric)} {_fmt(value)}, n={int(row.n)})")
+    return out
+
+
+def decide(
+    candidate: Mapping[str, float],
+    champion: Mapping[str, float] | None,
+    *,
+    primary_metric: str,
+    min_improvement: float,
+    max_ece: float | None,
+    min_primary: float | None,
+    slice_collapse: bool,
+    collapsed_slices: Sequence[str] = (),
+) -> GateDecision:
+    """Decide whether a candidate model becomes champion.
+
+    Parameters
+    ----------
+    candidate
+        Candidate's held-out (out-of-time test) metrics, e.g. ``{"roc_auc": 0.79, "ece": 0.01, ...}``.
+    champion
+        The current champion's metrics **scored on the candidate's held-out frame** (same rows, same
+        cutoffs), or ``None`` when there is no champion. Metrics from the champion's own training run
+        are not comparable and must not be passed here.
+    primary_metric
+        Metric to compare; direction from :data:`LOWER_IS_BETTER`.
+    min_improvement
+        Required margin over the champion (non-negative, metric units).
+    max_ece
+        Calibration ceiling, checked only when ``candidate`` has ``ece``; ``None`` disables it.
+    min_primary
+        Floor (ceiling for lower-is-better metrics) on the candidate's primary metric; ``None`` disables it.
+    slice_collapse
+        Whether some slice of the held-out frame collapsed (see :func:`find_collapsed_slices`).
+    collapsed_slices
+        Names of the collapsed slices, only used to word the reason.
+
+    Returns
+    -------
+    GateDecision
+        ``promote`` is True only if every check passes; ``reasons`` has one sentence per check, passing
+        or failing, so a reader sees why either way.
+
+    Raises
+    ------
+    ValueError
+        If the primary metric is missing or NaN in ``candidate`` or ``champion``, or the margin is negative.
+    """
+    if min_improvement < 0:
+        raise ValueError(f"min_improvement must be >= 0, got {min_improvement}.")
+    label = _label(primary_metric)
+    cand = candidate.get(primary_metric)
+    if cand is None or math.isnan(float(cand)):
+        raise ValueError(
+            f"Candidate metrics have no usable {primary_metric!r} (got {cand!r}); "
+            f"available: {sorted(candidate)}."
+        )
+    cand = float(cand)
+    lower = primary_metric in LOWER_IS_BETTER
+    ok = True
+    reasons: list[str] = []
+
+    if champion is None:
+        reasons.append(f"no champion yet: {label} {_fmt(cand)} is the first model")
+    else:
+        champ = champion.get(primary_metric)
+        if champ is None or math.isnan(float(champ)):
+            raise ValueError(
+                f"Champion metrics have no usable {primary_metric!r} (got {champ!r}); score the champion "
+                f"on the candidate's held-out frame first. Available: {sorted(champion)}."
+            )
+        champ = float(champ)
+        target = champ - min_improvement if lower else champ + min_improvement
+        sign = "-" if lower else "+"
+        if _better(cand, target, primary_metric):
+            reasons.append(
+                f"{label} {_fmt(cand)} beats champion {_fmt(champ)} {sign} margin {min_improvement:g} "
+                "on the same held-out data"
+            )
+        else:
+            ok = False
+            reasons.append(
+                f"{label} {_fmt(cand)} does not beat champion {_fmt(champ)} {sign} margin {min_improvement:g}"
+            )
+
+    if min_primary is not None:
+        passes = cand <= min_primary if lower else cand >= min_primary
+        word = "at most" if lower else "at least"
+        if passes:
+            reasons.append(f"{label} {_fmt(cand)} meets the minimum quality ({word} {min_primary:g})")
+        else:
+            ok = False
+            reasons.append(f"{label} {_fmt(cand)} is below the minimum quality ({word} {min_primary:g})")
+
+    if max_ece is not None and "ece" in candidate:
+        ece = float(candidate["ece"])
+        if math.isnan(ece) or ece > max_ece:
+            ok = False
+            reasons.append(f"calibration ECE {_fmt(ece)} exceeds the maximum {max_ece:g}")
+        else:
+            reasons.append(f"calibration ECE {_fmt(ece)} is within the maximum {max_ece:g}")
+
+    if slice_collapse:
+        ok = False
+        which = ", ".join(collapsed_slices) if collapsed_slices else "see slice metrics"
+        reasons.append(f"collapsed slice(s), no better than chance: {which}")
+
+    return GateDecision(promote=ok, reasons=reasons)
+
+
+def promote_if_better(
+    registry: _AliasSetter,
+    task: str,
+    candidate_version: int,
+    candidate_metrics: Mapping[str, float],
+    champion_metrics_on_same_data: Mapping[str, float] | None,
+    gate_cfg: GateConfig,
+    *,
+    slice_metrics: pd.DataFrame | None = None,
+) -> GateDecision:
+    """Run the gate and move the ``champion`` or ``challenger`` alias to the candidate version.
+
+    Parameters
+    ----------
+    registry
+        ``models.registry.Registry`` (anything with ``set_alias`` and ``tag_version``).
+    task
+        Task name (``churn``, ``clv``, ``lead_mql``, ``lead_sql``).
+    candidate_version
+        Registered version of the candidate (``RunInfo.version`` from ``log_training_run``).
+    candidate_metrics
+        Candidate's held-out metrics (``TrainedModel.metrics``).
+    champion_metrics_on_same_data
+        The current champion scored on the candidate's held-out frame, or ``None`` if there is no champion.
+    gate_cfg
+        Gate tunables.
+    slice_metrics
+        Candidate's slice metrics (``TrainedModel.slice_metrics``); when given, collapsed slices block promotion.
+
+    Returns
+    -------
+    GateDecision
+        The decision; its reasons are also stored as the version tag ``gate_reasons``.
+    """
+    collapsed: list[str] = []
+    if slice_metrics is not None:
+        collapsed = find_collapsed_slices(
+            slice_metrics,
+            metric=gate_cfg.primary_metric,
+            min_n=gate_cfg.min_slice_n,
+            floor=gate_cfg.slice_floor,
+        )
+    decision = decide(
+        candidate_metrics,
+        champion_metrics_on_same_data,
+        primary_metric=gate_cfg.primary_metric,
+        min_improvement=gate_cfg.min_improvement,
+        max_ece=gate_cfg.max_ece,
+        min_primary=gate_cfg.min_primary,
+        slice_collapse=bool(collapsed),
+        collapsed_slices=collapsed,
+    )
+    registry.set_alias(task, candidate_version, decision.alias)
+    registry.tag_version(
+        task,
+        candidate_version,
+        {"gate_decision": decision.alias, "gate_reasons": "; ".join(decision.reasons)},
+    )
+    return decision

@@ -1,0 +1,614 @@
+"""MLflow tracking and model registry for crmscore: the only module of the project that imports mlflow.
+
+One training run of a task becomes one MLflow run (params, held-out/baseline/slice metrics, feature list
+with readable labels, task spec, cutoffs, extract fingerprint, data-contract result, plots, model card)
+and one version of the registered model ``crmscore-<task>``. The model is stored as an MLflow pyfunc
+wrapping the pickled ``TrainedModel``; the project itself loads it back unwrapped. Serving uses the
+``champion`` alias (``models:/crmscore-churn@champion``); a candidate that fails the gate gets
+``challenger``. Stages are not used (deprecated in MLflow 3).
+
+Nothing happens at import time: mlflow is imported on first use (after ``MLFLOW_DISABLE_TELEMETRY`` has a
+default, because mlflow starts its telemetry client at import), and the process-wide MLflow tracking and
+registry URIs are only set for the duration of a call and then restored, so two ``Registry`` objects on
+different stores can coexist. No folder is used unless passed in: every experiment gets an explicit
+``artifact_location`` (MLflow's default would write ``./mlruns`` into the current folder).
+
+Concurrency: creating a **fresh** SQLite tracking DB from several processes at once can corrupt it.
+Construct one ``Registry`` (which creates the DB and the experiment) before fanning out parallel work.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import enum
+import functools
+import json
+import logging
+import os
+import pickle
+import re
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import date, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from models.errors import ModelError, ModelSignatureMismatch, NoChampionError
+
+log = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+MODEL_NAME = "model"
+_TRAINED_MODEL_ARTIFACT = "trained_model"
+_PIP_PACKAGES = ("mlflow", "lightgbm", "pandas", "numpy", "scikit-learn", "pyarrow", "cloudpickle")
+_METRIC_KEY_BAD = re.compile(r"[^A-Za-z0-9_\-. /]")
+# The process-wide MLflow URIs are swapped per call; serialise the swaps between threads.
+_URI_LOCK = threading.RLock()
+
+
+@dataclasses.dataclass(frozen=True)
+class RunInfo:
+    """What one ``log_training_run`` produced."""
+
+    run_id: str
+    version: int
+    registered_model: str
+    model_uri: str
+    experiment_id: str
+    seconds: float
+
+
+@dataclasses.dataclass(frozen=True)
+class ChampionInfo:
+    """The version currently serving a task (alias ``champion``) and its held-out metrics from training."""
+
+    task: str
+    version: int
+    run_id: str
+    metrics: dict[str, float]
+
+
+@dataclasses.dataclass(frozen=True)
+class VersionInfo:
+    """One registered version of a task's model, as listed by :meth:`Registry.history`."""
+
+    version: int
+    run_id: str
+    aliases: tuple[str, ...]
+    metrics: dict[str, float]
+    tags: dict[str, str]
+    created_ts: pd.Timestamp
+
+
+def registered_model_name(task: str) -> str:
+    """Registered model name of a task: ``crmscore-<task>``."""
+    return f"crmscore-{task}"
+
+
+def _mlflow() -> Any:
+    """Import mlflow on first use, after giving the no-calls-out settings a default."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    import mlflow
+
+    return mlflow
+
+
+@functools.cache
+def _pyfunc_wrapper_class() -> type:
+    """The pyfunc wrapper, defined lazily so that importing this module does not import mlflow.
+
+    The wrapper holds nothing itself: the ``TrainedModel`` is a plain pickle artifact, loaded in
+    ``load_context``, so it can also be read without mlflow.
+    """
+    mlflow = _mlflow()
+
+    class CrmscorePyfunc(mlflow.pyfunc.PythonModel):
+        # Inputs are checked against the logged signature; MLflow's extra type-hint validation of
+        # ``predict`` is not wanted (and would warn at every class creation and unpickling).
+        _skip_type_hint_validation = True
+        trained_model: Any = None
+
+        def load_context(self, context: Any) -> None:
+            with open(context.artifacts[_TRAINED_MODEL_ARTIFACT], "rb") as fh:
+                self.trained_model = pickle.load(fh)
+
+        # Unannotated on purpose: MLflow reads predict's type hints as a (list-based) input schema.
+        def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+            return np.asarray(self.trained_model.predict(model_input), dtype=float)
+
+    return CrmscorePyfunc
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, pd.Timestamp | datetime | date):
+        return obj.isoformat()
+    if isinstance(obj, pd.Timedelta):
+        return obj.isoformat()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, set | frozenset | tuple):
+        return sorted(obj, key=str) if isinstance(obj, set | frozenset) else list(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    if callable(obj):
+        return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
+    return str(obj)
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, default=_json_default, indent=2, sort_keys=False)
+
+
+def _spec_dict(spec: Any) -> dict[str, Any]:
+    if dataclasses.is_dataclass(spec) and not isinstance(spec, type):
+        return dataclasses.asdict(spec)
+    return dict(vars(spec))
+
+
+def _metric_key(*parts: Any) -> str:
+    return ".".join(_METRIC_KEY_BAD.sub("_", str(p)) for p in parts)
+
+
+def _pip_requirements() -> list[str]:
+    reqs = []
+    for pkg in _PIP_PACKAGES:
+        try:
+            reqs.append(f"{pkg}=={metadata.version(pkg)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return reqs
+
+
+def _is_not_found(exc: Exception) -> bool:
+    return getattr(exc, "error_code", "") == "RESOURCE_DOES_NOT_EXIST"
+
+
+def _window(cutoffs: Sequence[Any]) -> tuple[str, str]:
+    stamps = sorted(pd.Timestamp(c) for c in cutoffs)
+    return (stamps[0].isoformat(), stamps[-1].isoformat()) if stamps else ("", "")
+
+
+class Registry:
+    """Tracking and registry of crmscore models on one MLflow store.
+
+    Parameters
+    ----------
+    tracking_uri
+        MLflow tracking (and registry) URI, e.g. ``sqlite:////abs/.crmscore/mlflow.db``; the folder of a
+        SQLite file is created.
+    artifact_root
+        Folder under which the experiment's artifacts are stored (``<artifact_root>/<experiment>``).
+    experiment
+        Experiment name (config key ``registry.experiment``).
+
+    Notes
+    -----
+    Construction creates the store's tables (first use of a SQLite file) and the experiment. Do it once
+    in the parent before parallel runs write to the same fresh store.
+    """
+
+    def __init__(self, tracking_uri: str, artifact_root: str | Path, experiment: str = "crmscore") -> None:
+        self.tracking_uri = str(tracking_uri)
+        self.artifact_root = Path(artifact_root).expanduser().resolve()
+        self.experiment = experiment
+        if self.tracking_uri.startswith("sqlite:///"):
+            db_path = Path(self.tracking_uri.removeprefix("sqlite:///").split("?", 1)[0])
+            if str(db_path) not in ("", ":memory:"):
+                db_path.parent.mkdir(parents=True, exist_ok=True)
+        self.artifact_root.mkdir(parents=True, exist_ok=True)
+        mlflow = _mlflow()
+        self._client = mlflow.MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+        self.experiment_id = self._ensure_experiment()
+
+    # ----------------------------------------------------------------- plumbing
+    @contextlib.contextmanager
+    def _scoped(self) -> Iterator[Any]:
+        """Point MLflow's process-wide tracking/registry URIs at this store for the duration of a call.
+
+        ``mlflow.pyfunc.log_model``/``load_model`` and ``models:/`` URIs resolve through those globals;
+        the previous values (usually unset) are restored afterwards.
+        """
+        mlflow = _mlflow()
+        from mlflow.tracking._model_registry import utils as registry_utils
+        from mlflow.tracking._tracking_service import utils as tracking_utils
+
+        with _URI_LOCK:
+            old_tracking = tracking_utils._tracking_uri
+            old_registry = registry_utils._registry_uri
+            old_env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+            mlflow.set_tracking_uri(self.tracking_uri)
+            mlflow.set_registry_uri(self.tracking_uri)
+            try:
+                yield mlflow
+            finally:
+                tracking_utils._tracking_uri = old_tracking
+                registry_utils._registry_uri = old_registry
+                for key, value in old_env.items():
+                    if value is None:
+                        os.environ.pop(key, None)
+                    else:
+                        os.environ[key] = value
+
+    def _ensure_experiment(self) -> str:
+        location = (self.artifact_root / self.experiment).as_uri()
+        existing = self._client.get_experiment_by_name(self.experiment)
+        if existing is None:
+            try:
+                return self._client.create_experiment(self.experiment, artifact_location=location)
+            except Exception as exc:  # another process created it between the two calls
+                existing = self._client.get_experiment_by_name(self.experiment)
+                if existing is None:
+                    raise ModelError(
+                        f"Could not create MLflow experiment {self.experiment!r} at {self.tracking_uri}: {exc}"
+                    ) from exc
+        if existing.lifecycle_stage != "active":
+            raise ModelError(
+                f"MLflow experiment {self.experiment!r} at {self.tracking_uri} is deleted; restore it "
+                "(mlflow experiments restore) or configure another registry.experiment name."
+            )
+        if existing.artifact_location.rstrip("/") != location.rstrip("/"):
+            log.warning("MLflow experiment %r keeps its artifacts at %s, not at %s (created earlier).",
+                        self.experiment, existing.artifact_location, location)
+        return existing.experiment_id
+
+    def _version_by_alias(self, task: str, alias: str) -> Any | None:
+        try:
+            return self._client.get_model_version_by_alias(registered_model_name(task), alias)
+        except Exception as exc:
+            if _is_not_found(exc):
+                return None
+            raise
+
+    def _run_metrics(self, run_id: str) -> dict[str, float]:
+        """Held-out metrics of a run: the keys without a namespace (baselines/slices carry a dot)."""
+        metrics = self._client.get_run(run_id).data.metrics
+        return {k: float(v) for k, v in metrics.items() if "." not in k}
+
+    # ----------------------------------------------------------------- logging
+    def log_training_run(
+        self,
+        model: Any,
+        spec: Any,
+        *,
+        extract_fingerprint: Mapping[str, Any],
+        contract_result: Mapping[str, Any],
+        cutoffs: Mapping[str, Any],
+        feature_labels: Mapping[str, str],
+        plots: Mapping[str, Path],
+        card_md: str,
+        run_name: str | None = None,
+        input_example: pd.DataFrame | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> RunInfo:
+        """Log one trained model as an MLflow run and register it as a new version of ``crmscore-<task>``.
+
+        Parameters
+        ----------
+        model
+            A ``models.train.TrainedModel`` (picklable; see module docs for the attributes used).
+        spec
+            The task spec (frozen dataclass); logged as ``task_spec.json`` via ``dataclasses.asdict``.
+        extract_fingerprint
+            Fingerprint of the CRM extract (row counts, hashes, contract versions) -> ``extract_fingerprint.json``.
+        contract_result
+            Summary of the data-contract validation -> ``contract_result.json``.
+        cutoffs
+            Cutoffs and windows used (e.g. ``{"train": [...], "valid": [...], "test": [...], "horizon_days": 90}``)
+            -> ``cutoffs.json``; the first/last cutoff of each split are also params.
+        feature_labels
+            Feature column -> readable label; ``features.json`` lists name, label, family, kind, unit.
+        plots
+            Plot name -> PNG path, logged under ``plots/``.
+        card_md
+            Model card Markdown -> ``model_card.md``.
+        run_name
+            MLflow run name.
+        input_example
+            A few feature rows for the pyfunc input example (numeric columns are cast to float, categorical
+            to str). Default: one row of missing values.
+        tags
+            Extra run tags.
+
+        Returns
+        -------
+        RunInfo
+            Run id, registered version (int), model URI and the seconds the call took.
+        """
+        start = time.perf_counter()
+        mlflow = _mlflow()
+        from mlflow.entities import Metric, Param, RunTag
+        from mlflow.models import Model
+
+        task = str(model.task)
+        name = registered_model_name(task)
+        feature_names = list(model.feature_names)
+        now_ms = int(time.time() * 1000)
+
+        params: dict[str, Any] = {f"lgb.{k}": v for k, v in dict(model.params).items()}
+        params.update({
+            "task": task,
+            "best_iteration": model.best_iteration,
+            "n_features": len(feature_names),
+            "n_train_cutoffs": len(model.train_cutoffs),
+            "n_valid_cutoffs": len(model.valid_cutoffs),
+            "n_test_cutoffs": len(model.test_cutoffs),
+        })
+        for split, values in (("train", model.train_cutoffs), ("valid", model.valid_cutoffs),
+                              ("test", model.test_cutoffs)):
+            first, last = _window(values)
+            params[f"{split}_first_cutoff"], params[f"{split}_last_cutoff"] = first, last
+        for key in ("horizon_days", "data_window_start", "data_window_end"):
+            if key in cutoffs:
+                params[key] = _json_default(cutoffs[key]) if not isinstance(cutoffs[key], int | float) else cutoffs[key]
+
+        metrics: dict[str, float] = {_metric_key(k): float(v) for k, v in model.metrics.items()}
+        for baseline, values in model.baseline_metrics.items():
+            metrics.update({_metric_key("baseline", baseline, k): float(v) for k, v in values.items()})
+        sm = model.slice_metrics
+        if sm is not None and len(sm):
+            for row in sm.itertuples(index=False):
+                metrics[_metric_key("slice", row.slice_column, row.slice_value, row.metric)] = float(row.value)
+                metrics[_metric_key("slice", row.slice_column, row.slice_value, "n")] = float(row.n)
+
+        features = []
+        for col in feature_names:
+            info = model.catalog.get(col)
+            features.append({
+                "name": col,
+                "label": feature_labels.get(col, getattr(info, "label", col)),
+                "family": getattr(info, "family", None),
+                "kind": getattr(info, "kind", None),
+                "unit": getattr(info, "unit", None),
+            })
+
+        run = self._client.create_run(
+            self.experiment_id,
+            run_name=run_name,
+            tags={"crmscore.task": task, "crmscore.registered_model": name, **dict(tags or {})},
+        )
+        run_id = run.info.run_id
+        try:
+            param_list = [Param(k, str(v)[:6000]) for k, v in params.items()]
+            metric_list = [Metric(k, v, now_ms, 0) for k, v in metrics.items()]
+            for i in range(0, len(param_list), 100):
+                self._client.log_batch(run_id, params=param_list[i:i + 100])
+            for i in range(0, len(metric_list), 1000):
+                self._client.log_batch(run_id, metrics=metric_list[i:i + 1000])
+            self._client.log_batch(run_id, tags=[RunTag("crmscore.primary_metric",
+                                                        str(getattr(spec, "primary_metric", "")))])
+
+            with tempfile.TemporaryDirectory(prefix="crmscore-run-") as tmp:
+                staging = Path(tmp) / "run"
+                staging.mkdir()
+                documents = {
+                    "task_spec.json": _dumps(_spec_dict(spec)),
+                    "features.json": _dumps(features),
+                    "cutoffs.json": _dumps({
+                        **dict(cutoffs),
+                        "train_cutoffs": list(model.train_cutoffs),
+                        "valid_cutoffs": list(model.valid_cutoffs),
+                        "test_cutoffs": list(model.test_cutoffs),
+                    }),
+                    "extract_fingerprint.json": _dumps(dict(extract_fingerprint)),
+                    "contract_result.json": _dumps(dict(contract_result)),
+                    "metrics.json": _dumps({"held_out": dict(model.metrics),
+                                            "baselines": dict(model.baseline_metrics)}),
+                    "model_card.md": card_md,
+                }
+                for filename, text in documents.items():
+                    (staging / filename).write_text(text, encoding="utf-8")
+                if sm is not None and len(sm):
+                    sm.to_csv(staging / "slice_metrics.csv", index=False)
+                self._client.log_artifacts(run_id, str(staging))
+                for plot_name, plot_path in plots.items():
+                    plot_path = Path(plot_path)
+                    if not plot_path.is_file():
+                        raise ModelError(f"Plot {plot_name!r} was not written: {plot_path} does not exist.")
+                    self._client.log_artifact(run_id, str(plot_path), "plots")
+
+                pickle_path = Path(tmp) / "trained_model.pkl"
+                with open(pickle_path, "wb") as fh:
+                    pickle.dump(model, fh, protocol=pickle.HIGHEST_PROTOCOL)
+                signature = self._signature(model)
+                example = self._input_example(model, input_example)
+                # The logged model must be created in our experiment explicitly: left to MLflow it lands
+                # in the default experiment "0", whose artifacts go to ./mlruns in the current folder.
+                logged = self._client.create_logged_model(
+                    experiment_id=self.experiment_id,
+                    name=MODEL_NAME,
+                    source_run_id=run_id,
+                    params={k: str(v)[:6000] for k, v in params.items()},
+                    tags={"crmscore.task": task},
+                )
+                with self._scoped(), _quiet_mlflow():
+                    info = Model.log(
+                        model_id=logged.model_id,
+                        artifact_path=None,
+                        name=MODEL_NAME,
+                        flavor=mlflow.pyfunc,
+                        run_id=run_id,
+                        python_model=_pyfunc_wrapper_class()(),
+                        artifacts={_TRAINED_MODEL_ARTIFACT: str(pickle_path)},
+                        pip_requirements=_pip_requirements(),
+                        signature=signature,
+                        input_example=example,
+                        registered_model_name=name,
+                        await_registration_for=0,
+                    )
+            version = int(info.registered_model_version)
+            self._client.set_model_version_tag(name, str(version), "run_id", run_id)
+            self._client.set_model_version_tag(name, str(version), "n_features", str(len(feature_names)))
+            self._client.set_terminated(run_id, "FINISHED")
+        except BaseException:
+            self._client.set_terminated(run_id, "FAILED")
+            raise
+        return RunInfo(run_id=run_id, version=version, registered_model=name, model_uri=f"models:/{name}/{version}",
+                       experiment_id=self.experiment_id, seconds=time.perf_counter() - start)
+
+    @staticmethod
+    def _signature(model: Any) -> Any:
+        """Signature from the catalog: categorical features as (optional) strings, the rest as doubles.
+
+        pandas ``category`` columns break pyfunc signatures, so callers pass categoricals as strings and the
+        ``TrainedModel`` maps them to its fixed vocabulary.
+        """
+        from mlflow.models import ModelSignature
+        from mlflow.types import ColSpec, DataType, Schema, TensorSpec
+
+        cols = []
+        for col in model.feature_names:
+            kind = getattr(model.catalog.get(col), "kind", "numeric")
+            cols.append(ColSpec(DataType.string if kind == "categorical" else DataType.double, col, required=False))
+        return ModelSignature(inputs=Schema(cols), outputs=Schema([TensorSpec(np.dtype("float64"), (-1,))]))
+
+    @staticmethod
+    def _input_example(model: Any, frame: pd.DataFrame | None) -> pd.DataFrame:
+        names = list(model.feature_names)
+        if frame is None:
+            frame = pd.DataFrame({c: [np.nan] for c in names})
+        missing = [c for c in names if c not in frame.columns]
+        if missing:
+            raise ModelError(f"input_example lacks feature columns {missing}; pass rows of the training features.")
+        out = {}
+        for col in names:
+            kind = getattr(model.catalog.get(col), "kind", "numeric")
+            values = frame[col].head(5)
+            if kind == "categorical":
+                out[col] = values.astype("str").where(values.notna(), None)
+            else:
+                out[col] = pd.to_numeric(values, errors="coerce").astype("float64")
+        return pd.DataFrame(out)
+
+    # ----------------------------------------------------------------- aliases and reading
+    def set_alias(self, task: str, version: int, alias: str) -> None:
+        """Point ``alias`` (``champion``/``challenger``) of ``crmscore-<task>`` at ``version`` (moves it if set)."""
+        self._client.set_registered_model_alias(registered_model_name(task), alias, str(int(version)))
+
+    def tag_version(self, task: str, version: int, tags: Mapping[str, str]) -> None:
+        """Set tags on one model version (used by the gate to record its decision and reasons)."""
+        for key, value in tags.items():
+            self._client.set_model_version_tag(registered_model_name(task), str(int(version)), key, str(value)[:5000])
+
+    def champion(self, task: str) -> ChampionInfo | None:
+        """The version carrying the ``champion`` alias, with its held-out metrics; ``None`` if there is none."""
+        mv = self._version_by_alias(task, CHAMPION)
+        if mv is None:
+            return None
+        return ChampionInfo(task=task, version=int(mv.version), run_id=mv.run_id, metrics=self._run_metrics(mv.run_id))
+
+    def load_model(self, task: str, alias: str = CHAMPION) -> tuple[Any, int]:
+        """Load the ``TrainedModel`` behind ``models:/crmscore-<task>@<alias>``.
+
+        Returns
+        -------
+        tuple[TrainedModel, int]
+            The unwrapped model and its version.
+
+        Raises
+        ------
+        NoChampionError
+            If no version carries the alias.
+        """
+        mv = self._version_by_alias(task, alias)
+        if mv is None:
+            raise NoChampionError(
+                f"No model of task {task!r} carries the alias {alias!r} in {self.tracking_uri} "
+                f"(registered model {registered_model_name(task)!r}). Run `crmscore train --task {task}` first."
+            )
+        version = int(mv.version)
+        # Download into a folder we remove again: the TrainedModel is fully in memory once unpickled.
+        with tempfile.TemporaryDirectory(prefix="crmscore-load-") as tmp, self._scoped() as mlflow, _quiet_mlflow():
+            pyfunc_model = mlflow.pyfunc.load_model(
+                f"models:/{registered_model_name(task)}/{version}", dst_path=tmp, suppress_warnings=True)
+        return pyfunc_model.unwrap_python_model().trained_model, version
+
+    def load_champion(self, task: str, expected_features: Sequence[str]) -> tuple[Any, int]:
+        """Load the champion of a task, refusing it if its features differ from the features at hand.
+
+        Parameters
+        ----------
+        task
+            Task name.
+        expected_features
+            Feature columns the scoring flow built (order does not matter: the model selects by name).
+
+        Returns
+        -------
+        tuple[TrainedModel, int]
+
+        Raises
+        ------
+        NoChampionError
+            If the task has no champion yet.
+        ModelSignatureMismatch
+            If the champion was trained on other features (lists the missing and unexpected ones).
+        """
+        model, version = self.load_model(task, CHAMPION)
+        trained = list(model.feature_names)
+        expected = list(expected_features)
+        missing = [f for f in trained if f not in set(expected)]
+        unexpected = [f for f in expected if f not in set(trained)]
+        if missing or unexpected:
+            raise ModelSignatureMismatch(
+                f"The champion of task {task!r} (version {version}) was trained on {len(trained)} features but "
+                f"the features at hand have {len(expected)}: missing {missing or 'none'} (the model needs them), "
+                f"unexpected {unexpected or 'none'} (the model has never seen them). The feature code changed "
+                f"since that model was trained: retrain with `crmscore train --task {task}` (the gate then "
+                "registers a new champion), or score with the code version that trained it."
+            )
+        return model, version
+
+    def history(self, task: str) -> list[VersionInfo]:
+        """All registered versions of a task, newest first, with aliases, held-out metrics and tags."""
+        try:
+            versions = self._client.search_model_versions(f"name = '{registered_model_name(task)}'")
+        except Exception as exc:
+            if _is_not_found(exc):
+                return []
+            raise
+        if not versions:
+            return []
+        # search_model_versions does not fill in aliases; the registered model has the alias map.
+        alias_map = self._client.get_registered_model(registered_model_name(task)).aliases or {}
+        out = []
+        for mv in versions:
+            out.append(VersionInfo(
+                version=int(mv.version),
+                run_id=mv.run_id,
+                aliases=tuple(sorted(a for a, v in alias_map.items() if int(v) == int(mv.version))),
+                metrics=self._run_metrics(mv.run_id) if mv.run_id else {},
+                tags=dict(mv.tags or {}),
+                created_ts=pd.Timestamp(mv.creation_timestamp, unit="ms", tz="UTC"),
+            ))
+        return sorted(out, key=lambda v: v.version, reverse=True)
+
+
+@contextlib.contextmanager
+def _quiet_mlflow() -> Iterator[None]:
+    """Silence MLflow's per-call chatter (type-hint hints, cloudpickle notes, registration INFO lines)."""
+    import warnings
+
+    logger = logging.getLogger("mlflow")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", module=r"mlflow\..*")
+            warnings.filterwarnings("ignore", message=r".*type hint.*")
+            yield
+    finally:
+        logger.setLevel(level)

@@ -1,0 +1,325 @@
+"""MLflow registry on a real SQLite tracking store under tmp_path: log -> register -> load, the champion gate,
+signature refusal, and no artifact outside tmp_path.
+
+The model here is a small real LightGBM model behind the ``TrainedModel`` interface of ``models.train``
+(task, feature_names, catalog, params, best_iteration, cutoffs, metrics, baselines, slices,
+evaluation_frame, predict, contributions), trained on seeded synthetic rows.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
+
+from models.card import render_model_card
+from models.champion import GateConfig, decide, promote_if_better
+from models.errors import ModelSignatureMismatch, NoChampionError
+from models.plots import calibration_curve_plot, lift_chart
+from models.registry import Registry, registered_model_name
+
+REGIONS = ("north", "south", "west")
+FEATURES = ("eng__logins_30d", "sup__tickets_90d", "buy__noise", "firm__region")
+
+
+@dataclass(frozen=True)
+class FeatureInfo:
+    label: str
+    family: str
+    kind: str
+    unit: str | None
+
+
+CATALOG = {
+    "eng__logins_30d": FeatureInfo("Logins in the last 30 days", "eng", "numeric", "count"),
+    "sup__tickets_90d": FeatureInfo("Support tickets in the last 90 days", "sup", "numeric", "count"),
+    "buy__noise": FeatureInfo("Noise", "buy", "numeric", None),
+    "firm__region": FeatureInfo("Region", "firm", "categorical", None),
+}
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str = "churn"
+    entity: str = "account"
+    primary_metric: str = "roc_auc"
+    horizon_key: str = "churn_days"
+    bands: tuple[float, ...] = (0.2, 0.5)
+
+
+def make_rows(n: int, seed: int, cutoffs: list[pd.Timestamp]) -> tuple[pd.DataFrame, np.ndarray]:
+    """Seeded rows whose churn depends on logins (down), tickets (up) and region; buy__noise is pure noise."""
+    rng = np.random.default_rng(seed)
+    logins = rng.poisson(8, n).astype(float)
+    tickets = rng.poisson(2, n).astype(float)
+    region = rng.choice(REGIONS, n)
+    logit = -0.35 * logins + 0.8 * tickets + np.where(region == "south", 0.8, 0.0) + 0.9
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    X = pd.DataFrame({
+        "eng__logins_30d": logins,
+        "sup__tickets_90d": tickets,
+        "buy__noise": rng.normal(size=n),
+        "firm__region": pd.Series(region, dtype="str"),
+    })
+    X["cutoff_ts"] = [cutoffs[i % len(cutoffs)] for i in range(n)]
+    return X, y
+
+
+class TinyTrainedModel:
+    """A real (tiny) LightGBM binary model satisfying the TrainedModel interface used by the registry."""
+
+    def __init__(self, X: pd.DataFrame, y: np.ndarray, X_test: pd.DataFrame, y_test: np.ndarray, *,
+                 rounds: int, num_leaves: int, shuffle_labels: bool = False, seed: int = 0,
+                 train_cutoffs=(), valid_cutoffs=(), test_cutoffs=()) -> None:
+        self.task = "churn"
+        self.feature_names = FEATURES
+        self.catalog = dict(CATALOG)
+        self.vocabulary = {"firm__region": list(REGIONS)}
+        self.params = {"objective": "binary", "num_leaves": num_leaves, "learning_rate": 0.1, "seed": seed,
+                       "verbose": -1, "num_threads": 1, "min_data_in_leaf": 5}
+        if shuffle_labels:
+            y = np.random.default_rng(seed).permutation(y)
+        self.booster = lgb.train(self.params, lgb.Dataset(self._encode(X), label=y), num_boost_round=rounds)
+        self.best_iteration = rounds
+        self.train_cutoffs = list(train_cutoffs)
+        self.valid_cutoffs = list(valid_cutoffs)
+        self.test_cutoffs = list(test_cutoffs)
+        p = self.predict(X_test)
+        self.metrics = binary_metrics(y_test, p)
+        prior = np.full(len(y_test), float(np.mean(y)))
+        recency = 1 / (1 + X_test["eng__logins_30d"].to_numpy())
+        self.baseline_metrics = {"prior_rate": binary_metrics(y_test, prior),
+                                 "low_logins_rule": binary_metrics(y_test, recency)}
+        self.evaluation_frame = pd.DataFrame({"y_true": y_test, "y_pred": p,
+                                              "firm__region": X_test["firm__region"].to_numpy()})
+        rows = []
+        for value, part in self.evaluation_frame.groupby("firm__region"):
+            rows.append({"slice_column": "firm__region", "slice_value": value, "n": len(part),
+                         "metric": "roc_auc", "value": roc_auc_score(part["y_true"], part["y_pred"])})
+        self.slice_metrics = pd.DataFrame(rows)
+
+    def _encode(self, frame: pd.DataFrame) -> pd.DataFrame:
+        out = frame.loc[:, list(self.feature_names)].copy()
+        out["firm__region"] = pd.Categorical(out["firm__region"].astype("str"),
+                                             categories=self.vocabulary["firm__region"])
+        for col in ("eng__logins_30d", "sup__tickets_90d", "buy__noise"):
+            out[col] = out[col].astype(float)
+        return out
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.booster.predict(self._encode(frame))
+
+    def contributions(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.booster.predict(self._encode(frame), pred_contrib=True)
+
+
+def binary_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    """Held-out metrics computed with scikit-learn (an oracle independent of the code under test)."""
+    order = np.argsort(-p, kind="stable")
+    top = order[: max(1, len(p) // 10)]
+    bins = np.minimum((p * 10).astype(int), 9)
+    ece = sum(abs(y[bins == b].mean() - p[bins == b].mean()) * (bins == b).mean() for b in np.unique(bins))
+    return {
+        "roc_auc": float(roc_auc_score(y, p)),
+        "pr_auc": float(average_precision_score(y, p)),
+        "log_loss": float(log_loss(y, np.clip(p, 1e-6, 1 - 1e-6))),
+        "brier": float(brier_score_loss(y, p)),
+        "ece": float(ece),
+        "top_decile_lift": float(y[top].mean() / y.mean()),
+        "top_decile_capture": float(y[top].sum() / y.sum()),
+    }
+
+
+TRAIN_CUTOFFS = [pd.Timestamp("2025-01-01", tz="UTC"), pd.Timestamp("2025-04-01", tz="UTC")]
+TEST_CUTOFFS = [pd.Timestamp("2025-10-01", tz="UTC")]
+
+
+@pytest.fixture(scope="module")
+def data() -> dict[str, object]:
+    X, y = make_rows(1500, seed=1, cutoffs=TRAIN_CUTOFFS)
+    X_test, y_test = make_rows(800, seed=2, cutoffs=TEST_CUTOFFS)
+    return {"X": X, "y": y, "X_test": X_test, "y_test": y_test}
+
+
+def train(data: dict, *, n: int | None = None, rounds: int = 60, num_leaves: int = 7,
+          shuffle_labels: bool = False, seed: int = 0) -> TinyTrainedModel:
+    X, y = data["X"], data["y"]
+    if n is not None:
+        X, y = X.iloc[:n], y[:n]
+    return TinyTrainedModel(X, y, data["X_test"], data["y_test"], rounds=rounds, num_leaves=num_leaves,
+                            shuffle_labels=shuffle_labels, seed=seed, train_cutoffs=TRAIN_CUTOFFS,
+                            valid_cutoffs=[pd.Timestamp("2025-07-01", tz="UTC")], test_cutoffs=TEST_CUTOFFS)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty current folder inside tmp_path: anything MLflow writes 'by default' would land here."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    yield cwd
+    leaked = sorted(p.name for p in cwd.iterdir())
+    assert leaked == [], f"files written into the current folder: {leaked}"
+
+
+@pytest.fixture(scope="module")
+def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tracking DB with MLflow's tables already created (the migrations take seconds), copied per test."""
+    root = tmp_path_factory.mktemp("template")
+    Registry(f"sqlite:///{root / 'mlflow.db'}", root / "artifacts", experiment="template")
+    return root / "mlflow.db"
+
+
+@pytest.fixture
+def registry(tmp_path: Path, workdir: Path, empty_store: Path) -> Registry:
+    (tmp_path / "store").mkdir()
+    shutil.copyfile(empty_store, tmp_path / "store" / "mlflow.db")
+    return Registry(f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}", tmp_path / "store" / "mlartifacts",
+                    experiment="crmscore-test")
+
+
+def log(registry: Registry, model: TinyTrainedModel, tmp_path: Path, tag: str,
+        example: pd.DataFrame | None = None):
+    plots_dir = tmp_path / f"plots-{tag}"
+    ev = model.evaluation_frame
+    plots = {"calibration": calibration_curve_plot(ev["y_true"], ev["y_pred"], plots_dir / "calibration.png"),
+             "lift": lift_chart(ev["y_true"], ev["y_pred"], plots_dir / "lift.png")}
+    card = render_model_card(model, Spec(), version=None,
+                             data_window=(pd.Timestamp("2024-01-01", tz="UTC"), pd.Timestamp("2025-12-31", tz="UTC")),
+                             eligibility_text="Active customers with a subscription at the cutoff.",
+                             extract_fingerprint={"accounts_rows": 1500}, top_drivers=[("Logins", 0.4)],
+                             known_limits=["Synthetic data."])
+    return registry.log_training_run(
+        model, Spec(),
+        extract_fingerprint={"accounts_rows": 1500, "sha256": "ab" * 32},
+        contract_result={"success": True, "failed": []},
+        cutoffs={"train": TRAIN_CUTOFFS, "test": TEST_CUTOFFS, "horizon_days": 90},
+        feature_labels={k: v.label for k, v in CATALOG.items()},
+        plots=plots, card_md=card, run_name=f"churn-{tag}",
+        input_example=example,
+    )
+
+
+def test_log_register_load_round_trip_predicts_identically(registry, data, tmp_path, capsys):
+    model = train(data)
+    info = log(registry, model, tmp_path, "a", example=data["X_test"])
+    with capsys.disabled():
+        print(f"\nlog_training_run took {info.seconds:.2f} s")
+    assert info.version == 1 and info.registered_model == registered_model_name("churn")
+    assert info.seconds < 20
+
+    registry.set_alias("churn", info.version, "challenger")
+    loaded, version = registry.load_model("churn", alias="challenger")
+    assert version == 1
+    X_test = data["X_test"]
+    np.testing.assert_array_equal(loaded.predict(X_test), model.predict(X_test))
+    np.testing.assert_array_equal(loaded.contributions(X_test), model.contributions(X_test))
+
+    # The pyfunc path (what `mlflow models serve` would use) gives the same scores from string categoricals.
+    with registry._scoped() as mlflow:
+        pyfunc = mlflow.pyfunc.load_model("models:/crmscore-churn@challenger")
+        np.testing.assert_allclose(pyfunc.predict(X_test[list(FEATURES)]), model.predict(X_test))
+
+    client = registry._client
+    run = client.get_run(info.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics["roc_auc"] == pytest.approx(model.metrics["roc_auc"])
+    assert run.data.metrics["baseline.prior_rate.roc_auc"] == pytest.approx(0.5)
+    assert "slice.firm__region.south.roc_auc" in run.data.metrics
+    assert run.data.params["best_iteration"] == "60"
+    assert run.data.params["train_first_cutoff"] == "2025-01-01T00:00:00+00:00"
+    names = {a.path for a in client.list_artifacts(info.run_id)}
+    assert {"task_spec.json", "features.json", "cutoffs.json", "extract_fingerprint.json",
+            "contract_result.json", "model_card.md", "plots"} <= names
+    assert {Path(a.path).name for a in client.list_artifacts(info.run_id, "plots")} == {"calibration.png", "lift.png"}
+    features = json.loads(Path(client.download_artifacts(info.run_id, "features.json", str(tmp_path))).read_text())
+    assert features[0] == {"name": "eng__logins_30d", "label": "Logins in the last 30 days", "family": "eng",
+                           "kind": "numeric", "unit": "count"}
+    spec = json.loads(Path(client.download_artifacts(info.run_id, "task_spec.json", str(tmp_path))).read_text())
+    assert spec == {"name": "churn", "entity": "account", "primary_metric": "roc_auc",
+                    "horizon_key": "churn_days", "bands": [0.2, 0.5]}
+    # Artifacts live under the configured root, not in mlflow's default ./mlruns.
+    assert any((tmp_path / "store" / "mlartifacts" / "crmscore-test").rglob("trained_model.pkl"))
+
+
+def test_gate_keeps_worse_model_as_challenger_and_promotes_better(registry, data, tmp_path):
+    gate = GateConfig(primary_metric="roc_auc", min_improvement=0.002, max_ece=0.15, min_primary=0.6)
+    X_test, y_test = data["X_test"], data["y_test"]
+
+    weak = train(data, n=150, rounds=4, num_leaves=3)
+    v1 = log(registry, weak, tmp_path, "weak").version
+    first = promote_if_better(registry, "churn", v1, weak.metrics, None, gate, slice_metrics=weak.slice_metrics)
+    assert first.promote and registry.champion("churn").version == v1
+
+    def champion_on(candidate: TinyTrainedModel) -> dict[str, float]:
+        # Score the current champion on the candidate's held-out rows: same data, comparable numbers.
+        champ_model, _ = registry.load_champion("churn", candidate.feature_names)
+        return binary_metrics(y_test, champ_model.predict(X_test))
+
+    shuffled = train(data, shuffle_labels=True, seed=3)
+    v2 = log(registry, shuffled, tmp_path, "shuffled").version
+    decision = promote_if_better(registry, "churn", v2, shuffled.metrics, champion_on(shuffled), gate)
+    assert not decision.promote
+    assert any("does not beat champion" in r for r in decision.reasons), decision.reasons
+    assert registry.champion("churn").version == v1
+
+    strong = train(data)
+    assert strong.metrics["roc_auc"] > weak.metrics["roc_auc"] + 0.002  # the premise of this test
+    v3 = log(registry, strong, tmp_path, "strong").version
+    decision = promote_if_better(registry, "churn", v3, strong.metrics, champion_on(strong), gate,
+                                 slice_metrics=strong.slice_metrics)
+    assert decision.promote, decision.reasons
+
+    champ = registry.champion("churn")
+    assert champ.version == v3
+    assert champ.metrics["roc_auc"] == pytest.approx(strong.metrics["roc_auc"])
+    history = {v.version: v for v in registry.history("churn")}
+    assert [v.version for v in registry.history("churn")] == [3, 2, 1]
+    assert history[v3].aliases == ("champion",)
+    assert history[v2].aliases == ("challenger",)
+    assert history[v1].aliases == ()
+    assert history[v2].tags["gate_decision"] == "challenger"
+    assert "does not beat champion" in history[v2].tags["gate_reasons"]
+    loaded, version = registry.load_champion("churn", list(FEATURES))
+    assert version == v3
+    np.testing.assert_array_equal(loaded.predict(X_test), strong.predict(X_test))
+
+
+def test_load_champion_refuses_other_features_and_missing_champion(registry, data, tmp_path):
+    with pytest.raises(NoChampionError, match=r"No model of task 'churn'.*crmscore train --task churn"):
+        registry.load_champion("churn", list(FEATURES))
+    assert registry.champion("churn") is None
+    assert registry.history("churn") == []
+
+    info = log(registry, train(data, rounds=10), tmp_path, "x")
+    registry.set_alias("churn", info.version, "champion")
+    expected = ["eng__logins_30d", "buy__noise", "firm__region", "eng__logins_7d"]  # sup__tickets_90d dropped
+    with pytest.raises(ModelSignatureMismatch,
+                       match=r"missing \['sup__tickets_90d'\].*unexpected \['eng__logins_7d'\].*retrain"):
+        registry.load_champion("churn", expected)
+    # Same features in another order are the same signature (the model selects columns by name).
+    model, version = registry.load_champion("churn", list(reversed(FEATURES)))
+    assert version == info.version and model.feature_names == FEATURES
+
+
+def test_registry_leaves_mlflow_globals_untouched(registry, data, tmp_path):
+    import mlflow
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    before = (tracking_utils._tracking_uri, os.environ.get("MLFLOW_TRACKING_URI"))
+    log(registry, train(data, rounds=5), tmp_path, "g")
+    registry.set_alias("churn", 1, "champion")
+    registry.load_model("churn")
+    assert (tracking_utils._tracking_uri, os.environ.get("MLFLOW_TRACKING_URI")) == before
+    assert mlflow.active_run() is None
+    # A second Registry object on the same store sees the same experiment and champion.
+    again = Registry(registry.tracking_uri, tmp_path / "store" / "mlartifacts", experiment="crmscore-test")
+    assert again.experiment_id == registry.experiment_id
+    assert again.champion("churn").version == 1

@@ -1,0 +1,151 @@
+"""The champion gate as pure rules: margins, direction, minimum quality, calibration, collapsed slices."""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from models.champion import GateConfig, decide, find_collapsed_slices, promote_if_better
+
+GATE = dict(primary_metric="roc_auc", min_improvement=0.002, max_ece=0.05, min_primary=0.6, slice_collapse=False)
+
+
+def test_first_model_is_promoted_when_it_passes_quality():
+    d = decide({"roc_auc": 0.71, "ece": 0.02}, None, **GATE)
+    assert d.promote and d.alias == "champion"
+    assert d.reasons[0] == "no champion yet: AUC 0.710 is the first model"
+
+
+def test_candidate_within_margin_of_champion_stays_challenger():
+    d = decide({"roc_auc": 0.781, "ece": 0.02}, {"roc_auc": 0.790}, **GATE)
+    assert not d.promote and d.alias == "challenger"
+    assert "AUC 0.781 does not beat champion 0.790 + margin 0.002" in d.reasons
+
+
+@pytest.mark.parametrize(
+    ("candidate", "champion", "promote"),
+    [
+        (0.7920, 0.790, False),  # exactly champion + margin: not strictly better
+        (0.7921, 0.790, True),
+        (0.7910, 0.790, False),  # better, but by less than the margin
+    ],
+)
+def test_margin_boundary(candidate, champion, promote):
+    assert decide({"roc_auc": candidate}, {"roc_auc": champion}, **GATE).promote is promote
+
+
+def test_lower_is_better_metric_needs_a_drop_by_the_margin():
+    gate = dict(GATE, primary_metric="mae", min_improvement=1.0, min_primary=None)
+    assert decide({"mae": 48.9}, {"mae": 50.0}, **gate).promote
+    d = decide({"mae": 49.5}, {"mae": 50.0}, **gate)
+    assert not d.promote
+    assert "MAE 49.500 does not beat champion 50.000 - margin 1" in d.reasons
+
+
+def test_better_than_champion_but_badly_calibrated_is_not_promoted():
+    d = decide({"roc_auc": 0.85, "ece": 0.09}, {"roc_auc": 0.80}, **GATE)
+    assert not d.promote
+    assert "calibration ECE 0.090 exceeds the maximum 0.05" in d.reasons
+    assert any(r.startswith("AUC 0.850 beats champion 0.800") for r in d.reasons)
+
+
+def test_ece_check_applies_only_to_tasks_reporting_ece():
+    gate = dict(GATE, primary_metric="spearman", min_primary=0.1)
+    d = decide({"spearman": 0.4, "mae": 12.0}, None, **gate)
+    assert d.promote and not any("ECE" in r for r in d.reasons)
+
+
+def test_first_model_below_minimum_quality_is_not_promoted():
+    d = decide({"roc_auc": 0.52, "ece": 0.01}, None, **GATE)
+    assert not d.promote
+    assert "AUC 0.520 is below the minimum quality (at least 0.6)" in d.reasons
+
+
+def test_collapsed_slice_blocks_promotion_and_is_named():
+    d = decide({"roc_auc": 0.9, "ece": 0.01}, {"roc_auc": 0.8}, **dict(GATE, slice_collapse=True),
+               collapsed_slices=["firm__region=south (AUC 0.480, n=120)"])
+    assert not d.promote
+    assert d.reasons[-1] == "collapsed slice(s), no better than chance: firm__region=south (AUC 0.480, n=120)"
+
+
+def test_missing_or_nan_primary_metric_is_an_error_not_a_silent_decision():
+    with pytest.raises(ValueError, match=r"Candidate metrics have no usable 'roc_auc'.*available: \['pr_auc'\]"):
+        decide({"pr_auc": 0.4}, None, **GATE)
+    with pytest.raises(ValueError, match=r"score the champion on the candidate's held-out frame"):
+        decide({"roc_auc": 0.8}, {"roc_auc": math.nan}, **GATE)
+    with pytest.raises(ValueError, match=r"min_improvement must be >= 0"):
+        decide({"roc_auc": 0.8}, None, **dict(GATE, min_improvement=-0.1))
+
+
+SLICES = pd.DataFrame(
+    [
+        # slice_column, slice_value, n, metric, value
+        ("firm__region", "north", 300, "roc_auc", 0.74),
+        ("firm__region", "south", 120, "roc_auc", 0.48),  # collapsed
+        ("firm__region", "west", 20, "roc_auc", 0.30),  # too small to judge
+        ("firm__size", "small", 200, "roc_auc", 0.50),  # exactly chance: collapsed
+        ("firm__size", "large", 200, "roc_auc", math.nan),  # single-class slice: not judged
+        ("firm__size", "small", 200, "pr_auc", 0.05),  # another metric: ignored
+    ],
+    columns=["slice_column", "slice_value", "n", "metric", "value"],
+)
+
+
+def test_find_collapsed_slices():
+    assert find_collapsed_slices(SLICES, metric="roc_auc", min_n=50) == [
+        "firm__region=south (AUC 0.480, n=120)",
+        "firm__size=small (AUC 0.500, n=200)",
+    ]
+    assert find_collapsed_slices(SLICES, metric="roc_auc", min_n=10, floor=0.45) == [
+        "firm__region=west (AUC 0.300, n=20)",
+    ]
+    assert find_collapsed_slices(SLICES, metric="top_decile_lift") == []  # no default floor
+
+
+class AliasBook:
+    """A real in-memory alias store with the two methods the gate uses (the MLflow one is tested in integration)."""
+
+    def __init__(self) -> None:
+        self.aliases: dict[tuple[str, str], int] = {}
+        self.tags: dict[tuple[str, int], dict[str, str]] = {}
+
+    def set_alias(self, task: str, version: int, alias: str) -> None:
+        self.aliases[(task, alias)] = version
+
+    def tag_version(self, task: str, version: int, tags) -> None:
+        self.tags.setdefault((task, version), {}).update(tags)
+
+
+def test_promote_if_better_moves_aliases_and_records_reasons():
+    book = AliasBook()
+    cfg = GateConfig(primary_metric="roc_auc", min_improvement=0.002, max_ece=0.05, min_primary=0.6)
+    assert promote_if_better(book, "churn", 1, {"roc_auc": 0.75, "ece": 0.02}, None, cfg).promote
+    d = promote_if_better(book, "churn", 2, {"roc_auc": 0.80, "ece": 0.02}, {"roc_auc": 0.76}, cfg,
+                          slice_metrics=SLICES)
+    assert not d.promote  # better, but two slices collapsed
+    assert book.aliases == {("churn", "champion"): 1, ("churn", "challenger"): 2}
+    assert book.tags[("churn", 2)]["gate_decision"] == "challenger"
+    assert "firm__region=south" in book.tags[("churn", 2)]["gate_reasons"]
+    assert promote_if_better(book, "churn", 3, {"roc_auc": 0.80, "ece": 0.02}, {"roc_auc": 0.76}, cfg).promote
+    assert book.aliases[("churn", "champion")] == 3
+
+
+def test_importing_the_models_registry_modules_does_no_work(tmp_path):
+    """No mlflow/matplotlib/shap import, no tracking URI, no folder at import time (they load on first use)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[2])
+
+    code = (
+        "import sys, os; before = set(os.listdir('.'));"
+        "import models.registry, models.champion, models.card, models.plots;"
+        "heavy = sorted(m for m in ('mlflow', 'matplotlib', 'shap') if m in sys.modules);"
+        "print(heavy, os.environ.get('MLFLOW_TRACKING_URI'), sorted(set(os.listdir('.')) - before))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=tmp_path, env={**os.environ, "PYTHONPATH": root})
+    assert out.stdout.strip() == "[] None []"
