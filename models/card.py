@@ -184,7 +184,7 @@ def render_model_card(
                    + (f"; predicted total / realized total = {_cell(float(ratio))}" if ratio is not None else "")
                    + ":")
     out.append("")
-    dec = decile_table(ev["y_true"], ev["y_pred"])
+    dec = decile_table(ev["y"], ev["score"])
     out += [_table(["decile", "n", "mean predicted", "mean observed", "lift", "capture"],
                    dec[["decile", "n", "mean_pred", "mean_true", "lift", "capture"]].itertuples(index=False)), ""]
 

@@ -62,6 +62,61 @@ class FeatureSettings(_Frozen):
         return tuple(sorted(set(v)))
 
 
+class SearchPoint(_Frozen):
+    num_leaves: int = Field(gt=1)
+    min_child_samples: int = Field(gt=0)
+    learning_rate: float = Field(gt=0, le=1)
+    feature_fraction: float = Field(gt=0, le=1)
+
+
+class ModelSettings(_Frozen):
+    """The LightGBM budget (bounds the cost of exact TreeSHAP at scoring) and the small search."""
+
+    max_trees: int = Field(200, gt=0)
+    max_leaves: int = Field(15, gt=1)
+    max_depth: int = Field(6, ge=-1)
+    early_stopping_rounds: int = Field(30, gt=0)
+    lambda_l2: float = Field(1.0, ge=0)
+    bagging_fraction: float = Field(0.8, gt=0, le=1)
+    tweedie_variance_power: float = Field(1.3, gt=1, lt=2)
+    min_category_count: int = Field(20, gt=0)
+    max_categories: int = Field(200, gt=0)
+    n_jobs: int = Field(1, gt=0)
+    search: tuple[SearchPoint, ...] | None = None  # null = the built-in search of models.train
+
+
+class EvaluationConfig(_Frozen):
+    calibration: str = "auto"
+    ece_bins: int = Field(10, gt=1)
+    slice_min_size: int = Field(200, gt=0)
+    collapse_max_drop: float = Field(0.05, ge=0)
+    purge_label_overlap: bool = False
+
+
+class GateSettings(_Frozen):
+    min_improvement: float = Field(0.002, ge=0)
+    max_ece: float | None = 0.05
+    min_slice_n: int = Field(50, gt=0)
+
+
+class ValidationSettings(_Frozen):
+    max_volume_drop: float = Field(0.5, ge=0, le=1)
+    data_docs: bool = True
+
+
+class ScoringSettings(_Frozen):
+    reasons_up: int = Field(3, ge=0)
+    reasons_down: int = Field(1, ge=0)
+    chunk_rows: int = Field(50_000, gt=0)
+    lock_timeout_s: float = Field(60.0, gt=0)
+
+
+class ScheduleSettings(_Frozen):
+    cron: str = "0 2 * * *"
+    timezone: str = "UTC"
+    deployment: str = "nightly"
+
+
 class DemoSettings(_Frozen):
     accounts: int = Field(5000, gt=0)
     leads: int = Field(5000, ge=0)
@@ -77,6 +132,13 @@ class Settings(_Frozen):
     eligibility: Eligibility = Eligibility()
     training: Training = Training()
     features: FeatureSettings = FeatureSettings()
+    model: ModelSettings = ModelSettings()
+    evaluation: EvaluationConfig = EvaluationConfig()
+    gate: GateSettings = GateSettings()
+    validation: ValidationSettings = ValidationSettings()
+    scoring: ScoringSettings = ScoringSettings()
+    bands: dict[str, dict[str, float]] = Field(default_factory=dict)
+    schedule: ScheduleSettings = ScheduleSettings()
     demo: DemoSettings = DemoSettings()
 
     # Resolved locations ------------------------------------------------------------------------------------------

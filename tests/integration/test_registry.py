@@ -97,12 +97,12 @@ class TinyTrainedModel:
         recency = 1 / (1 + X_test["eng__logins_30d"].to_numpy())
         self.baseline_metrics = {"prior_rate": binary_metrics(y_test, prior),
                                  "low_logins_rule": binary_metrics(y_test, recency)}
-        self.evaluation_frame = pd.DataFrame({"y_true": y_test, "y_pred": p,
+        self.evaluation_frame = pd.DataFrame({"y": y_test, "score": p,
                                               "firm__region": X_test["firm__region"].to_numpy()})
         rows = []
         for value, part in self.evaluation_frame.groupby("firm__region"):
             rows.append({"slice_column": "firm__region", "slice_value": value, "n": len(part),
-                         "metric": "roc_auc", "value": roc_auc_score(part["y_true"], part["y_pred"])})
+                         "metric": "roc_auc", "value": roc_auc_score(part["y"], part["score"])})
         self.slice_metrics = pd.DataFrame(rows)
 
     def _encode(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -189,8 +189,8 @@ def log(registry: Registry, model: TinyTrainedModel, tmp_path: Path, tag: str,
         example: pd.DataFrame | None = None):
     plots_dir = tmp_path / f"plots-{tag}"
     ev = model.evaluation_frame
-    plots = {"calibration": calibration_curve_plot(ev["y_true"], ev["y_pred"], plots_dir / "calibration.png"),
-             "lift": lift_chart(ev["y_true"], ev["y_pred"], plots_dir / "lift.png")}
+    plots = {"calibration": calibration_curve_plot(ev["y"], ev["score"], plots_dir / "calibration.png"),
+             "lift": lift_chart(ev["y"], ev["score"], plots_dir / "lift.png")}
     card = render_model_card(model, Spec(), version=None,
                              data_window=(pd.Timestamp("2024-01-01", tz="UTC"), pd.Timestamp("2025-12-31", tz="UTC")),
                              eligibility_text="Active customers with a subscription at the cutoff.",

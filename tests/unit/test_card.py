@@ -48,7 +48,7 @@ def churn_record() -> FittedRecord:
     train, test = slice(0, 400), slice(400, n)
     p = LogisticRegression().fit(x[train], y[train]).predict_proba(x[test])[:, 1]
     yt = y[test]
-    ev = pd.DataFrame({"y_true": yt, "y_pred": p, "firm__region": region[test]})
+    ev = pd.DataFrame({"y": yt, "score": p, "firm__region": region[test]})
     slices = pd.DataFrame([
         {"slice_column": "firm__region", "slice_value": v, "n": len(g), "metric": m,
          "value": roc_auc_score(g.y_true, g.y_pred) if m == "roc_auc" else brier_score_loss(g.y_true, g.y_pred)}
@@ -108,7 +108,7 @@ def test_clv_card_describes_realized_value_not_probabilities(churn_record):
         train_cutoffs=[pd.Timestamp("2025-01-01", tz="UTC")], valid_cutoffs=[], test_cutoffs=[],
         metrics={"spearman": 0.41, "mae": 31.5, "total_ratio": 0.97},
         baseline_metrics={}, slice_metrics=pd.DataFrame(columns=["slice_column", "slice_value", "n", "metric", "value"]),
-        evaluation_frame=pd.DataFrame({"y_true": pred * rng.lognormal(0, 0.3, 300), "y_pred": pred}),
+        evaluation_frame=pd.DataFrame({"y": pred * rng.lognormal(0, 0.3, 300), "score": pred}),
     )
     md = render(record, Spec("clv", "account", "spearman"), version=None, known_limits=[])
     assert md.startswith("# Model card: crmscore-clv (unregistered)\n")

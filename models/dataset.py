@@ -1,0 +1,107 @@
+"""From an extract to model inputs: one path for training sets and scoring sets.
+
+Both call the same ``features.build.build_features`` on a spine; only the spine's cutoffs differ (many monthly
+cutoffs with complete label windows for training, the single as-of date for scoring). Pure: no I/O, no clock.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from features.build import build_features
+from features.catalog import FeatureSet
+from features.labels import make_labels
+from features.spine import build_spine, history_start, training_cutoffs
+from models.btyd import btyd_clv
+from models.errors import TrainingDataError
+from models.tasks import TaskSpec
+from models.train import TrainingData
+
+#: Tables each entity's population needs; a task whose tables are absent is skipped, not failed.
+REQUIRED_TABLES: dict[str, tuple[str, ...]] = {"account": ("accounts",), "lead": ("leads",)}
+
+
+@dataclass(frozen=True)
+class FeatureOptions:
+    """How features and spines are built (config sections ``features`` and ``eligibility``)."""
+
+    windows_days: tuple[int, ...] = (30, 90, 365)
+    churn_lookback_days: int = 365
+
+
+@dataclass(frozen=True)
+class CutoffOptions:
+    """How training cutoffs are laid out (config section ``training``)."""
+
+    count: int = 12
+    step_days: int = 30
+    min_history_days: int = 90
+
+
+def missing_tables(tables: Mapping[str, pd.DataFrame], spec: TaskSpec) -> list[str]:
+    """Tables the task needs that the extract lacks (or holds empty), e.g. ``["leads"]``."""
+    return [t for t in REQUIRED_TABLES[spec.entity] if t not in tables or len(tables[t]) == 0]
+
+
+def build_training_data(
+    tables: Mapping[str, pd.DataFrame],
+    spec: TaskSpec,
+    *,
+    as_of: pd.Timestamp,
+    horizon_days: int,
+    cutoffs: CutoffOptions,
+    options: FeatureOptions,
+) -> TrainingData:
+    """The multi-cutoff training set of ``spec`` whose labels are all observed before ``as_of``.
+
+    Grain: one row per (eligible entity, cutoff). Features read rows strictly before each cutoff; labels read
+    ``[cutoff, cutoff + horizon_days)``, which ends at or before ``as_of`` for every cutoff.
+    For CLV on transactional data the BG/NBD + Gamma-Gamma forecast per cutoff is attached as a baseline.
+    """
+    tables = dict(tables)
+    cuts = training_cutoffs(as_of, horizon_days, count=cutoffs.count, step_days=cutoffs.step_days,
+                            earliest_ts=history_start(tables), min_history_days=cutoffs.min_history_days)
+    if len(cuts) < 3:
+        raise TrainingDataError(
+            f"task {spec.name!r}: only {len(cuts)} training cutoff(s) fit in the extract's history before "
+            f"{as_of.date()} with a {horizon_days}-day horizon; out-of-time training needs 3 (fit, validation, test). "
+            f"Lower training.cutoff_step_days or the horizon, or use an extract with a longer history.")
+    spine = build_spine(tables, spec.population, cuts, churn_lookback_days=options.churn_lookback_days)
+    if spine.empty:
+        raise TrainingDataError(f"task {spec.name!r}: no eligible {spec.entity}s at any training cutoff {cuts[0].date()}"
+                                f"..{cuts[-1].date()}")
+    label = make_labels(tables, spine, spec.label, horizon_days)
+    fs = build_features(tables, spine, spec.entity, windows_days=options.windows_days)
+    baselines: dict[str, pd.Series] = {}
+    if spec.name == "clv" and "orders" in tables and len(tables["orders"]):
+        baselines["btyd"] = _btyd_per_cutoff(tables["orders"], fs.frame, horizon_days)
+    return TrainingData(frame=fs.frame, label=label, catalog=fs.catalog, horizon_days=horizon_days,
+                        baseline_predictions=baselines)
+
+
+def build_scoring_features(
+    tables: Mapping[str, pd.DataFrame], spec: TaskSpec, *, as_of: pd.Timestamp, options: FeatureOptions,
+) -> FeatureSet:
+    """Features of every entity eligible for ``spec`` at ``as_of``: the same code as training, one cutoff."""
+    tables = dict(tables)
+    spine = build_spine(tables, spec.population, [as_of], churn_lookback_days=options.churn_lookback_days)
+    return build_features(tables, spine, spec.entity, windows_days=options.windows_days)
+
+
+def _btyd_per_cutoff(orders: pd.DataFrame, frame: pd.DataFrame, horizon_days: int) -> pd.Series:
+    """BG/NBD + Gamma-Gamma forecast for each (account, cutoff) row, fitted on orders before that cutoff."""
+    out = pd.Series(0.0, index=frame.index, name="btyd")
+    for cutoff, rows in frame.groupby("cutoff_ts", sort=True).groups.items():
+        try:
+            forecast = btyd_clv(orders, cutoff, horizon_days)
+        except Exception:  # a fit that fails on a small or odd history just leaves no baseline for that cutoff
+            continue
+        ids = frame.loc[rows, "entity_id"]
+        out.loc[rows] = ids.map(forecast).fillna(0.0).to_numpy()
+    return out
+
+
+def feature_names(fs: FeatureSet) -> Sequence[str]:
+    return list(fs.catalog)

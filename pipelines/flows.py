@@ -1,0 +1,384 @@
+"""Prefect flows: training and scoring.
+
+The flows stay thin: each task is I/O or validation around one pure call (``models.dataset``, ``models.train``,
+``models.scoring``); retries only on I/O tasks. Flow parameters are plain strings so that a deployment (the nightly
+schedule) can carry them; the configuration is loaded inside the flow, once.
+
+Both flows start with the quality gate: a failed error-severity contract rule raises ``ContractViolation`` before
+anything is trained, registered or written back.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import tempfile
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from crm.extract import read_tables, redact
+from crm.privacy import exclude_deleted, profiling_view
+from data_contracts.history import load_last_fingerprint, save_run
+from data_contracts.validate import ValidationReport, validate_extract
+from models.dataset import (
+    CutoffOptions,
+    FeatureOptions,
+    build_scoring_features,
+    build_training_data,
+    missing_tables,
+)
+from models.tasks import TASKS, TaskSpec, get_task
+from pipelines.config import Settings, load_settings
+
+Progress = Callable[[str], None]
+
+
+def _silent(_: str) -> None:
+    pass
+
+
+_progress: Progress = _silent
+
+
+def set_progress(callback: Progress | None) -> None:
+    """Where flows report progress (the CLI passes a rich console printer); silent by default."""
+    global _progress
+    _progress = callback or _silent
+
+
+def _say(msg: str) -> None:
+    _progress(msg)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Shared tasks
+
+
+@task(name="read-extract", retries=2, retry_delay_seconds=3, cache_policy=NO_CACHE)
+def read_raw(location: str) -> dict[str, pd.DataFrame]:
+    """Contract columns of every table, typed, deleted rows included (validation needs to see them)."""
+    return read_tables(location, strict=False)
+
+
+@task(name="validate-extract", cache_policy=NO_CACHE)
+def validate(raw: Mapping[str, pd.DataFrame], settings: Settings, *, now: pd.Timestamp,
+             as_of: pd.Timestamp) -> ValidationReport:
+    """Run every contract; keep the result per run for auditors; raise ContractViolation on an error rule."""
+    previous = load_last_fingerprint(settings.workdir)
+    docs = settings.validation_dir / "data_docs" if settings.validation.data_docs else None
+    report = validate_extract(raw, now=now, as_of=as_of, previous=previous,
+                              max_volume_drop=settings.validation.max_volume_drop, data_docs_dir=docs)
+    save_run(report, settings.workdir)
+    report.raise_for_errors()
+    return report
+
+
+def usable_tables(raw: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """What models may see: erased records and records that objected to profiling removed, with their rows."""
+    return profiling_view(exclude_deleted(raw))
+
+
+def feature_options(settings: Settings) -> FeatureOptions:
+    return FeatureOptions(windows_days=tuple(settings.features.windows_days),
+                          churn_lookback_days=settings.eligibility.churn_lookback_days)
+
+
+def _registry(settings: Settings):
+    from models.registry import Registry
+
+    return Registry(settings.tracking_uri, settings.artifact_root, settings.mlflow.experiment)
+
+
+def _tasks_to_run(models: str | None) -> list[TaskSpec]:
+    names = [m.strip() for m in (models or ",".join(TASKS)).split(",") if m.strip()]
+    return [get_task(n) for n in names]
+
+
+def _as_of(as_of: str | None, now: pd.Timestamp) -> pd.Timestamp:
+    if as_of is None:
+        return now
+    ts = pd.Timestamp(as_of)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Training
+
+
+@dataclass
+class TrainOutcome:
+    task: str
+    status: str  # "champion", "challenger", "skipped"
+    message: str
+    version: int | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    baseline_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    run_id: str | None = None
+
+
+@dataclass
+class TrainSummary:
+    as_of: str
+    fingerprint: str
+    outcomes: list[TrainOutcome]
+    tracking_uri: str
+
+
+def _model_params(settings: Settings):
+    from models.train import LightGBMParams, SearchConfig
+
+    m = settings.model
+    kwargs = m.model_dump(exclude={"search"})
+    if m.search:
+        kwargs["search"] = tuple(SearchConfig(**p.model_dump()) for p in m.search)
+    return LightGBMParams(**kwargs)
+
+
+def _evaluation_settings(settings: Settings):
+    from models.train import EvaluationSettings
+
+    return EvaluationSettings(**settings.evaluation.model_dump())
+
+
+@task(name="train-model", cache_policy=NO_CACHE)
+def train_one(spec: TaskSpec, tables: Mapping[str, pd.DataFrame], settings: Settings, as_of: pd.Timestamp):
+    """Build the multi-cutoff training set and train, calibrate and evaluate one task (pure calls)."""
+    from models.train import train_task
+
+    horizon = settings.horizon(spec.horizon_key)
+    data = build_training_data(
+        tables, spec, as_of=as_of, horizon_days=horizon,
+        cutoffs=CutoffOptions(settings.training.cutoff_count, settings.training.cutoff_step_days,
+                              settings.training.min_history_days),
+        options=feature_options(settings))
+    model = train_task(spec, data, _model_params(settings), seed=settings.training.seed,
+                       settings=_evaluation_settings(settings))
+    return model, data
+
+
+def _held_out(model, data) -> tuple[pd.DataFrame, np.ndarray]:
+    mask = data.frame["cutoff_ts"].isin(list(model.test_cutoffs)).to_numpy()
+    return data.frame.loc[mask], np.asarray(data.label.to_numpy()[mask], dtype=float)
+
+
+def _champion_metrics_on(registry, spec: TaskSpec, frame: pd.DataFrame, y: np.ndarray,
+                         settings: Settings) -> tuple[dict[str, float] | None, str]:
+    """The current champion scored on the candidate's held-out rows (the same data), or None if none/incompatible."""
+    from models.errors import ModelSignatureMismatch, NoChampionError
+    from models.evaluate import task_metrics
+
+    if registry.champion(spec.name) is None:
+        return None, "no champion yet"
+    try:
+        champ, version = registry.load_champion(spec.name, expected_features=[c for c in frame.columns
+                                                                               if c not in ("entity_id", "cutoff_ts")])
+    except NoChampionError:
+        return None, "no champion yet"
+    except ModelSignatureMismatch as exc:
+        return None, f"the champion's features differ from today's ({exc}); it cannot be compared"
+    pred = champ.predict(frame)
+    return task_metrics(spec.kind, y, pred, ece_bins=settings.evaluation.ece_bins), f"champion v{version}"
+
+
+def _artifacts(model, data, spec: TaskSpec, folder: Path) -> tuple[dict[str, Path], list[tuple[str, float]]]:
+    """Calibration curve, lift chart and SHAP summary on the held-out fold; the global drivers for the card."""
+    from models.plots import calibration_curve_plot, lift_chart, shap_summary_plot
+
+    ev = model.evaluation_frame
+    plots: dict[str, Path] = {}
+    if spec.kind == "binary":
+        plots["calibration_curve"] = calibration_curve_plot(ev["y"], ev["score"], folder / "calibration.png")
+    plots["lift_chart"] = lift_chart(ev["y"], ev["score"], folder / "lift.png")
+    frame, _ = _held_out(model, data)
+    sample = frame.sample(n=min(len(frame), 2000), random_state=0) if len(frame) else frame
+    contrib = model.contributions(sample)[:, :-1]
+    labels = [model.catalog[c].label for c in model.feature_names]
+    plots["shap_summary"] = shap_summary_plot(contrib, sample[list(model.feature_names)], labels,
+                                              folder / "shap_summary.png")
+    mean_abs = np.abs(contrib).mean(axis=0)
+    order = np.argsort(-mean_abs)[:10]
+    drivers = [(labels[i], float(mean_abs[i])) for i in order]
+    return plots, drivers
+
+
+ELIGIBILITY = {
+    "active_customers": "accounts active at the cutoff (consenting, not deleted; an active subscription, or without "
+                        "a subscriptions table a completed order in the look-back)",
+    "open_leads": "open leads at the cutoff (created before it; not SQL, won or lost; consenting, not deleted)",
+    "sql_leads": "SQL leads not yet won or lost at the cutoff (consenting, not deleted)",
+}
+
+KNOWN_LIMITS = [
+    "Trained on the history of one CRM extract; a change of process (pricing, sales stages) needs retraining.",
+    "Probabilities are calibrated on one out-of-time cutoff; re-check calibration after large population shifts.",
+    "Reasons are SHAP contributions: they explain the model, not causes; do not read them as interventions.",
+]
+
+
+@task(name="register-model", retries=2, retry_delay_seconds=3, cache_policy=NO_CACHE)
+def register(model, data, spec: TaskSpec, settings: Settings, report: ValidationReport) -> TrainOutcome:
+    """Log the run to MLflow, register the version, and move `champion` only if the gate says so."""
+    from models.card import render_model_card
+    from models.champion import GateConfig, promote_if_better
+
+    registry = _registry(settings)
+    frame, y = _held_out(model, data)
+    champ_metrics, champ_note = _champion_metrics_on(registry, spec, frame, y, settings)
+    with tempfile.TemporaryDirectory() as tmp:
+        plots, drivers = _artifacts(model, data, spec, Path(tmp))
+        cutoffs = {"train": [str(c) for c in model.train_cutoffs], "valid": [str(c) for c in model.valid_cutoffs],
+                   "test": [str(c) for c in model.test_cutoffs], "horizon_days": data.horizon_days}
+        all_cuts = list(model.train_cutoffs) + list(model.test_cutoffs)
+        card = render_model_card(
+            model, spec, version=None, data_window=(min(all_cuts), max(all_cuts)),
+            eligibility_text=ELIGIBILITY[spec.population], extract_fingerprint=report.fingerprint.to_dict(),
+            top_drivers=drivers, known_limits=KNOWN_LIMITS)
+        run = registry.log_training_run(
+            model, spec, extract_fingerprint=report.fingerprint.to_dict(),
+            contract_result={"ok": report.ok, "failed_warnings": [r.rule for r in report.warnings],
+                             "rules": len(report.results), "validated_at": str(report.validated_at)},
+            cutoffs=cutoffs, feature_labels={c: model.catalog[c].label for c in model.feature_names},
+            plots=plots, card_md=card, run_name=f"{spec.name}-{pd.Timestamp(model.test_cutoffs[-1]).date()}",
+            input_example=frame.head(5))
+    gate = GateConfig(primary_metric=spec.primary_metric, min_improvement=settings.gate.min_improvement,
+                      max_ece=settings.gate.max_ece, min_slice_n=settings.gate.min_slice_n)
+    decision = promote_if_better(registry, spec.name, run.version, model.metrics, champ_metrics, gate,
+                                 slice_metrics=model.slice_metrics)
+    status = "champion" if decision.promote else "challenger"
+    why = "; ".join(decision.reasons)
+    return TrainOutcome(task=spec.name, status=status, message=f"{why} (compared with {champ_note})",
+                        version=run.version, metrics=dict(model.metrics),
+                        baseline_metrics={k: dict(v) for k, v in model.baseline_metrics.items()}, run_id=run.run_id)
+
+
+@flow(name="crmscore-train", validate_parameters=False)
+def train_flow(config_file: str | None = None, crm: str | None = None, as_of: str | None = None,
+               models: str | None = None, now: str | None = None) -> TrainSummary:
+    """Validate the extract, then train, evaluate and register each task; the champion gate decides promotion."""
+    settings = load_settings(config_file, crm=crm)
+    now_ts = _as_of(now, pd.Timestamp.now(tz="UTC").floor("s"))
+    as_of_ts = _as_of(as_of, now_ts)
+    specs = _tasks_to_run(models)
+    _say(f"Reading the extract at {redact(settings.crm_url)}")
+    raw = read_raw(settings.crm_url)
+    _say("Validating it against the data contracts")
+    report = validate(raw, settings, now=now_ts, as_of=as_of_ts)
+    tables = usable_tables(raw)
+    registry = _registry(settings)  # creates a fresh tracking store once, before any run writes to it
+    del registry
+    outcomes: list[TrainOutcome] = []
+    for spec in specs:
+        missing = missing_tables(tables, spec)
+        if missing:
+            msg = f"skipped: the extract has no {', '.join(missing)} rows"
+            _say(f"{spec.name}: {msg}")
+            outcomes.append(TrainOutcome(task=spec.name, status="skipped", message=msg))
+            continue
+        _say(f"{spec.name}: building the training set and training")
+        model, data = train_one(spec, tables, settings, as_of_ts)
+        _say(f"{spec.name}: registering in MLflow and running the champion gate")
+        outcomes.append(register(model, data, spec, settings, report))
+    return TrainSummary(as_of=str(as_of_ts), fingerprint=report.fingerprint.short, outcomes=outcomes,
+                        tracking_uri=redact(settings.tracking_uri))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Scoring
+
+
+@dataclass
+class ScoreSummary:
+    scoring_run_id: str
+    as_of: str
+    rows: dict[str, int]
+    versions: dict[str, int]
+    skipped: dict[str, str]
+    written_to: str
+
+
+@task(name="score-model", cache_policy=NO_CACHE)
+def score_one(spec: TaskSpec, tables: Mapping[str, pd.DataFrame], settings: Settings,
+              as_of: pd.Timestamp) -> tuple[pd.DataFrame, int]:
+    """Features at as_of (same code as training), the champion, scores with reasons (pure call)."""
+    from models.scoring import ScoringOptions, score_task
+
+    fs = build_scoring_features(tables, spec, as_of=as_of, options=feature_options(settings))
+    model, version = _registry(settings).load_champion(spec.name, expected_features=list(fs.catalog))
+    opts = ScoringOptions(reasons_up=settings.scoring.reasons_up, reasons_down=settings.scoring.reasons_down,
+                          chunk_rows=settings.scoring.chunk_rows, band_thresholds=settings.bands or None)
+    return score_task(model, spec, fs, model_version=version, options=opts), version
+
+
+@task(name="write-back", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def write_back(location: str, scores: pd.DataFrame, var: pd.DataFrame | None, *, run_id: str,
+               as_of: pd.Timestamp, scored_at: pd.Timestamp, lock_timeout_s: float):
+    """All-or-nothing: crm_scores replaced and history appended in one transaction (or atomic renames)."""
+    from crm.writeback import write_scores
+
+    return write_scores(location, scores, scoring_run_id=run_id, as_of=as_of, scored_at=scored_at,
+                        value_at_risk=var, lock_timeout_s=lock_timeout_s)
+
+
+def _record_run(settings: Settings, summary: ScoreSummary, report: ValidationReport) -> None:
+    """What an auditor needs to tie every score of a run to its extract and model versions."""
+    folder = settings.workdir / "runs"
+    folder.mkdir(parents=True, exist_ok=True)
+    doc = {**dataclasses.asdict(summary), "extract_fingerprint": report.fingerprint.to_dict(),
+           "validation_ok": report.ok, "warnings": [r.rule for r in report.warnings]}
+    tmp = folder / f"{summary.scoring_run_id}.json.tmp"
+    tmp.write_text(json.dumps(doc, indent=2, default=str))
+    tmp.replace(folder / f"{summary.scoring_run_id}.json")
+
+
+@flow(name="crmscore-score", validate_parameters=False)
+def score_flow(config_file: str | None = None, crm: str | None = None, as_of: str | None = None,
+               models: str | None = None, now: str | None = None) -> ScoreSummary:
+    """Validate, score every eligible record with each task's champion, write scores back atomically."""
+    from models.errors import NoChampionError
+    from models.scoring import value_at_risk
+
+    settings = load_settings(config_file, crm=crm)
+    now_ts = _as_of(now, pd.Timestamp.now(tz="UTC").floor("s"))
+    as_of_ts = _as_of(as_of, now_ts)
+    specs = _tasks_to_run(models)
+    _say(f"Reading the extract at {redact(settings.crm_url)}")
+    raw = read_raw(settings.crm_url)
+    _say("Validating it against the data contracts")
+    report = validate(raw, settings, now=now_ts, as_of=as_of_ts)
+    tables = usable_tables(raw)
+    frames: dict[str, pd.DataFrame] = {}
+    versions: dict[str, int] = {}
+    skipped: dict[str, str] = {}
+    for spec in specs:
+        missing = missing_tables(tables, spec)
+        if missing:
+            skipped[spec.name] = f"the extract has no {', '.join(missing)} rows"
+            continue
+        _say(f"{spec.name}: scoring with the champion and explaining each score")
+        try:
+            frames[spec.name], versions[spec.name] = score_one(spec, tables, settings, as_of_ts)
+        except NoChampionError as exc:
+            skipped[spec.name] = str(exc)
+    if not frames:
+        from models.errors import NoChampionError as _NC
+
+        raise _NC("no task could be scored: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
+    for name, why in skipped.items():
+        _say(f"{name}: skipped ({why})")
+    var = value_at_risk(frames["churn"], frames["clv"]) if {"churn", "clv"} <= set(frames) else None
+    scores = pd.concat(list(frames.values()), ignore_index=True)
+    run_id = uuid.uuid4().hex
+    scored_at = pd.Timestamp.now(tz="UTC").floor("s")
+    _say(f"Writing {len(scores):,} scores back to {redact(settings.crm_url)}")
+    write_back(settings.crm_url, scores, var, run_id=run_id, as_of=as_of_ts, scored_at=scored_at,
+               lock_timeout_s=settings.scoring.lock_timeout_s)
+    summary = ScoreSummary(scoring_run_id=run_id, as_of=str(as_of_ts), rows={k: len(v) for k, v in frames.items()},
+                           versions=versions, skipped=skipped, written_to=redact(settings.crm_url))
+    _record_run(settings, summary, report)
+    return summary
