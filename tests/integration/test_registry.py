@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import lightgbm as lgb
@@ -20,7 +20,7 @@ import pytest
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
 from models.card import render_model_card
-from models.champion import GateConfig, decide, promote_if_better
+from models.champion import GateConfig, promote_if_better
 from models.errors import ModelSignatureMismatch, NoChampionError
 from models.plots import calibration_curve_plot, lift_chart
 from models.registry import Registry, registered_model_name
