@@ -265,6 +265,21 @@ class Registry:
                         self.experiment, existing.artifact_location, location)
         return existing.experiment_id
 
+    def _ensure_registered_model(self, name: str, task: str) -> None:
+        try:
+            self._client.get_registered_model(name)
+            return
+        except Exception as exc:
+            if not _is_not_found(exc):
+                raise
+        try:
+            self._client.create_registered_model(
+                name, tags={"crmscore.task": task},
+                description=f"crmscore {task} model; serving version = alias 'champion'.")
+        except Exception as exc:  # created by a concurrent run in the meantime
+            if getattr(exc, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
+                raise
+
     def _version_by_alias(self, task: str, alias: str) -> Any | None:
         try:
             return self._client.get_model_version_by_alias(registered_model_name(task), alias)
@@ -446,12 +461,17 @@ class Registry:
                         pip_requirements=_pip_requirements(),
                         signature=signature,
                         input_example=example,
-                        registered_model_name=name,
-                        await_registration_for=0,
                     )
-            version = int(info.registered_model_version)
-            self._client.set_model_version_tag(name, str(version), "run_id", run_id)
-            self._client.set_model_version_tag(name, str(version), "n_features", str(len(feature_names)))
+            # Registered here rather than through log_model(registered_model_name=...), which prints to stderr.
+            # Scoped: the client resolves a ``models:/m-...`` source through the process-wide tracking URI.
+            self._ensure_registered_model(name, task)
+            with self._scoped():
+                mv = self._client.create_model_version(
+                    name, source=info.model_uri, run_id=run_id, model_id=logged.model_id, await_creation_for=0,
+                    tags={"run_id": run_id, "n_features": str(len(feature_names)),
+                          "primary_metric": str(getattr(spec, "primary_metric", ""))},
+                )
+            version = int(mv.version)
             self._client.set_terminated(run_id, "FINISHED")
         except BaseException:
             self._client.set_terminated(run_id, "FAILED")

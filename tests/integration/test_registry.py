@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import lightgbm as lgb
@@ -20,7 +20,7 @@ import pytest
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
 from models.card import render_model_card
-from models.champion import GateConfig, decide, promote_if_better
+from models.champion import GateConfig, promote_if_better
 from models.errors import ModelSignatureMismatch, NoChampionError
 from models.plots import calibration_curve_plot, lift_chart
 from models.registry import Registry, registered_model_name
@@ -323,3 +323,31 @@ def test_registry_leaves_mlflow_globals_untouched(registry, data, tmp_path):
     again = Registry(registry.tracking_uri, tmp_path / "store" / "mlartifacts", experiment="crmscore-test")
     assert again.experiment_id == registry.experiment_id
     assert again.champion("churn").version == 1
+
+
+@pytest.mark.slow
+def test_parallel_processes_log_into_a_store_created_beforehand(registry, tmp_path):
+    """The store is created once (the ``registry`` fixture); then three processes log and register at once."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    script = (
+        "import sys; from pathlib import Path; import test_registry as T;"
+        "X, y = T.make_rows(600, 1, T.TRAIN_CUTOFFS); Xt, yt = T.make_rows(300, 2, T.TEST_CUTOFFS);"
+        "data = dict(X=X, y=y, X_test=Xt, y_test=yt);"
+        "reg = T.Registry(sys.argv[1], sys.argv[2], experiment='crmscore-test');"
+        "info = T.log(reg, T.train(data, rounds=5, seed=int(sys.argv[3])), Path(sys.argv[4]), sys.argv[3]);"
+        "print(info.version)"
+    )
+    env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{Path(__file__).parent}"}
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script, registry.tracking_uri, str(registry.artifact_root), str(i),
+                          str(tmp_path)], env=env, cwd=os.getcwd(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+        for i in range(3)
+    ]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [err[-2000:] for _, err in outs]
+    assert sorted(int(out.split()[-1]) for out, _ in outs) == [1, 2, 3]
+    assert [v.version for v in registry.history("churn")] == [3, 2, 1]

@@ -11,6 +11,9 @@ import pytest
 
 from models.plots import calibration_curve_plot, lift_chart, shap_summary_plot
 
+# shap 0.51 builds its colormaps with matplotlib calls that matplotlib 3.11 marks as pending deprecation.
+pytestmark = pytest.mark.filterwarnings("ignore::PendingDeprecationWarning:shap")
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
