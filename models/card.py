@@ -7,6 +7,8 @@ Pure: no I/O, no clock; the registry logs the returned text as ``model_card.md``
 """
 from __future__ import annotations
 
+from models.evaluate import slices_long
+
 import dataclasses
 import math
 from collections.abc import Mapping, Sequence
@@ -189,7 +191,7 @@ def render_model_card(
                    dec[["decile", "n", "mean_pred", "mean_true", "lift", "capture"]].itertuples(index=False)), ""]
 
     out += ["## Slices", ""]
-    sm = model.slice_metrics
+    sm = slices_long(model.slice_metrics)
     if sm is None or len(sm) == 0:
         out += ["No slice metrics were computed.", ""]
     else:

@@ -11,6 +11,8 @@ Nothing here imports mlflow: :func:`promote_if_better` only calls ``registry.set
 """
 from __future__ import annotations
 
+from models.evaluate import slices_long
+
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -140,6 +142,7 @@ def find_collapsed_slices(
         floor = DEFAULT_SLICE_FLOORS.get(metric)
     if floor is None or slice_metrics.empty:
         return []
+    slice_metrics = slices_long(slice_metrics)
     rows = slice_metrics[(slice_metrics["metric"] == metric) & (slice_metrics["n"] >= min_n)]
     out = []
     for row in rows.itertuples(index=False):

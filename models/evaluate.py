@@ -192,3 +192,19 @@ def slice_collapse(
     drop = overall - slices[metric].astype(float)
     out = slices.assign(drop=drop)[drop > max_drop]
     return out.sort_values("drop", ascending=False).reset_index(drop=True)
+
+
+def slices_long(slice_frame: pd.DataFrame) -> pd.DataFrame:
+    """Slice metrics as long rows (slice_column, slice_value, n, metric, value).
+
+    :func:`slice_metrics` returns one wide row per slice (a column per metric); the registry, the gate and the
+    model card read the long form. A frame already long is returned as it is.
+    """
+    if slice_frame is None or slice_frame.empty:
+        return pd.DataFrame(columns=["slice_column", "slice_value", "n", "metric", "value"])
+    if "metric" in slice_frame.columns:
+        return slice_frame
+    ids = ["slice_column", "slice_value", "n"]
+    long = slice_frame.melt(id_vars=ids, var_name="metric", value_name="value")
+    long["value"] = pd.to_numeric(long["value"], errors="coerce")
+    return long.dropna(subset=["value"]).reset_index(drop=True)

@@ -18,6 +18,8 @@ Construct one ``Registry`` (which creates the DB and the experiment) before fann
 """
 from __future__ import annotations
 
+from models.evaluate import slices_long
+
 import contextlib
 import dataclasses
 import enum
@@ -174,7 +176,9 @@ def _pip_requirements() -> list[str]:
 
 
 def _is_not_found(exc: Exception) -> bool:
-    return getattr(exc, "error_code", "") == "RESOURCE_DOES_NOT_EXIST"
+    """A missing registered model, version or alias (MLflow reports a missing alias as an invalid parameter)."""
+    code = getattr(exc, "error_code", "")
+    return code == "RESOURCE_DOES_NOT_EXIST" or (code == "INVALID_PARAMETER_VALUE" and "not found" in str(exc))
 
 
 def _window(cutoffs: Sequence[Any]) -> tuple[str, str]:
@@ -348,7 +352,7 @@ class Registry:
         from mlflow.entities import Metric, Param, RunTag
         from mlflow.models import Model
 
-        task = str(model.task)
+        task = str(getattr(model.task, "name", model.task))  # TrainedModel.task is the TaskSpec
         name = registered_model_name(task)
         feature_names = list(model.feature_names)
         now_ms = int(time.time() * 1000)
@@ -373,7 +377,7 @@ class Registry:
         metrics: dict[str, float] = {_metric_key(k): float(v) for k, v in model.metrics.items()}
         for baseline, values in model.baseline_metrics.items():
             metrics.update({_metric_key("baseline", baseline, k): float(v) for k, v in values.items()})
-        sm = model.slice_metrics
+        sm = slices_long(model.slice_metrics)
         if sm is not None and len(sm):
             for row in sm.itertuples(index=False):
                 metrics[_metric_key("slice", row.slice_column, row.slice_value, row.metric)] = float(row.value)
