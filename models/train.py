@@ -72,13 +72,17 @@ class LightGBMParams:
 
     The budget (``max_trees``, ``max_leaves``, ``max_depth``) bounds the cost of exact TreeSHAP at
     scoring time, which grows with trees x leaves x depth and is 10-100x the cost of a prediction.
-    The default (200 trees, 15 leaves, depth 6) was measured about 6x cheaper to explain than
-    300/31/8, which puts 1M accounts under 5 minutes on 2 cores (docs/benchmarks.md, "Train").
+    The default (at most 3000 leaves in all, i.e. 200 trees of 15 leaves or 400 of 7, depth <= 6) was
+    measured about 6x cheaper to explain than 300 trees/31 leaves/depth 8, which puts exact TreeSHAP
+    for 1M accounts under 5 minutes on 2 cores (docs/benchmarks.md, "Train").
     """
 
-    max_trees: int = 200
+    max_trees: int = 400
     max_leaves: int = 15
     max_depth: int = 6
+    # Trees x leaves bound: a config with fewer leaves may grow more trees (up to max_trees), at the
+    # same worst-case explanation cost as max_total_leaves / max_leaves trees of max_leaves leaves.
+    max_total_leaves: int = 3000
     early_stopping_rounds: int = 30
     search: tuple[SearchConfig, ...] = DEFAULT_SEARCH
     lambda_l2: float = 1.0
@@ -158,6 +162,11 @@ class TrainedModel:
     calibration_oof_ece: dict[str, float]
     seed: int
 
+    def comparison(self) -> pd.DataFrame:
+        """Held-out metrics of the model and of each baseline side by side: one row per (name), one column per metric."""
+        rows = {"model": self.metrics, **self.baseline_metrics}
+        return pd.DataFrame.from_dict(rows, orient="index")
+
     def matrix(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The LightGBM input for ``frame`` (raises ModelSignatureMismatch on a missing feature)."""
         return prepare_matrix(frame, self.feature_names, self.vocab)
@@ -231,9 +240,15 @@ def split_cutoffs(
     return tuple(earlier[:-1]), (earlier[-1],), (test,)
 
 
+def trees_allowed(params: LightGBMParams, cfg: SearchConfig) -> int:
+    """Trees a config may grow: ``min(max_trees, max_total_leaves // leaves)``, at least 1."""
+    leaves = min(cfg.num_leaves, params.max_leaves)
+    return max(1, min(params.max_trees, params.max_total_leaves // leaves))
+
+
 def _estimator(spec: TaskSpec, params: LightGBMParams, cfg: SearchConfig, seed: int) -> lgb.LGBMModel:
     common = dict(
-        n_estimators=params.max_trees,
+        n_estimators=trees_allowed(params, cfg),
         num_leaves=min(cfg.num_leaves, params.max_leaves),
         max_depth=params.max_depth,
         learning_rate=cfg.learning_rate,
@@ -325,7 +340,7 @@ def train_task(
         n_iter = int(booster.best_iteration or booster.current_iteration())
         score = _primary(spec, y_valid, booster.predict(X_valid, raw_score=True, num_iteration=n_iter))
         search_results.append({**cfg.__dict__, "num_leaves_used": min(cfg.num_leaves, params.max_leaves),
-                               "best_iteration": n_iter, f"valid_{spec.primary_metric}": score})
+                               "trees_allowed": trees_allowed(params, cfg), "best_iteration": n_iter, f"valid_{spec.primary_metric}": score})
         if best is None or score > best[0]:
             best = (score, n_iter, booster, cfg)
     assert best is not None  # params.search is non-empty (checked above)
@@ -371,7 +386,8 @@ def train_task(
     metrics["slice_collapse_count"] = float(len(collapses))
 
     used = {**best_cfg.__dict__, "num_leaves": min(best_cfg.num_leaves, params.max_leaves),
-            "max_depth": params.max_depth, "max_trees": params.max_trees, "objective": spec.objective,
+            "max_depth": params.max_depth, "max_trees": trees_allowed(params, best_cfg),
+            "max_total_leaves": params.max_total_leaves, "objective": spec.objective,
             "early_stopping_rounds": params.early_stopping_rounds, "lambda_l2": params.lambda_l2,
             "bagging_fraction": params.bagging_fraction, "calibration": calibrator.method,
             "calibration_requested": settings.calibration}

@@ -22,6 +22,7 @@ from models.train import (
     TrainingData,
     split_cutoffs,
     train_task,
+    trees_allowed,
 )
 
 
@@ -43,7 +44,7 @@ CATALOG = {
 }
 
 # A lean search keeps the unit tests fast; the default search is exercised by the benchmark.
-FAST = LightGBMParams(max_trees=150, early_stopping_rounds=20, min_category_count=5, search=(
+FAST = LightGBMParams(max_trees=150, max_total_leaves=1500, early_stopping_rounds=20, min_category_count=5, search=(
     SearchConfig(num_leaves=15, min_child_samples=20, learning_rate=0.1, feature_fraction=1.0),
     SearchConfig(num_leaves=7, min_child_samples=40, learning_rate=0.1, feature_fraction=0.8),
 ))
@@ -96,6 +97,9 @@ def test_binary_model_beats_chance_and_the_logistic_baseline(churn_model):
     assert auc > 0.8
     assert auc > churn_model.baseline_metrics["logistic"]["roc_auc"] + 0.1
     assert churn_model.metrics["lift_top_decile"] > 1.3
+    table = churn_model.comparison()
+    assert list(table.index) == ["model", "logistic"]
+    assert table.loc["model", "roc_auc"] == auc
 
 
 def test_oot_split_records_cutoffs_and_evaluates_only_the_last(churn_model, churn_data):
@@ -147,7 +151,16 @@ def test_contributions_sum_to_raw_score_and_calibration_maps_raw(churn_model, ch
 def test_booster_is_trimmed_to_best_iteration_within_budget(churn_model):
     assert churn_model.booster.num_trees() == churn_model.best_iteration <= FAST.max_trees
     assert churn_model.params["num_leaves"] <= FAST.max_leaves
+    leaves = [t["num_leaves"] for t in churn_model.booster.dump_model()["tree_info"]]
+    assert max(leaves) <= FAST.max_leaves and sum(leaves) <= FAST.max_total_leaves
     assert len(churn_model.search_results) == len(FAST.search)
+
+
+def test_total_leaves_budget_lets_small_trees_grow_longer():
+    p = LightGBMParams(max_trees=400, max_leaves=15, max_total_leaves=3000)
+    assert trees_allowed(p, SearchConfig(15, 20, 0.1, 1.0)) == 200
+    assert trees_allowed(p, SearchConfig(7, 20, 0.1, 1.0)) == 400  # 3000 // 7 = 428, capped
+    assert trees_allowed(p, SearchConfig(63, 20, 0.1, 1.0)) == 200  # leaves capped at 15 first
 
 
 def test_trained_model_pickles(churn_model, churn_data):
