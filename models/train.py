@@ -322,6 +322,12 @@ def train_task(
                     f"The {name} fold of task {spec.name!r} holds a single class ({len(yy)} rows); "
                     "add cutoffs or widen the population.")
 
+    # Tweedie needs y >= 0, but a horizon's gross margin can be negative (loss-making orders): the
+    # booster learns E[max(y, 0)]; the held-out metrics still use the realised y.
+    clip = spec.objective == "tweedie"
+    y_fit_obj = np.clip(y_fit, 0.0, None) if clip else y_fit
+    y_valid_obj = np.clip(y_valid, 0.0, None) if clip else y_valid
+
     cat_cols = categorical_columns(data.catalog, features)
     # The vocabulary is fitted on the fit fold only: validation/test values unseen there behave
     # exactly as unseen values will at scoring time.
@@ -334,7 +340,7 @@ def train_task(
     best: tuple[float, int, lgb.Booster, SearchConfig] | None = None
     for i, cfg in enumerate(params.search):
         est = _estimator(spec, params, cfg, seed)
-        est.fit(X_fit, y_fit, eval_X=(X_valid,), eval_y=(y_valid,),
+        est.fit(X_fit, y_fit_obj, eval_X=(X_valid,), eval_y=(y_valid_obj,),
                 callbacks=[lgb.early_stopping(params.early_stopping_rounds, verbose=False)])
         booster = est.booster_
         n_iter = int(booster.best_iteration or booster.current_iteration())
@@ -359,6 +365,8 @@ def train_task(
         metrics["ece_uncalibrated"] = task_metrics(
             "binary", y_test, 1 / (1 + np.exp(-raw_test)), ece_bins=settings.ece_bins)["ece"]
     metrics[f"valid_{spec.primary_metric}"] = best[0]
+    if clip:
+        metrics["labels_clipped_at_zero"] = float((y_fit < 0).sum() + (y_valid < 0).sum())
 
     test_frame = frame.loc[test_m]
     # reset_index keeps the canonical dtypes (str ids, datetime64[us, UTC]) that to_numpy would lose.

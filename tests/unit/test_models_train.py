@@ -203,6 +203,16 @@ def test_clv_tweedie_beats_the_mean_and_reports_historical_formula():
     assert np.all(m.predict(make_data("clv", seed=9).frame) >= 0)
 
 
+def test_clv_with_some_negative_margins_trains_on_clipped_labels():
+    data = make_data("clv", n=300, n_cutoffs=4, seed=4)
+    label = data.label.copy()
+    label.iloc[::50] = -25.0  # loss-making accounts
+    m = train_task(TASKS["clv"], replace(data, label=label), FAST, seed=0, settings=SETTINGS)
+    n_neg_fit_valid = int((label[~data.frame["cutoff_ts"].eq(data.frame["cutoff_ts"].max())] < 0).sum())
+    assert m.metrics["labels_clipped_at_zero"] == n_neg_fit_valid > 0
+    assert (m.evaluation_frame["y"] < 0).any()  # evaluation keeps the realised margin
+
+
 def test_external_baseline_predictions_are_evaluated_on_the_held_out_rows(churn_data):
     oracle = pd.Series(np.where(churn_data.label > 0, 0.9, 0.1), index=churn_data.frame.index)
     m = train_task(TASKS["churn"], replace(churn_data, baseline_predictions={"oracle": oracle}), FAST, seed=7,
