@@ -61,7 +61,7 @@ class SearchConfig:
 DEFAULT_SEARCH: tuple[SearchConfig, ...] = (
     SearchConfig(num_leaves=15, min_child_samples=50, learning_rate=0.1, feature_fraction=0.8),
     SearchConfig(num_leaves=15, min_child_samples=100, learning_rate=0.05, feature_fraction=0.8),
-    SearchConfig(num_leaves=7, min_child_samples=20, learning_rate=0.1, feature_fraction=0.9),
+    SearchConfig(num_leaves=7, min_child_samples=20, learning_rate=0.1, feature_fraction=1.0),
     SearchConfig(num_leaves=7, min_child_samples=50, learning_rate=0.15, feature_fraction=0.7),
 )
 
