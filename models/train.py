@@ -338,7 +338,7 @@ def train_task(
 
     search_results: list[dict[str, Any]] = []
     best: tuple[float, int, lgb.Booster, SearchConfig] | None = None
-    for i, cfg in enumerate(params.search):
+    for cfg in params.search:
         est = _estimator(spec, params, cfg, seed)
         est.fit(X_fit, y_fit_obj, eval_X=(X_valid,), eval_y=(y_valid_obj,),
                 callbacks=[lgb.early_stopping(params.early_stopping_rounds, verbose=False)])
@@ -346,11 +346,14 @@ def train_task(
         n_iter = int(booster.best_iteration or booster.current_iteration())
         score = _primary(spec, y_valid, booster.predict(X_valid, raw_score=True, num_iteration=n_iter))
         search_results.append({**cfg.__dict__, "num_leaves_used": min(cfg.num_leaves, params.max_leaves),
-                               "trees_allowed": trees_allowed(params, cfg), "best_iteration": n_iter, f"valid_{spec.primary_metric}": score})
+                               "trees_allowed": trees_allowed(params, cfg), "best_iteration": n_iter,
+                               f"valid_{spec.primary_metric}": score})
+        # Strictly better only: on a tie the earlier (listed first) config wins, deterministically.
         if best is None or score > best[0]:
             best = (score, n_iter, booster, cfg)
-    assert best is not None  # params.search is non-empty (checked above)
-    _, best_iteration, full_booster, best_cfg = best
+    if best is None:  # unreachable: params.search was checked non-empty above
+        raise TrainingDataError("No search config was trained.")
+    best_score, best_iteration, full_booster, best_cfg = best
     booster = _trim(full_booster, best_iteration)
 
     raw_valid = booster.predict(X_valid, raw_score=True)
@@ -364,7 +367,7 @@ def train_task(
     if spec.kind == "binary":
         metrics["ece_uncalibrated"] = task_metrics(
             "binary", y_test, 1 / (1 + np.exp(-raw_test)), ece_bins=settings.ece_bins)["ece"]
-    metrics[f"valid_{spec.primary_metric}"] = best[0]
+    metrics[f"valid_{spec.primary_metric}"] = best_score
     if clip:
         metrics["labels_clipped_at_zero"] = float((y_fit < 0).sum() + (y_valid < 0).sum())
 
