@@ -24,3 +24,7 @@ class TrainingDataError(ModelError):
 
 class BTYDFitError(ModelError):
     """A BG/NBD or Gamma-Gamma fit that cannot run or did not converge."""
+
+
+class ModelConfigError(ModelError):
+    """Training parameters or settings that are unknown or out of range."""

@@ -21,7 +21,7 @@ one cutoff of data less, which at a dozen monthly cutoffs is small.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import lightgbm as lgb
@@ -35,7 +35,7 @@ from models.baselines import (
     historical_horizon_margin,
     logistic_baseline,
 )
-from models.calibration import Calibrator, fit_calibrator
+from models.calibration import BINARY_METHODS, Calibrator, fit_calibrator
 from models.encoding import (
     ID_COLUMNS,
     CategoricalVocabulary,
@@ -43,7 +43,7 @@ from models.encoding import (
     fit_vocabulary,
     prepare_matrix,
 )
-from models.errors import TrainingDataError
+from models.errors import ModelConfigError, TrainingDataError
 from models.evaluate import slice_collapse, slice_metrics, task_metrics
 from models.tasks import TaskSpec
 
@@ -94,6 +94,44 @@ class LightGBMParams:
     # 2 threads measured 9x SLOWER than 1 (docs/benchmarks.md). Raise it on a dedicated machine.
     n_jobs: int = 1
 
+    def __post_init__(self) -> None:
+        for name in ("max_trees", "max_leaves", "max_total_leaves", "early_stopping_rounds", "n_jobs",
+                     "min_category_count", "max_categories"):
+            if getattr(self, name) < 1:
+                raise ModelConfigError(f"LightGBMParams.{name} must be >= 1; got {getattr(self, name)}.")
+        if self.max_leaves < 2:
+            raise ModelConfigError(f"LightGBMParams.max_leaves must be >= 2; got {self.max_leaves}.")
+        if not 0 < self.bagging_fraction <= 1:
+            raise ModelConfigError(f"LightGBMParams.bagging_fraction must be in (0, 1]; got {self.bagging_fraction}.")
+        if not 1 < self.tweedie_variance_power < 2:
+            raise ModelConfigError("LightGBMParams.tweedie_variance_power must be in (1, 2) for a zero-heavy "
+                                   f"amount; got {self.tweedie_variance_power}.")
+
+
+def _from_mapping(cls: type, values: Mapping[str, Any], what: str) -> Any:
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ModelConfigError(f"Unknown {what} keys {unknown}; known keys: {sorted(known)}.")
+    return cls(**values)
+
+
+def params_from_mapping(values: Mapping[str, Any]) -> LightGBMParams:
+    """LightGBMParams from a plain mapping (e.g. the ``train.lightgbm`` block of configs/default.yaml).
+
+    ``search`` is a list of mappings with num_leaves, min_child_samples, learning_rate, feature_fraction.
+    Unknown keys raise ModelConfigError naming them.
+    """
+    values = dict(values)
+    if "search" in values:
+        values["search"] = tuple(_from_mapping(SearchConfig, c, "search config") for c in values["search"])
+    return _from_mapping(LightGBMParams, values, "LightGBM params")
+
+
+def settings_from_mapping(values: Mapping[str, Any]) -> EvaluationSettings:
+    """EvaluationSettings from a plain mapping; unknown keys raise ModelConfigError naming them."""
+    return _from_mapping(EvaluationSettings, values, "evaluation settings")
+
 
 @dataclass(frozen=True)
 class EvaluationSettings:
@@ -109,6 +147,16 @@ class EvaluationSettings:
     margin_per_year_column: str = "buy__margin_365d"
     acquisition_cost_column: str = "firm__acquisition_cost"
     max_years_active: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.calibration not in BINARY_METHODS:
+            raise ModelConfigError(f"Unknown calibration method {self.calibration!r}; "
+                                   f"expected one of {list(BINARY_METHODS)}.")
+        if self.ece_bins < 2 or self.slice_min_size < 1:
+            raise ModelConfigError(f"ece_bins must be >= 2 and slice_min_size >= 1; got {self.ece_bins}, "
+                                   f"{self.slice_min_size}.")
+        if not 0 <= self.collapse_max_drop <= 1:
+            raise ModelConfigError(f"collapse_max_drop must be in [0, 1]; got {self.collapse_max_drop}.")
 
 
 @dataclass(frozen=True)

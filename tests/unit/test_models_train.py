@@ -13,13 +13,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.errors import ModelSignatureMismatch, TrainingDataError
+from models.errors import ModelConfigError, ModelSignatureMismatch, TrainingDataError
 from models.tasks import TASKS
 from models.train import (
     EvaluationSettings,
     LightGBMParams,
     SearchConfig,
     TrainingData,
+    params_from_mapping,
+    settings_from_mapping,
     split_cutoffs,
     train_task,
     trees_allowed,
@@ -262,3 +264,22 @@ def test_purge_drops_training_cutoffs_whose_labels_reach_past_the_test_cutoff():
     assert valid == (cutoffs.iloc[3],) and fit == tuple(cutoffs.iloc[:3])
     with pytest.raises(TrainingDataError, match="After purging"):
         split_cutoffs(cutoffs, horizon_days=150, purge_label_overlap=True)
+
+
+def test_same_seed_same_model(churn_data, churn_model):
+    again = train_task(TASKS["churn"], churn_data, FAST, seed=7, settings=SETTINGS)
+    assert again.booster.model_to_string() == churn_model.booster.model_to_string()
+    assert again.metrics == churn_model.metrics
+
+
+def test_config_mappings_build_params_and_refuse_unknown_or_bad_values():
+    p = params_from_mapping({"max_trees": 100, "search": [
+        {"num_leaves": 7, "min_child_samples": 20, "learning_rate": 0.1, "feature_fraction": 1.0}]})
+    assert p.max_trees == 100 and p.search == (SearchConfig(7, 20, 0.1, 1.0),)
+    assert settings_from_mapping({"calibration": "platt"}).calibration == "platt"
+    with pytest.raises(ModelConfigError, match=r"Unknown LightGBM params keys \['max_tree'\]"):
+        params_from_mapping({"max_tree": 100})
+    with pytest.raises(ModelConfigError, match="Unknown calibration method 'beta'"):
+        settings_from_mapping({"calibration": "beta"})
+    with pytest.raises(ModelConfigError, match="tweedie_variance_power must be in"):
+        LightGBMParams(tweedie_variance_power=2.5)
