@@ -62,7 +62,7 @@ def main(n_rows: int = 100_000, n_features: int = 60, n_cutoffs: int = 12, *,
     """Train churn on synthetic data and print the figures (also returned); then Tweedie vs two-part for clv
     on ``clv_rows`` rows (0 to skip)."""
     from models.tasks import TASKS
-    from models.train import LightGBMParams, SearchConfig, train_task
+    from models.train import LightGBMParams, SearchConfig, train_task, trees_allowed
 
     data = synthetic_training_data(n_rows, n_features, n_cutoffs)
     params = LightGBMParams()
@@ -75,8 +75,8 @@ def main(n_rows: int = 100_000, n_features: int = 60, n_cutoffs: int = 12, *,
            "ece": model.metrics["ece"], "ece_uncalibrated": model.metrics["ece_uncalibrated"],
            "best_iteration": float(model.best_iteration), "num_leaves": float(model.params["num_leaves"])}
     print(f"train churn: {len(data.frame):,} rows x {n_features} features, {n_cutoffs} cutoffs, "
-          f"{len(params.search)} configs, budget {params.max_trees} trees/{params.max_leaves} leaves/"
-          f"depth {params.max_depth}: {train_s:.1f} s")
+          f"{len(params.search)} configs, budget <= {params.max_trees} trees, <= {params.max_leaves} leaves, "
+          f"<= {params.max_total_leaves} leaves in all, depth <= {params.max_depth}: {train_s:.1f} s")
     print(f"  chosen: {model.params['num_leaves']} leaves, lr {model.params['learning_rate']}, "
           f"{model.best_iteration} trees, calibration {model.params['calibration']} "
           f"(oof ECE {({k: round(v, 4) for k, v in model.calibration_oof_ece.items()})})")
@@ -108,7 +108,8 @@ def main(n_rows: int = 100_000, n_features: int = 60, n_cutoffs: int = 12, *,
     full = lgb.train(dict(objective="binary", num_leaves=params.max_leaves, max_depth=params.max_depth,
                           min_child_samples=5, learning_rate=0.05, verbose=-1, num_threads=params.n_jobs,
                           seed=0, deterministic=True),
-                     lgb.Dataset(xm, data.label.head(len(sub)).to_numpy()), num_boost_round=params.max_trees)
+                     lgb.Dataset(xm, data.label.head(len(sub)).to_numpy()),
+                     num_boost_round=trees_allowed(params, SearchConfig(params.max_leaves, 5, 0.05, 1.0)))
     xs = xm.head(min(shap_rows, 2_000))
     t0, c0 = time.perf_counter(), time.process_time()
     full.predict(xs, pred_contrib=True, num_threads=1)
@@ -122,7 +123,8 @@ def main(n_rows: int = 100_000, n_features: int = 60, n_cutoffs: int = 12, *,
           f"(1M accounts on 2 free cores: {1e6 / (2 * out['worst_case_shap_rows_per_cpu_s']) / 60:.1f} min)")
 
     if compare_unconstrained:
-        free = LightGBMParams(max_trees=2000, max_leaves=255, max_depth=-1, early_stopping_rounds=50,
+        free = LightGBMParams(max_trees=2000, max_leaves=255, max_depth=-1, max_total_leaves=10**9,
+                              early_stopping_rounds=50,
                               search=(SearchConfig(num_leaves=127, min_child_samples=20, learning_rate=0.05,
                                                    feature_fraction=0.8),))
         t0 = time.perf_counter()

@@ -199,3 +199,27 @@ def btyd_clv(orders: pd.DataFrame, cutoff_ts: pd.Timestamp, horizon_days: int) -
         # Too few repeat buyers to fit a spend distribution: the mean observed margin per day of purchase.
         spend = np.full(len(summ), float(np.nanmean(summ["zbar"])) if summ["zbar"].notna().any() else 0.0)
     return pd.Series(np.asarray(n_tx) * np.asarray(spend), index=summ.index, name="btyd_clv")
+
+
+def btyd_baseline(orders: pd.DataFrame, frame: pd.DataFrame, horizon_days: int) -> pd.Series:
+    """:func:`btyd_clv` for every row of a multi-cutoff frame, aligned with it.
+
+    One BG/NBD + Gamma-Gamma fit per distinct ``cutoff_ts`` (on orders before that cutoff); accounts
+    with no completed order before their cutoff get 0. Pass the result as
+    ``TrainingData.baseline_predictions={"btyd": ...}`` so the clv model is compared with it.
+
+    Parameters
+    ----------
+    orders: the contract's orders table.
+    frame: rows with ``entity_id`` (account_id) and ``cutoff_ts``.
+    horizon_days: the CLV horizon.
+
+    Returns
+    -------
+    Series named ``btyd_clv`` with ``frame``'s index.
+    """
+    out = pd.Series(0.0, index=frame.index, name="btyd_clv")
+    for cutoff, rows in frame.groupby("cutoff_ts", sort=True):
+        clv = btyd_clv(orders, pd.Timestamp(cutoff), horizon_days)
+        out.loc[rows.index] = clv.reindex(rows["entity_id"].astype(str).to_numpy(), fill_value=0.0).to_numpy()
+    return out

@@ -28,3 +28,7 @@ class BTYDFitError(ModelError):
 
 class NoChampionError(ModelError):
     """No model version of a task carries the ``champion`` alias yet."""
+
+
+class ModelConfigError(ModelError):
+    """Training parameters or settings that are unknown or out of range."""

@@ -21,7 +21,7 @@ one cutoff of data less, which at a dozen monthly cutoffs is small.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import lightgbm as lgb
@@ -35,7 +35,7 @@ from models.baselines import (
     historical_horizon_margin,
     logistic_baseline,
 )
-from models.calibration import Calibrator, fit_calibrator
+from models.calibration import BINARY_METHODS, Calibrator, fit_calibrator
 from models.encoding import (
     ID_COLUMNS,
     CategoricalVocabulary,
@@ -43,7 +43,7 @@ from models.encoding import (
     fit_vocabulary,
     prepare_matrix,
 )
-from models.errors import TrainingDataError
+from models.errors import ModelConfigError, TrainingDataError
 from models.evaluate import slice_collapse, slice_metrics, task_metrics
 from models.tasks import TaskSpec
 
@@ -61,7 +61,7 @@ class SearchConfig:
 DEFAULT_SEARCH: tuple[SearchConfig, ...] = (
     SearchConfig(num_leaves=15, min_child_samples=50, learning_rate=0.1, feature_fraction=0.8),
     SearchConfig(num_leaves=15, min_child_samples=100, learning_rate=0.05, feature_fraction=0.8),
-    SearchConfig(num_leaves=7, min_child_samples=20, learning_rate=0.1, feature_fraction=0.9),
+    SearchConfig(num_leaves=7, min_child_samples=20, learning_rate=0.1, feature_fraction=1.0),
     SearchConfig(num_leaves=7, min_child_samples=50, learning_rate=0.15, feature_fraction=0.7),
 )
 
@@ -72,13 +72,17 @@ class LightGBMParams:
 
     The budget (``max_trees``, ``max_leaves``, ``max_depth``) bounds the cost of exact TreeSHAP at
     scoring time, which grows with trees x leaves x depth and is 10-100x the cost of a prediction.
-    The default (200 trees, 15 leaves, depth 6) was measured about 6x cheaper to explain than
-    300/31/8, which puts 1M accounts under 5 minutes on 2 cores (docs/benchmarks.md, "Train").
+    The default (at most 3000 leaves in all, i.e. 200 trees of 15 leaves or 400 of 7, depth <= 6) was
+    measured about 6x cheaper to explain than 300 trees/31 leaves/depth 8, which puts exact TreeSHAP
+    for 1M accounts under 5 minutes on 2 cores (docs/benchmarks.md, "Train").
     """
 
-    max_trees: int = 200
+    max_trees: int = 400
     max_leaves: int = 15
     max_depth: int = 6
+    # Trees x leaves bound: a config with fewer leaves may grow more trees (up to max_trees), at the
+    # same worst-case explanation cost as max_total_leaves / max_leaves trees of max_leaves leaves.
+    max_total_leaves: int = 3000
     early_stopping_rounds: int = 30
     search: tuple[SearchConfig, ...] = DEFAULT_SEARCH
     lambda_l2: float = 1.0
@@ -89,6 +93,44 @@ class LightGBMParams:
     # 1 by default: LightGBM's OpenMP threads spin-wait, and on a machine shared with other work
     # 2 threads measured 9x SLOWER than 1 (docs/benchmarks.md). Raise it on a dedicated machine.
     n_jobs: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("max_trees", "max_leaves", "max_total_leaves", "early_stopping_rounds", "n_jobs",
+                     "min_category_count", "max_categories"):
+            if getattr(self, name) < 1:
+                raise ModelConfigError(f"LightGBMParams.{name} must be >= 1; got {getattr(self, name)}.")
+        if self.max_leaves < 2:
+            raise ModelConfigError(f"LightGBMParams.max_leaves must be >= 2; got {self.max_leaves}.")
+        if not 0 < self.bagging_fraction <= 1:
+            raise ModelConfigError(f"LightGBMParams.bagging_fraction must be in (0, 1]; got {self.bagging_fraction}.")
+        if not 1 < self.tweedie_variance_power < 2:
+            raise ModelConfigError("LightGBMParams.tweedie_variance_power must be in (1, 2) for a zero-heavy "
+                                   f"amount; got {self.tweedie_variance_power}.")
+
+
+def _from_mapping(cls: type, values: Mapping[str, Any], what: str) -> Any:
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ModelConfigError(f"Unknown {what} keys {unknown}; known keys: {sorted(known)}.")
+    return cls(**values)
+
+
+def params_from_mapping(values: Mapping[str, Any]) -> LightGBMParams:
+    """LightGBMParams from a plain mapping (e.g. the ``train.lightgbm`` block of configs/default.yaml).
+
+    ``search`` is a list of mappings with num_leaves, min_child_samples, learning_rate, feature_fraction.
+    Unknown keys raise ModelConfigError naming them.
+    """
+    values = dict(values)
+    if "search" in values:
+        values["search"] = tuple(_from_mapping(SearchConfig, c, "search config") for c in values["search"])
+    return _from_mapping(LightGBMParams, values, "LightGBM params")
+
+
+def settings_from_mapping(values: Mapping[str, Any]) -> EvaluationSettings:
+    """EvaluationSettings from a plain mapping; unknown keys raise ModelConfigError naming them."""
+    return _from_mapping(EvaluationSettings, values, "evaluation settings")
 
 
 @dataclass(frozen=True)
@@ -105,6 +147,16 @@ class EvaluationSettings:
     margin_per_year_column: str = "buy__margin_365d"
     acquisition_cost_column: str = "firm__acquisition_cost"
     max_years_active: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.calibration not in BINARY_METHODS:
+            raise ModelConfigError(f"Unknown calibration method {self.calibration!r}; "
+                                   f"expected one of {list(BINARY_METHODS)}.")
+        if self.ece_bins < 2 or self.slice_min_size < 1:
+            raise ModelConfigError(f"ece_bins must be >= 2 and slice_min_size >= 1; got {self.ece_bins}, "
+                                   f"{self.slice_min_size}.")
+        if not 0 <= self.collapse_max_drop <= 1:
+            raise ModelConfigError(f"collapse_max_drop must be in [0, 1]; got {self.collapse_max_drop}.")
 
 
 @dataclass(frozen=True)
@@ -157,6 +209,11 @@ class TrainedModel:
     search_results: list[dict[str, Any]]
     calibration_oof_ece: dict[str, float]
     seed: int
+
+    def comparison(self) -> pd.DataFrame:
+        """Held-out metrics of the model and of each baseline side by side: one row per (name), one column per metric."""
+        rows = {"model": self.metrics, **self.baseline_metrics}
+        return pd.DataFrame.from_dict(rows, orient="index")
 
     def matrix(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The LightGBM input for ``frame`` (raises ModelSignatureMismatch on a missing feature)."""
@@ -231,9 +288,15 @@ def split_cutoffs(
     return tuple(earlier[:-1]), (earlier[-1],), (test,)
 
 
+def trees_allowed(params: LightGBMParams, cfg: SearchConfig) -> int:
+    """Trees a config may grow: ``min(max_trees, max_total_leaves // leaves)``, at least 1."""
+    leaves = min(cfg.num_leaves, params.max_leaves)
+    return max(1, min(params.max_trees, params.max_total_leaves // leaves))
+
+
 def _estimator(spec: TaskSpec, params: LightGBMParams, cfg: SearchConfig, seed: int) -> lgb.LGBMModel:
     common = dict(
-        n_estimators=params.max_trees,
+        n_estimators=trees_allowed(params, cfg),
         num_leaves=min(cfg.num_leaves, params.max_leaves),
         max_depth=params.max_depth,
         learning_rate=cfg.learning_rate,
@@ -307,6 +370,12 @@ def train_task(
                     f"The {name} fold of task {spec.name!r} holds a single class ({len(yy)} rows); "
                     "add cutoffs or widen the population.")
 
+    # Tweedie needs y >= 0, but a horizon's gross margin can be negative (loss-making orders): the
+    # booster learns E[max(y, 0)]; the held-out metrics still use the realised y.
+    clip = spec.objective == "tweedie"
+    y_fit_obj = np.clip(y_fit, 0.0, None) if clip else y_fit
+    y_valid_obj = np.clip(y_valid, 0.0, None) if clip else y_valid
+
     cat_cols = categorical_columns(data.catalog, features)
     # The vocabulary is fitted on the fit fold only: validation/test values unseen there behave
     # exactly as unseen values will at scoring time.
@@ -317,19 +386,22 @@ def train_task(
 
     search_results: list[dict[str, Any]] = []
     best: tuple[float, int, lgb.Booster, SearchConfig] | None = None
-    for i, cfg in enumerate(params.search):
+    for cfg in params.search:
         est = _estimator(spec, params, cfg, seed)
-        est.fit(X_fit, y_fit, eval_X=(X_valid,), eval_y=(y_valid,),
+        est.fit(X_fit, y_fit_obj, eval_X=(X_valid,), eval_y=(y_valid_obj,),
                 callbacks=[lgb.early_stopping(params.early_stopping_rounds, verbose=False)])
         booster = est.booster_
         n_iter = int(booster.best_iteration or booster.current_iteration())
         score = _primary(spec, y_valid, booster.predict(X_valid, raw_score=True, num_iteration=n_iter))
         search_results.append({**cfg.__dict__, "num_leaves_used": min(cfg.num_leaves, params.max_leaves),
-                               "best_iteration": n_iter, f"valid_{spec.primary_metric}": score})
+                               "trees_allowed": trees_allowed(params, cfg), "best_iteration": n_iter,
+                               f"valid_{spec.primary_metric}": score})
+        # Strictly better only: on a tie the earlier (listed first) config wins, deterministically.
         if best is None or score > best[0]:
             best = (score, n_iter, booster, cfg)
-    assert best is not None  # params.search is non-empty (checked above)
-    _, best_iteration, full_booster, best_cfg = best
+    if best is None:  # unreachable: params.search was checked non-empty above
+        raise TrainingDataError("No search config was trained.")
+    best_score, best_iteration, full_booster, best_cfg = best
     booster = _trim(full_booster, best_iteration)
 
     raw_valid = booster.predict(X_valid, raw_score=True)
@@ -343,7 +415,9 @@ def train_task(
     if spec.kind == "binary":
         metrics["ece_uncalibrated"] = task_metrics(
             "binary", y_test, 1 / (1 + np.exp(-raw_test)), ece_bins=settings.ece_bins)["ece"]
-    metrics[f"valid_{spec.primary_metric}"] = best[0]
+    metrics[f"valid_{spec.primary_metric}"] = best_score
+    if clip:
+        metrics["labels_clipped_at_zero"] = float((y_fit < 0).sum() + (y_valid < 0).sum())
 
     test_frame = frame.loc[test_m]
     # reset_index keeps the canonical dtypes (str ids, datetime64[us, UTC]) that to_numpy would lose.
@@ -371,7 +445,8 @@ def train_task(
     metrics["slice_collapse_count"] = float(len(collapses))
 
     used = {**best_cfg.__dict__, "num_leaves": min(best_cfg.num_leaves, params.max_leaves),
-            "max_depth": params.max_depth, "max_trees": params.max_trees, "objective": spec.objective,
+            "max_depth": params.max_depth, "max_trees": trees_allowed(params, best_cfg),
+            "max_total_leaves": params.max_total_leaves, "objective": spec.objective,
             "early_stopping_rounds": params.early_stopping_rounds, "lambda_l2": params.lambda_l2,
             "bagging_fraction": params.bagging_fraction, "calibration": calibrator.method,
             "calibration_requested": settings.calibration}

@@ -9,6 +9,7 @@ import pytest
 
 from models.btyd import (
     BGNBDFit,
+    btyd_baseline,
     btyd_clv,
     fit_bgnbd,
     fit_gamma_gamma,
@@ -121,3 +122,18 @@ def test_rfm_summary_counts_purchase_days_before_cutoff():
     assert row["t_x"] == pytest.approx(4.0)  # 28 days
     assert row["T"] == pytest.approx(5.0)    # 35 days
     assert row["zbar"] == pytest.approx(15.0)
+
+
+def test_btyd_baseline_aligns_one_fit_per_cutoff_with_the_frame():
+    orders = _orders(seed=2, n_accounts=150)
+    c1, c2 = pd.Timestamp("2024-10-01", tz="UTC"), pd.Timestamp("2025-01-01", tz="UTC")
+    frame = pd.DataFrame({
+        "entity_id": pd.Series(["a3", "nobody", "a7", "a3"], dtype="str"),
+        "cutoff_ts": pd.Series([c2, c1, c1, c1]).astype("datetime64[us, UTC]"),
+    }).set_axis([10, 11, 12, 13])
+    out = btyd_baseline(orders, frame, 365)
+    assert list(out.index) == [10, 11, 12, 13]
+    assert out.loc[11] == 0.0  # no orders: no forecast
+    assert out.loc[10] == pytest.approx(btyd_clv(orders, c2, 365).loc["a3"])
+    assert out.loc[13] == pytest.approx(btyd_clv(orders, c1, 365).loc["a3"])
+    assert out.loc[10] != out.loc[13]  # each cutoff has its own fit and history

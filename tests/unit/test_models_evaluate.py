@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.metrics import roc_auc_score
 
 from models.evaluate import (
@@ -94,3 +96,27 @@ def test_slice_metrics_respects_min_size_and_collapse_flags_the_bad_slice():
     assert list(col["slice_value"]) == ["bad"]
     assert col["drop"].iloc[0] > 0.05
     assert slice_collapse(s, overall, metric="roc_auc", max_drop=0.9).empty
+
+_probs = st.lists(st.floats(0.001, 0.999), min_size=4, max_size=60)
+
+
+@settings(max_examples=60, deadline=None)
+@given(p=_probs, seed=st.integers(0, 10_000))
+def test_ece_is_bounded_and_ranking_metrics_ignore_monotone_transforms(p, seed):
+    p = np.array(p)
+    y = (np.random.default_rng(seed).uniform(size=len(p)) < p).astype(float)
+    e = expected_calibration_error(y, p)
+    assert 0.0 <= e <= 1.0
+    logit = np.log(p / (1 - p))
+    m1, m2 = binary_metrics(y, p), binary_metrics(y, 1 / (1 + np.exp(-3 * logit)))
+    if np.isfinite(m1["roc_auc"]):
+        assert m1["roc_auc"] == pytest.approx(m2["roc_auc"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(y=st.lists(st.floats(0, 1e4), min_size=3, max_size=60), seed=st.integers(0, 10_000))
+def test_normalized_gini_is_at_most_one(y, seed):
+    y = np.array(y)
+    pred = np.random.default_rng(seed).uniform(size=len(y))
+    g = normalized_gini(y, pred)
+    assert np.isnan(g) or g <= 1.0 + 1e-9

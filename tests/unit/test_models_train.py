@@ -13,15 +13,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.errors import ModelSignatureMismatch, TrainingDataError
+from models.errors import ModelConfigError, ModelSignatureMismatch, TrainingDataError
 from models.tasks import TASKS
 from models.train import (
     EvaluationSettings,
     LightGBMParams,
     SearchConfig,
     TrainingData,
+    params_from_mapping,
+    settings_from_mapping,
     split_cutoffs,
     train_task,
+    trees_allowed,
 )
 
 
@@ -43,7 +46,7 @@ CATALOG = {
 }
 
 # A lean search keeps the unit tests fast; the default search is exercised by the benchmark.
-FAST = LightGBMParams(max_trees=150, early_stopping_rounds=20, min_category_count=5, search=(
+FAST = LightGBMParams(max_trees=150, max_total_leaves=1500, early_stopping_rounds=20, min_category_count=5, search=(
     SearchConfig(num_leaves=15, min_child_samples=20, learning_rate=0.1, feature_fraction=1.0),
     SearchConfig(num_leaves=7, min_child_samples=40, learning_rate=0.1, feature_fraction=0.8),
 ))
@@ -96,6 +99,9 @@ def test_binary_model_beats_chance_and_the_logistic_baseline(churn_model):
     assert auc > 0.8
     assert auc > churn_model.baseline_metrics["logistic"]["roc_auc"] + 0.1
     assert churn_model.metrics["lift_top_decile"] > 1.3
+    table = churn_model.comparison()
+    assert list(table.index) == ["model", "logistic"]
+    assert table.loc["model", "roc_auc"] == auc
 
 
 def test_oot_split_records_cutoffs_and_evaluates_only_the_last(churn_model, churn_data):
@@ -147,7 +153,16 @@ def test_contributions_sum_to_raw_score_and_calibration_maps_raw(churn_model, ch
 def test_booster_is_trimmed_to_best_iteration_within_budget(churn_model):
     assert churn_model.booster.num_trees() == churn_model.best_iteration <= FAST.max_trees
     assert churn_model.params["num_leaves"] <= FAST.max_leaves
+    leaves = [t["num_leaves"] for t in churn_model.booster.dump_model()["tree_info"]]
+    assert max(leaves) <= FAST.max_leaves and sum(leaves) <= FAST.max_total_leaves
     assert len(churn_model.search_results) == len(FAST.search)
+
+
+def test_total_leaves_budget_lets_small_trees_grow_longer():
+    p = LightGBMParams(max_trees=400, max_leaves=15, max_total_leaves=3000)
+    assert trees_allowed(p, SearchConfig(15, 20, 0.1, 1.0)) == 200
+    assert trees_allowed(p, SearchConfig(7, 20, 0.1, 1.0)) == 400  # 3000 // 7 = 428, capped
+    assert trees_allowed(p, SearchConfig(63, 20, 0.1, 1.0)) == 200  # leaves capped at 15 first
 
 
 def test_trained_model_pickles(churn_model, churn_data):
@@ -188,6 +203,16 @@ def test_clv_tweedie_beats_the_mean_and_reports_historical_formula():
     assert m.metrics["normalized_gini"] > hist["normalized_gini"]
     assert 0 < hist["annual_churn_rate"] < 1 and hist["customer_equity"] > 0
     assert np.all(m.predict(make_data("clv", seed=9).frame) >= 0)
+
+
+def test_clv_with_some_negative_margins_trains_on_clipped_labels():
+    data = make_data("clv", n=300, n_cutoffs=4, seed=4)
+    label = data.label.copy()
+    label.iloc[::50] = -25.0  # loss-making accounts
+    m = train_task(TASKS["clv"], replace(data, label=label), FAST, seed=0, settings=SETTINGS)
+    n_neg_fit_valid = int((label[~data.frame["cutoff_ts"].eq(data.frame["cutoff_ts"].max())] < 0).sum())
+    assert m.metrics["labels_clipped_at_zero"] == n_neg_fit_valid > 0
+    assert (m.evaluation_frame["y"] < 0).any()  # evaluation keeps the realised margin
 
 
 def test_external_baseline_predictions_are_evaluated_on_the_held_out_rows(churn_data):
@@ -239,3 +264,22 @@ def test_purge_drops_training_cutoffs_whose_labels_reach_past_the_test_cutoff():
     assert valid == (cutoffs.iloc[3],) and fit == tuple(cutoffs.iloc[:3])
     with pytest.raises(TrainingDataError, match="After purging"):
         split_cutoffs(cutoffs, horizon_days=150, purge_label_overlap=True)
+
+
+def test_same_seed_same_model(churn_data, churn_model):
+    again = train_task(TASKS["churn"], churn_data, FAST, seed=7, settings=SETTINGS)
+    assert again.booster.model_to_string() == churn_model.booster.model_to_string()
+    assert again.metrics == churn_model.metrics
+
+
+def test_config_mappings_build_params_and_refuse_unknown_or_bad_values():
+    p = params_from_mapping({"max_trees": 100, "search": [
+        {"num_leaves": 7, "min_child_samples": 20, "learning_rate": 0.1, "feature_fraction": 1.0}]})
+    assert p.max_trees == 100 and p.search == (SearchConfig(7, 20, 0.1, 1.0),)
+    assert settings_from_mapping({"calibration": "platt"}).calibration == "platt"
+    with pytest.raises(ModelConfigError, match=r"Unknown LightGBM params keys \['max_tree'\]"):
+        params_from_mapping({"max_tree": 100})
+    with pytest.raises(ModelConfigError, match="Unknown calibration method 'beta'"):
+        settings_from_mapping({"calibration": "beta"})
+    with pytest.raises(ModelConfigError, match="tweedie_variance_power must be in"):
+        LightGBMParams(tweedie_variance_power=2.5)
