@@ -77,6 +77,7 @@ class GateConfig:
     min_primary: float | None = None
     min_slice_n: int = 50
     slice_floor: float | None = None
+    min_ece_n: int = 0
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,7 @@ def decide(
     min_primary: float | None,
     slice_collapse: bool,
     collapsed_slices: Sequence[str] = (),
+    min_ece_n: int = 0,
 ) -> GateDecision:
     """Decide whether a candidate model becomes champion.
 
@@ -185,6 +187,9 @@ def decide(
         Whether some slice of the held-out frame collapsed (see :func:`find_collapsed_slices`).
     collapsed_slices
         Names of the collapsed slices, only used to word the reason.
+    min_ece_n
+        Held-out rows (``candidate["n"]``) below which ECE is too noisy to judge: the check is then reported
+        as not made instead of failing a small but sound model (10 bins of 4 rows say nothing).
 
     Returns
     -------
@@ -243,7 +248,11 @@ def decide(
             ok = False
             reasons.append(f"{label} {_fmt(cand)} is below the minimum quality ({word} {min_primary:g})")
 
-    if max_ece is not None and "ece" in candidate:
+    n_rows = candidate.get("n")
+    if max_ece is not None and "ece" in candidate and n_rows is not None and float(n_rows) < min_ece_n:
+        reasons.append(f"calibration not judged: {int(n_rows)} held-out rows are fewer than {min_ece_n} "
+                       f"(ECE {_fmt(float(candidate['ece']))} is noise at that size)")
+    elif max_ece is not None and "ece" in candidate:
         ece = float(candidate["ece"])
         if math.isnan(ece) or ece > max_ece:
             ok = False
@@ -310,6 +319,7 @@ def promote_if_better(
         min_primary=gate_cfg.min_primary,
         slice_collapse=bool(collapsed),
         collapsed_slices=collapsed,
+        min_ece_n=gate_cfg.min_ece_n,
     )
     registry.set_alias(task, candidate_version, decision.alias)
     registry.tag_version(

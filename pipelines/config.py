@@ -96,6 +96,7 @@ class EvaluationConfig(_Frozen):
 class GateSettings(_Frozen):
     min_improvement: float = Field(0.002, ge=0)
     max_ece: float | None = 0.05
+    min_ece_n: int = Field(500, ge=0)
     min_slice_n: int = Field(50, gt=0)
 
 

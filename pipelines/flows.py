@@ -247,7 +247,8 @@ def register(model, data, spec: TaskSpec, settings: Settings, report: Validation
             plots=plots, card_md=card, run_name=f"{spec.name}-{pd.Timestamp(model.test_cutoffs[-1]).date()}",
             input_example=frame.head(5))
     gate = GateConfig(primary_metric=spec.primary_metric, min_improvement=settings.gate.min_improvement,
-                      max_ece=settings.gate.max_ece, min_slice_n=settings.gate.min_slice_n)
+                      max_ece=settings.gate.max_ece, min_slice_n=settings.gate.min_slice_n,
+                      min_ece_n=settings.gate.min_ece_n)
     decision = promote_if_better(registry, spec.name, run.version, model.metrics, champ_metrics, gate,
                                  slice_metrics=model.slice_metrics)
     status = "champion" if decision.promote else "challenger"
@@ -352,6 +353,7 @@ def score_flow(config_file: str | None = None, crm: str | None = None, as_of: st
     _say("Validating it against the data contracts")
     report = validate(raw, settings, now=now_ts, as_of=as_of_ts)
     tables = usable_tables(raw)
+    registry = _registry(settings)
     frames: dict[str, pd.DataFrame] = {}
     versions: dict[str, int] = {}
     skipped: dict[str, str] = {}
@@ -360,15 +362,13 @@ def score_flow(config_file: str | None = None, crm: str | None = None, as_of: st
         if missing:
             skipped[spec.name] = f"the extract has no {', '.join(missing)} rows"
             continue
+        if registry.champion(spec.name) is None:
+            skipped[spec.name] = "no champion model yet (run `crmscore train`; a model that failed the gate stays challenger)"
+            continue
         _say(f"{spec.name}: scoring with the champion and explaining each score")
-        try:
-            frames[spec.name], versions[spec.name] = score_one(spec, tables, settings, as_of_ts)
-        except NoChampionError as exc:
-            skipped[spec.name] = str(exc)
+        frames[spec.name], versions[spec.name] = score_one(spec, tables, settings, as_of_ts)
     if not frames:
-        from models.errors import NoChampionError as _NC
-
-        raise _NC("no task could be scored: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
+        raise NoChampionError("no task could be scored: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
     for name, why in skipped.items():
         _say(f"{name}: skipped ({why})")
     var = value_at_risk(frames["churn"], frames["clv"]) if {"churn", "clv"} <= set(frames) else None
