@@ -7,6 +7,7 @@ GX is imported inside the functions: importing this package must stay cheap (crm
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -128,6 +129,15 @@ def new_context(data_docs_dir: Path | None = None) -> Any:
     return ctx
 
 
+class _quiet_gx_pandas_warnings(warnings.catch_warnings):
+    """GX 1.24's column-pair metrics call `Series.values` on tz-aware columns, which pandas 3.1 deprecates
+    (Pandas4Warning) hundreds of times per run; the results are right, so the noise is silenced here only."""
+
+    def __enter__(self) -> None:
+        super().__enter__()
+        warnings.filterwarnings("ignore", message="Series.values returning an ndarray that drops timezone")
+
+
 _SHARED: dict[str, Any] = {}  # the process-wide context of runs without Data Docs, made on first use
 
 
@@ -193,11 +203,13 @@ def run_suite(ctx: Any | None, table: str, frame: pd.DataFrame, columns: set[str
         checkpoint = ctx.checkpoints.add(gx.Checkpoint(
             name=f"crmscore.{table}", validation_definitions=[vd], result_format=result_format,
             actions=[UpdateDataDocsAction(name="update_data_docs", site_names=["crmscore"])]))
-        run = checkpoint.run(batch_parameters={"dataframe": frame}, expectation_parameters={"now": now})
+        with _quiet_gx_pandas_warnings():
+            run = checkpoint.run(batch_parameters={"dataframe": frame}, expectation_parameters={"now": now})
         (vres,) = run.run_results.values()
     else:
         shared = shared_context() if ctx is None else ctx
         vd = _definition(shared, table, columns, _SHARED["definitions"] if ctx is None else None)
-        vres = vd.run(batch_parameters={"dataframe": frame}, expectation_parameters={"now": now},
-                      result_format=result_format)
+        with _quiet_gx_pandas_warnings():
+            vres = vd.run(batch_parameters={"dataframe": frame}, expectation_parameters={"now": now},
+                          result_format=result_format)
     return {o.rule: o for o in (_outcome(r, pk if pk_usable else None) for r in vres.results)}
