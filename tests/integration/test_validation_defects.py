@@ -148,6 +148,18 @@ def account_created_in_future(t: Tables) -> None:
     t["accounts"].loc[10, "created_at"] = BUILD_NOW + pd.Timedelta(hours=1)
 
 
+def naive_timestamps(t: Tables) -> None:
+    t["orders"]["ordered_at"] = t["orders"]["ordered_at"].dt.tz_localize(None)
+
+
+def primary_key_column_missing(t: Tables) -> None:
+    t["accounts"] = t["accounts"].drop(columns=["account_id"])  # references into it are skipped, not failed
+
+
+def leads_table_missing_but_referenced(t: Tables) -> None:
+    del t["leads"]  # optional, but activities still point at leads
+
+
 def lowercase_country(t: Tables) -> None:  # a warning: reported, does not stop the run
     t["accounts"].loc[11, "country"] = "us"
 
@@ -174,6 +186,9 @@ DEFECTS: list[tuple[Callable[[Tables], None], set[str]]] = [
     (required_column_missing, {"orders.columns_present"}),
     (required_table_missing, {"accounts.table_present"}),
     (wrong_dtype, {"orders.column_types"}),
+    (naive_timestamps, {"orders.column_types"}),
+    (primary_key_column_missing, {"accounts.columns_present"}),
+    (leads_table_missing_but_referenced, {"activities.lead_id_references_leads"}),
     (activity_in_future, {"activities.occurred_at_not_in_future"}),
     (account_created_in_future, {"accounts.created_at_not_in_future"}),
     (lowercase_country, {"accounts.country_iso_alpha2"}),
