@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from data_contracts.rules import Rule, table_rules
@@ -91,7 +92,9 @@ def _id_text(value: Any) -> str:
     return NULL_ID if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
 
 
-def _outcome(res: Any, pk: str | None) -> GxOutcome:
+def _outcome(res: Any, pk_values: np.ndarray | None) -> GxOutcome:
+    """Map one GX result back to its rule. `pk_values` are the primary-key ids by row position (None if the key
+    column is not usable: rows are then named by position)."""
     rule = res.expectation_config.meta["rule"]
     if res.exception_info and res.exception_info.get("raised_exception"):
         msg = str(res.exception_info.get("exception_message", "")).splitlines()[0][:300]
@@ -99,12 +102,8 @@ def _outcome(res: Any, pk: str | None) -> GxOutcome:
     r = res.result or {}
     count = int(r.get("unexpected_count") or 0)
     ids: list[str] = []
-    if pk is not None:
-        candidates = [row.get(pk) for row in r.get("partial_unexpected_index_list") or [] if isinstance(row, dict)]
-    else:
-        candidates = list(r.get("partial_unexpected_list") or [])
-    for v in candidates:
-        t = _id_text(v)
+    for pos in r.get("partial_unexpected_index_list") or []:
+        t = _id_text(pk_values[int(pos)]) if pk_values is not None else f"row {pos}"
         if t not in ids:
             ids.append(t)
         if len(ids) == SAMPLE_SIZE:
@@ -194,10 +193,11 @@ def run_suite(ctx: Any | None, table: str, frame: pd.DataFrame, columns: set[str
     if not rules:
         return {}
     pk = table_schema(table).primary_key
-    pk_usable = pk in columns
+    # GX reports offending rows by index; with a fresh RangeIndex that is the row position, mapped to ids here.
+    # (Asking GX for `unexpected_index_column_names` instead made a run with 100k offending rows 3x slower.)
+    frame = frame.reset_index(drop=True)
+    pk_values = frame[pk].to_numpy(dtype=object) if pk in columns else None
     result_format: dict[str, Any] = {"result_format": "SUMMARY", "partial_unexpected_count": PARTIAL_UNEXPECTED_COUNT}
-    if pk_usable:
-        result_format["unexpected_index_column_names"] = [pk]
     if data_docs:
         vd = _definition(ctx, table, columns, None)
         checkpoint = ctx.checkpoints.add(gx.Checkpoint(
@@ -212,4 +212,4 @@ def run_suite(ctx: Any | None, table: str, frame: pd.DataFrame, columns: set[str
         with _quiet_gx_pandas_warnings():
             vres = vd.run(batch_parameters={"dataframe": frame}, expectation_parameters={"now": now},
                           result_format=result_format)
-    return {o.rule: o for o in (_outcome(r, pk if pk_usable else None) for r in vres.results)}
+    return {o.rule: o for o in (_outcome(r, pk_values) for r in vres.results)}

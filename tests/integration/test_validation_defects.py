@@ -301,3 +301,13 @@ def test_raise_for_errors_lists_each_failed_rule_on_one_line(base: Tables) -> No
     assert "e.g. " + tables["orders"].loc[4, "order_id"] in lines[0]
     assert set(exc_info.value.failed_rules) == {"orders.gross_margin_le_amount", "activities.type_valid"}
     validate_extract(base, now=BUILD_NOW).raise_for_errors()  # a valid extract raises nothing
+
+
+def test_samples_name_row_positions_when_the_primary_key_is_missing(base: Tables) -> None:
+    tables = _copy(base)
+    tables["accounts"] = tables["accounts"].drop(columns=["account_id"])
+    tables["accounts"].loc[3, "segment"] = np.nan
+    report = validate_extract(tables, now=BUILD_NOW)
+    assert report.failed_rules == {"accounts.columns_present", "accounts.segment_not_null"}
+    assert report.result("accounts.segment_not_null").sample_ids == ("row 3",)
+    assert report.result("accounts.columns_present").column == "account_id"
