@@ -80,6 +80,8 @@ def _hash_text(values: pd.Series) -> np.ndarray:
     if not isinstance(values.dtype, pd.StringDtype):
         values = values.astype(object).where(values.notna(), None).map(lambda v: v if v is None else str(v))
     arr = pa.array(values, type=pa.large_string(), from_pandas=True)
+    if isinstance(arr, pa.ChunkedArray):  # e.g. after pd.concat: one contiguous buffer for the offsets below
+        arr = arr.combine_chunks()
     n = len(arr)
     out = np.full(n, _NULL_HASH, dtype="uint64")
     if n == 0:
