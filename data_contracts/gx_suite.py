@@ -7,6 +7,7 @@ GX is imported inside the functions: importing this package must stay cheap (crm
 """
 from __future__ import annotations
 
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,6 +139,8 @@ class _quiet_gx_pandas_warnings(warnings.catch_warnings):
 
 
 _SHARED: dict[str, Any] = {}  # the process-wide context of runs without Data Docs, made on first use
+# Prefect runs tasks in threads: one GX context is not safe to grow and run from two threads at once.
+_SHARED_LOCK = threading.Lock()
 
 
 def shared_context() -> Any:
@@ -207,9 +210,9 @@ def run_suite(ctx: Any | None, table: str, frame: pd.DataFrame, columns: set[str
             run = checkpoint.run(batch_parameters={"dataframe": frame}, expectation_parameters={"now": now})
         (vres,) = run.run_results.values()
     else:
-        shared = shared_context() if ctx is None else ctx
-        vd = _definition(shared, table, columns, _SHARED["definitions"] if ctx is None else None)
-        with _quiet_gx_pandas_warnings():
+        with _SHARED_LOCK, _quiet_gx_pandas_warnings():
+            shared = shared_context() if ctx is None else ctx
+            vd = _definition(shared, table, columns, _SHARED["definitions"] if ctx is None else None)
             vres = vd.run(batch_parameters={"dataframe": frame}, expectation_parameters={"now": now},
                           result_format=result_format)
     return {o.rule: o for o in (_outcome(r, pk_values) for r in vres.results)}

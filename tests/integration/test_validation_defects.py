@@ -311,3 +311,10 @@ def test_samples_name_row_positions_when_the_primary_key_is_missing(base: Tables
     assert report.failed_rules == {"accounts.columns_present", "accounts.segment_not_null"}
     assert report.result("accounts.segment_not_null").sample_ids == ("row 3",)
     assert report.result("accounts.columns_present").column == "account_id"
+
+
+def test_empty_tables_are_valid_without_history() -> None:
+    """orders and activities are required but may be empty; an empty optional table is fine too."""
+    tables = build_valid_extract(seed=4, n_accounts=30, n_leads=30, n_orders=0, n_activities=0, n_tickets=0)
+    report = validate_extract(tables, now=BUILD_NOW)
+    assert report.failed_rules == frozenset() and report.fingerprint.row_counts["orders"] == 0
