@@ -3,7 +3,8 @@
 The hash covers the contract columns only (extra columns such as PII never enter it), is independent of row
 order, and is the same whether the extract was read from SQLite, CSV, Parquet or PostgreSQL: every column is
 first normalized by its contract type (timestamps to UTC microseconds, numbers to float64 rounded to 1e-6,
-integers to the same numbers, booleans to 0/1, text to Python str), with one null marker per type.
+integers to the same numbers, booleans to 0/1, text to its UTF-8 bytes), with one null marker, then hashed per
+row; the table hash is a sha256 over the sorted row hashes.
 """
 from __future__ import annotations
 
