@@ -9,6 +9,7 @@ from importlib import import_module
 from typing import Any
 
 _EXPORTS = {
+    "run_quality_gate": "data_contracts.gate",
     "validate_extract": "data_contracts.validate",
     "ValidationReport": "data_contracts.validate",
     "RuleResult": "data_contracts.validate",

@@ -3,7 +3,8 @@
 The hash covers the contract columns only (extra columns such as PII never enter it), is independent of row
 order, and is the same whether the extract was read from SQLite, CSV, Parquet or PostgreSQL: every column is
 first normalized by its contract type (timestamps to UTC microseconds, numbers to float64 rounded to 1e-6,
-integers to the same numbers, booleans to 0/1, text to Python str), with one null marker per type.
+integers to the same numbers, booleans to 0/1, text to its UTF-8 bytes), with one null marker, then hashed per
+row; the table hash is a sha256 over the sorted row hashes.
 """
 from __future__ import annotations
 
@@ -14,11 +15,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from data_contracts.schema import INPUT_TABLES, table_schema
 
 ALGORITHM = "crmscore-fingerprint-1"
-_NULL_TEXT = "\x00null"
 _DECIMALS = 6
 
 
@@ -55,8 +56,65 @@ def _as_float(values: pd.Series) -> np.ndarray:
     return out
 
 
-def _normalize(values: pd.Series, logical_type: str) -> pd.Series:
-    """One column in a representation that does not depend on the source the extract was read from."""
+_NULL_HASH = np.uint64(0x9E3779B97F4A7C15)
+_MIX = np.uint64(0x100000001B3)
+
+
+_P = np.uint64(0x100000001B3)  # odd multiplier of the polynomial string hash
+
+
+def _finalize(h: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer: spreads the polynomial hash over all 64 bits."""
+    with np.errstate(over="ignore"):
+        h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return h ^ (h >> np.uint64(31))
+
+
+def _hash_text(values: pd.Series) -> np.ndarray:
+    """uint64 hash of each value's UTF-8 text, vectorized over the Arrow buffers.
+
+    Hashing a million Python strings one by one (pandas' hash_array) took seconds; this is a polynomial hash
+    of the bytes computed with numpy (cumulative sums of byte x position weights, modulo 2**64), then mixed.
+    Not cryptographic: the table hash built from it is a sha256 over the sorted row hashes.
+    """
+    if not isinstance(values.dtype, pd.StringDtype):
+        values = values.astype(object).where(values.notna(), None).map(lambda v: v if v is None else str(v))
+    arr = pa.array(values, type=pa.large_string(), from_pandas=True)
+    if isinstance(arr, pa.ChunkedArray):  # e.g. after pd.concat: one contiguous buffer for the offsets below
+        arr = arr.combine_chunks()
+    n = len(arr)
+    out = np.full(n, _NULL_HASH, dtype="uint64")
+    if n == 0:
+        return out
+    _, off_buf, data_buf = arr.buffers()
+    offsets = np.frombuffer(off_buf, dtype=np.int64)[arr.offset: arr.offset + n + 1]
+    lo, hi = int(offsets[0]), int(offsets[-1])
+    data = np.frombuffer(data_buf, dtype=np.uint8)[lo:hi] if data_buf is not None and hi > lo \
+        else np.empty(0, np.uint8)
+    lengths = np.diff(offsets)
+    with np.errstate(over="ignore"):
+        if len(data):
+            max_len = int(lengths.max())
+            powers = np.cumprod(np.concatenate([[np.uint64(1)], np.full(max_len - 1, _P, dtype=np.uint64)]),
+                                dtype=np.uint64) if max_len > 1 else np.ones(1, np.uint64)
+            ends = offsets[1:] - lo
+            byte_end = np.repeat(ends, lengths)  # for each byte, the end of its string
+            weights = powers[byte_end - 1 - np.arange(len(data))]
+            csum = np.concatenate([[np.uint64(0)], np.cumsum((data.astype(np.uint64) + np.uint64(1)) * weights,
+                                                             dtype=np.uint64)])
+            poly = csum[offsets[1:] - lo] - csum[offsets[:-1] - lo]
+        else:
+            poly = np.zeros(n, dtype=np.uint64)
+        h = _finalize(poly ^ (lengths.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)))
+    valid = ~np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    out[valid] = h[valid]
+    return out
+
+
+def _hash_column(values: pd.Series, logical_type: str) -> np.ndarray:
+    """uint64 hash per row of one column, in a representation that does not depend on the source it was read
+    from: a column of the wrong type falls back to its text (column_types reports it)."""
     try:
         if logical_type == "timestamp":
             ts = values
@@ -66,15 +124,14 @@ def _normalize(values: pd.Series, logical_type: str) -> pd.Series:
                 else:
                     ts = pd.to_datetime(ts, utc=True, format="ISO8601")
             arr = ts.dt.tz_convert("UTC").dt.as_unit("us").to_numpy(dtype="datetime64[us]").view("int64")
-            return pd.Series(arr, copy=False)  # NaT is int64 min, the same for every source
+            return pd.util.hash_array(arr)  # NaT is int64 min, the same for every source
         if logical_type in ("number", "integer"):
-            return pd.Series(_as_float(values), copy=False)
+            return pd.util.hash_array(_as_float(values))
         if logical_type == "boolean":
-            return pd.Series(_as_float(values.astype("boolean").astype("Int8")), copy=False)
+            return pd.util.hash_array(_as_float(values.astype("boolean").astype("Int8")))
     except (ValueError, TypeError):
-        pass  # a column of the wrong type still gets a stable hash of its text; column_types reports it
-    text = values.astype(object).where(values.notna(), _NULL_TEXT).map(str)
-    return pd.Series(text.to_numpy(dtype=object), dtype=object, copy=False)
+        pass
+    return _hash_text(values)
 
 
 def hash_table(table: str, frame: pd.DataFrame) -> str:
@@ -83,9 +140,12 @@ def hash_table(table: str, frame: pd.DataFrame) -> str:
     cols = [c for c in schema.columns if c.name in frame.columns]
     digest = hashlib.sha256(f"{ALGORITHM}|{table}|{','.join(c.name for c in cols)}|".encode())
     if cols and len(frame):
-        norm = pd.DataFrame({c.name: _normalize(frame[c.name].reset_index(drop=True), c.logical_type) for c in cols})
-        rows = np.sort(pd.util.hash_pandas_object(norm, index=False).to_numpy(dtype="uint64"))  # order-free
-        digest.update(rows.tobytes())
+        rows = np.zeros(len(frame), dtype="uint64")
+        with np.errstate(over="ignore"):
+            for c in cols:  # contract order, so the same values in other columns give another row hash
+                h = _hash_column(frame[c.name].reset_index(drop=True), c.logical_type)
+                rows = (rows ^ h) * _MIX
+        digest.update(np.sort(rows).tobytes())  # sorted: row order must not matter
     digest.update(f"|rows={len(frame)}".encode())
     return digest.hexdigest()
 

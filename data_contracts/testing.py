@@ -30,6 +30,8 @@ def _str(values: np.ndarray) -> pd.Series:
 
 
 def _ids(prefix: str, n: int) -> np.ndarray:
+    if n == 0:
+        return np.empty(0, dtype=object)
     return np.char.add(prefix, np.char.zfill(np.arange(1, n + 1).astype(str), 7)).astype(object)
 
 

@@ -148,6 +148,18 @@ def account_created_in_future(t: Tables) -> None:
     t["accounts"].loc[10, "created_at"] = BUILD_NOW + pd.Timedelta(hours=1)
 
 
+def naive_timestamps(t: Tables) -> None:
+    t["orders"]["ordered_at"] = t["orders"]["ordered_at"].dt.tz_localize(None)
+
+
+def primary_key_column_missing(t: Tables) -> None:
+    t["accounts"] = t["accounts"].drop(columns=["account_id"])  # references into it are skipped, not failed
+
+
+def leads_table_missing_but_referenced(t: Tables) -> None:
+    del t["leads"]  # optional, but activities still point at leads
+
+
 def lowercase_country(t: Tables) -> None:  # a warning: reported, does not stop the run
     t["accounts"].loc[11, "country"] = "us"
 
@@ -174,6 +186,9 @@ DEFECTS: list[tuple[Callable[[Tables], None], set[str]]] = [
     (required_column_missing, {"orders.columns_present"}),
     (required_table_missing, {"accounts.table_present"}),
     (wrong_dtype, {"orders.column_types"}),
+    (naive_timestamps, {"orders.column_types"}),
+    (primary_key_column_missing, {"accounts.columns_present"}),
+    (leads_table_missing_but_referenced, {"activities.lead_id_references_leads"}),
     (activity_in_future, {"activities.occurred_at_not_in_future"}),
     (account_created_in_future, {"accounts.created_at_not_in_future"}),
     (lowercase_country, {"accounts.country_iso_alpha2"}),
@@ -286,3 +301,20 @@ def test_raise_for_errors_lists_each_failed_rule_on_one_line(base: Tables) -> No
     assert "e.g. " + tables["orders"].loc[4, "order_id"] in lines[0]
     assert set(exc_info.value.failed_rules) == {"orders.gross_margin_le_amount", "activities.type_valid"}
     validate_extract(base, now=BUILD_NOW).raise_for_errors()  # a valid extract raises nothing
+
+
+def test_samples_name_row_positions_when_the_primary_key_is_missing(base: Tables) -> None:
+    tables = _copy(base)
+    tables["accounts"] = tables["accounts"].drop(columns=["account_id"])
+    tables["accounts"].loc[3, "segment"] = np.nan
+    report = validate_extract(tables, now=BUILD_NOW)
+    assert report.failed_rules == {"accounts.columns_present", "accounts.segment_not_null"}
+    assert report.result("accounts.segment_not_null").sample_ids == ("row 3",)
+    assert report.result("accounts.columns_present").column == "account_id"
+
+
+def test_empty_tables_are_valid_without_history() -> None:
+    """orders and activities are required but may be empty; an empty optional table is fine too."""
+    tables = build_valid_extract(seed=4, n_accounts=30, n_leads=30, n_orders=0, n_activities=0, n_tickets=0)
+    report = validate_extract(tables, now=BUILD_NOW)
+    assert report.failed_rules == frozenset() and report.fingerprint.row_counts["orders"] == 0

@@ -81,3 +81,17 @@ def test_history_drives_the_volume_rule_across_runs(tables, tmp_path) -> None:
     save_run(second, tmp_path)
     # the failed run is not the baseline: the next extract is still compared with the first one
     assert load_last_fingerprint(tmp_path) == first.fingerprint
+
+
+def test_run_quality_gate_saves_each_run_with_its_data_docs(tables, tmp_path) -> None:
+    from data_contracts import ContractViolation, render_failures_table, run_quality_gate
+
+    report, saved = run_quality_gate(tables, tmp_path, now=BUILD_NOW, as_of=BUILD_NOW - pd.Timedelta(days=7))
+    assert report.ok and saved.parent == tmp_path / "validation"
+    assert report.data_docs_index is not None and report.data_docs_index.is_relative_to(tmp_path / "validation")
+    emptied = {**tables, "orders": tables["orders"].iloc[0:0]}
+    report2, saved2 = run_quality_gate(emptied, tmp_path, now=BUILD_NOW + pd.Timedelta(days=1), data_docs=False)
+    assert report2.failed_rules == {"orders.volume_not_emptied"} and saved2 != saved
+    assert render_failures_table(report2).row_count == 1
+    with pytest.raises(ContractViolation, match=r"orders\.volume_not_emptied \[orders\]: 150 offending"):
+        report2.raise_for_errors()

@@ -84,3 +84,18 @@ def test_fingerprint_round_trips_through_a_dict(tables) -> None:
     again = Fingerprint.from_dict(fp.to_dict())
     assert again == fp and again.short == fp.hash[:12]
     assert fp.contract_versions["orders"] == "1.1.0"
+
+
+def test_text_hash_is_per_value_whatever_the_arrow_layout() -> None:
+    """Concatenated (chunked), sliced, object-dtype and str-dtype text give the same per-value hashes;
+    null, the empty string and other values all differ."""
+    from data_contracts.fingerprint import _hash_text
+
+    values = ["x", "", None, "é", "x", "xy", "yx"]
+    ref = _hash_text(pd.Series(values, dtype="str"))
+    chunked = pd.concat([pd.Series(values[:3], dtype="str"), pd.Series(values[3:], dtype="str")],
+                        ignore_index=True)
+    assert (_hash_text(chunked) == ref).all()
+    assert (_hash_text(chunked.iloc[2:]) == ref[2:]).all()
+    assert (_hash_text(pd.Series(values, dtype=object)) == ref).all()
+    assert ref[0] == ref[4] and len(set(ref.tolist())) == 6

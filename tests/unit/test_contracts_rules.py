@@ -113,3 +113,14 @@ def test_schema_interface_still_works() -> None:
 def test_unreadable_rules_are_refused_with_a_clear_message(entry: dict, message: str) -> None:
     with pytest.raises(ContractDefinitionError, match=message):
         _make_rule("orders", "amount", entry)
+
+
+def test_importing_the_package_does_no_heavy_work() -> None:
+    """crm/ imports data_contracts.schema: that must not pull in Great Expectations (seconds of import)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, data_contracts, data_contracts.schema, data_contracts.validate, data_contracts.history, "
+            "data_contracts.fingerprint; print('great_expectations' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
