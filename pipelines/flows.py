@@ -24,8 +24,8 @@ from prefect.cache_policies import NO_CACHE
 
 from crm.extract import read_tables, redact
 from crm.privacy import exclude_deleted, profiling_view
-from data_contracts.history import load_last_fingerprint, save_run
-from data_contracts.validate import ValidationReport, validate_extract
+from data_contracts.gate import run_quality_gate
+from data_contracts.validate import ValidationReport
 from models.dataset import (
     CutoffOptions,
     FeatureOptions,
@@ -70,11 +70,9 @@ def read_raw(location: str) -> dict[str, pd.DataFrame]:
 def validate(raw: Mapping[str, pd.DataFrame], settings: Settings, *, now: pd.Timestamp,
              as_of: pd.Timestamp) -> ValidationReport:
     """Run every contract; keep the result per run for auditors; raise ContractViolation on an error rule."""
-    previous = load_last_fingerprint(settings.workdir)
-    docs = settings.validation_dir / "data_docs" if settings.validation.data_docs else None
-    report = validate_extract(raw, now=now, as_of=as_of, previous=previous,
-                              max_volume_drop=settings.validation.max_volume_drop, data_docs_dir=docs)
-    save_run(report, settings.workdir)
+    report, _ = run_quality_gate(raw, settings.workdir, now=now, as_of=as_of,
+                                 max_volume_drop=settings.validation.max_volume_drop,
+                                 data_docs=settings.validation.data_docs)
     report.raise_for_errors()
     return report
 
