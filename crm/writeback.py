@@ -155,8 +155,8 @@ def _prepare_scores(scores: pd.DataFrame, scoring_run_id: str, as_of: pd.Timesta
             "crm_scores holds one row per key."
         )
     df["scoring_run_id"] = scoring_run_id
-    df["as_of"] = pd.Series([as_of] * len(df), dtype="datetime64[us, UTC]")
-    df["scored_at"] = pd.Series([scored_at] * len(df), dtype="datetime64[us, UTC]")
+    df["as_of"] = pd.Series(as_of, index=df.index, dtype="datetime64[us, UTC]")
+    df["scored_at"] = pd.Series(scored_at, index=df.index, dtype="datetime64[us, UTC]")
     return df
 
 
@@ -178,8 +178,8 @@ def _prepare_value_at_risk(var: pd.DataFrame | None, scoring_run_id: str, as_of:
     if df[["entity_type", "entity_id"]].isna().any().any() or df.duplicated(["entity_type", "entity_id"]).any():
         raise WriteBackError("value_at_risk needs one row per (entity_type, entity_id), none missing.")
     df["scoring_run_id"] = scoring_run_id
-    df["as_of"] = pd.Series([as_of] * len(df), dtype="datetime64[us, UTC]")
-    df["scored_at"] = pd.Series([scored_at] * len(df), dtype="datetime64[us, UTC]")
+    df["as_of"] = pd.Series(as_of, index=df.index, dtype="datetime64[us, UTC]")
+    df["scored_at"] = pd.Series(scored_at, index=df.index, dtype="datetime64[us, UTC]")
     return df
 
 
@@ -262,10 +262,10 @@ def _bind_rows(df: pd.DataFrame, columns: tuple[str, ...], dialect: str) -> list
     for c in columns:
         s = df[c]
         if isinstance(s.dtype, pd.DatetimeTZDtype):
-            if dialect == "sqlite":
-                vals = [None if pd.isna(v) else v.isoformat() for v in s]
-            else:
-                vals = [None if pd.isna(v) else v.to_pydatetime() for v in s]
+            # Convert each distinct timestamp once (as_of and scored_at are constant within a run).
+            codes, uniq = pd.factorize(s)
+            conv = [v.isoformat() if dialect == "sqlite" else v.to_pydatetime() for v in uniq] + [None]
+            vals = [conv[k] for k in codes.tolist()]  # code -1 (missing) picks the trailing None
         elif str(s.dtype) == "Int64":
             vals = [None if v is pd.NA else int(v) for v in s.to_numpy(dtype=object)]
         elif s.dtype == np.float64:
