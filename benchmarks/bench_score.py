@@ -3,7 +3,8 @@ and the write-back of the resulting rows (SQLite, folder, PostgreSQL when reacha
 
 Scale: ``CRMSCORE_BENCH_SCORE_ROWS`` (default 100000 rows), ``CRMSCORE_BENCH_SCORE_FEATURES`` (60),
 ``CRMSCORE_BENCH_SCORE_TREES`` (300), 31 leaves; ``CRMSCORE_BENCH_SCORE_EXPLAIN_ROWS`` (0 = off) also
-times the chain after pred_contrib at that larger scale on the measured contributions tiled. Data and model are synthetic and seeded. Per-1M-row
+times the chain after pred_contrib at that larger scale on the measured contributions tiled;
+``CRMSCORE_BENCH_SCORE_MODE=writeback`` runs only the write-back at ``CRMSCORE_BENCH_SCORE_ROWS``. Data and model are synthetic and seeded. Per-1M-row
 figures are linear extrapolations (every step is linear in rows).
 
 Run: ``python -m benchmarks.run score``  (or ``python -m benchmarks.bench_score``).
@@ -205,8 +206,27 @@ def run(rows: int = 100_000, n_features: int = 60, trees: int = 300, leaves: int
     return f
 
 
+def run_writeback(rows: int = 100_000) -> dict[str, float]:
+    """Write-back only, with reasons and sentences of realistic size (4 reasons per row)."""
+    reason = (
+        '[{"feature":"eng__f8_share","label":"Feature 8 (share)","value":0.7342175808809714,"contribution":0.0711874},'
+        '{"feature":"eng__f4_num","label":"Feature 4 (number)","value":1.3612,"contribution":0.0412},'
+        '{"feature":"eng__f2_currency","label":"Feature 2 (currency)","value":58.08,"contribution":0.0213},'
+        '{"feature":"eng__f39_num","label":"Feature 39 (number)","value":2.77,"contribution":-0.0199}]'
+    )
+    text = ("Feature 8 (share): 73% (raises churn risk); Feature 4 (number): 1.36 (raises churn risk); "
+            "Feature 2 (currency): 58.08 (raises churn risk); Feature 39 (number): 2.77 (lowers churn risk)")
+    wb = _bench_writeback(_scores_frame(rows, np.random.default_rng(0), [reason] * rows, [text] * rows))
+    for k, v in wb.items():
+        print(f"  write-back {k:10s} {v:8.2f} s for {rows:,} rows (history delete+append, crm_scores replace)")
+    return wb
+
+
 def main() -> None:
     rows = int(os.environ.get("CRMSCORE_BENCH_SCORE_ROWS", "100000"))
+    if os.environ.get("CRMSCORE_BENCH_SCORE_MODE") == "writeback":
+        run_writeback(rows)
+        return
     n_features = int(os.environ.get("CRMSCORE_BENCH_SCORE_FEATURES", "60"))
     trees = int(os.environ.get("CRMSCORE_BENCH_SCORE_TREES", "300"))
     explain_rows = int(os.environ.get("CRMSCORE_BENCH_SCORE_EXPLAIN_ROWS", "0"))
