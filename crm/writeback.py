@@ -493,6 +493,7 @@ def write_scores(
     scored_at: pd.Timestamp,
     value_at_risk: pd.DataFrame | None = None,
     lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
+    allow_empty: bool = False,
     on_stage: Callable[[str], None] | None = None,
 ) -> WriteResult:
     """Replace the current scores and append them to history, atomically.
@@ -510,6 +511,8 @@ def write_scores(
         ``crm_value_at_risk``; that table is replaced as a whole too (emptied when None).
     lock_timeout_s : how long to wait for another write-back to finish before raising
         :class:`ScoringInProgressError`.
+    allow_empty : an empty ``scores`` would empty ``crm_scores``; refused unless True (an upstream
+        failure that yields no rows must not wipe the CRM's scores).
     on_stage : called with each stage name of :data:`STAGES` (folder: :data:`FOLDER_STAGES`) inside the transaction (progress
         reporting; tests use it to fail or kill at a chosen point).
 
@@ -523,6 +526,11 @@ def write_scores(
     ScoringInProgressError : another run held the lock for longer than ``lock_timeout_s``.
     """
     start = time.perf_counter()
+    if len(scores) == 0 and not allow_empty:
+        raise WriteBackError(
+            f"scores is empty: writing it would empty crm_scores at {_safe(str(location))}. "
+            "Nothing was written; pass allow_empty=True if that is intended."
+        )
     as_of_u = _utc(as_of, "as_of")
     scored_u = _utc(scored_at, "scored_at")
     df = _prepare_scores(scores, scoring_run_id, as_of_u, scored_u)

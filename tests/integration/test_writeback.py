@@ -218,9 +218,21 @@ def test_invalid_input_is_rejected_before_touching_the_database(tmp_path):
         write_scores(url, pd.concat([good, good.iloc[:1]]), scoring_run_id="r", as_of=T1, scored_at=AT1)
     with pytest.raises(WriteBackError, match="as_of=2026-03-01 00:00:00 has no time zone"):
         write_scores(url, good, scoring_run_id="r", as_of=pd.Timestamp("2026-03-01"), scored_at=AT1)
+    with pytest.raises(WriteBackError, match="scores is empty: writing it would empty crm_scores .*allow_empty=True"):
+        write_scores(url, good.iloc[:0], scoring_run_id="r", as_of=T1, scored_at=AT1)
     with pytest.raises(WriteBackError, match="score_percentile must be within 1..100"):
         write_scores(url, good.assign(score_percentile=0), scoring_run_id="r", as_of=T1, scored_at=AT1)
     assert not sa.inspect(sa.create_engine(url)).has_table("crm_scores")
+
+
+def test_empty_run_only_when_allowed(location):
+    write_scores(location, make_scores(range(4)), scoring_run_id="run-1", as_of=T1, scored_at=AT1)
+    with pytest.raises(WriteBackError, match="scores is empty"):
+        write_scores(location, make_scores(range(0)), scoring_run_id="run-2", as_of=T2, scored_at=AT2)
+    assert len(read_scores(location)) == 8
+    res = write_scores(location, make_scores(range(0)), scoring_run_id="run-2", as_of=T2, scored_at=AT2, allow_empty=True)
+    assert res.rows_written == 0 and read_scores(location).empty
+    assert len(read_history(location)) == 8
 
 
 def test_folder_layout_and_missing_folder(tmp_path):
