@@ -155,8 +155,8 @@ def _prepare_scores(scores: pd.DataFrame, scoring_run_id: str, as_of: pd.Timesta
             "crm_scores holds one row per key."
         )
     df["scoring_run_id"] = scoring_run_id
-    df["as_of"] = pd.Series([as_of] * len(df), dtype="datetime64[us, UTC]")
-    df["scored_at"] = pd.Series([scored_at] * len(df), dtype="datetime64[us, UTC]")
+    df["as_of"] = pd.Series(as_of, index=df.index, dtype="datetime64[us, UTC]")
+    df["scored_at"] = pd.Series(scored_at, index=df.index, dtype="datetime64[us, UTC]")
     return df
 
 
@@ -178,8 +178,8 @@ def _prepare_value_at_risk(var: pd.DataFrame | None, scoring_run_id: str, as_of:
     if df[["entity_type", "entity_id"]].isna().any().any() or df.duplicated(["entity_type", "entity_id"]).any():
         raise WriteBackError("value_at_risk needs one row per (entity_type, entity_id), none missing.")
     df["scoring_run_id"] = scoring_run_id
-    df["as_of"] = pd.Series([as_of] * len(df), dtype="datetime64[us, UTC]")
-    df["scored_at"] = pd.Series([scored_at] * len(df), dtype="datetime64[us, UTC]")
+    df["as_of"] = pd.Series(as_of, index=df.index, dtype="datetime64[us, UTC]")
+    df["scored_at"] = pd.Series(scored_at, index=df.index, dtype="datetime64[us, UTC]")
     return df
 
 
@@ -256,23 +256,56 @@ def _write_engine(url: str, lock_timeout_s: float) -> sa.Engine:
     return sa.create_engine(u, poolclass=sa.pool.NullPool)
 
 
-def _bind_rows(df: pd.DataFrame, columns: tuple[str, ...], dialect: str) -> list[dict]:
-    """Rows as dicts of plain Python values (None for missing) for executemany."""
-    cols: dict[str, list] = {}
+def _bind_rows(df: pd.DataFrame, columns: tuple[str, ...], dialect: str) -> list[tuple]:
+    """Rows as tuples of plain Python values (None for missing), in ``columns`` order."""
+    cols: list[list] = []
     for c in columns:
         s = df[c]
         if isinstance(s.dtype, pd.DatetimeTZDtype):
-            if dialect == "sqlite":
-                cols[c] = [None if pd.isna(v) else v.isoformat() for v in s]
-            else:
-                cols[c] = [None if pd.isna(v) else v.to_pydatetime() for v in s]
+            # Convert each distinct timestamp once (as_of and scored_at are constant within a run).
+            codes, uniq = pd.factorize(s)
+            conv = [v.isoformat() if dialect == "sqlite" else v.to_pydatetime() for v in uniq] + [None]
+            vals = [conv[k] for k in codes.tolist()]  # code -1 (missing) picks the trailing None
         elif str(s.dtype) == "Int64":
-            cols[c] = [None if v is pd.NA else int(v) for v in s.to_numpy(dtype=object)]
+            vals = [None if v is pd.NA else int(v) for v in s.to_numpy(dtype=object)]
         elif s.dtype == np.float64:
-            cols[c] = [None if math.isnan(v) else v for v in s.tolist()]
+            vals = [None if math.isnan(v) else v for v in s.tolist()]
         else:
-            cols[c] = [None if (v is None or (isinstance(v, float) and math.isnan(v))) else v for v in s.tolist()]
-    return [dict(zip(columns, vals)) for vals in zip(*(cols[c] for c in columns))]
+            vals = [None if (v is None or (isinstance(v, float) and math.isnan(v))) else v for v in s.tolist()]
+        cols.append(vals)
+    return list(zip(*cols))
+
+
+def _insert_rows(conn: sa.Connection, table: sa.Table, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """Bulk insert inside the caller's transaction.
+
+    PostgreSQL: ``COPY ... FROM STDIN`` on the same psycopg connection (several times faster than
+    executemany). SQLite: the driver's executemany on a prepared statement. Others: SQLAlchemy executemany.
+    """
+    if not rows:
+        return
+    dialect = conn.dialect.name
+    if dialect == "postgresql" and conn.dialect.driver == "psycopg":
+        import psycopg  # the driver of this dialect, so it is installed
+
+        statement = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
+        cur = conn.connection.driver_connection.cursor()
+        try:
+            with cur.copy(statement) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        except psycopg.IntegrityError as exc:  # bypassed SQLAlchemy: wrap like it would
+            raise sa.exc.IntegrityError(statement, None, exc) from exc
+        except psycopg.Error as exc:
+            raise sa.exc.OperationalError(statement, None, exc) from exc
+        finally:
+            cur.close()
+    elif dialect == "sqlite":
+        conn.exec_driver_sql(
+            f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", rows
+        )
+    else:
+        conn.execute(sa.insert(table), [dict(zip(columns, r)) for r in rows])
 
 
 def _lock_sql(conn: sa.Connection, dialect: str, lock_timeout_s: float, location: str) -> None:
@@ -326,16 +359,13 @@ def _write_sql(
             as_of_bind = as_of.isoformat() if dialect == "sqlite" else as_of.to_pydatetime()
             replaced = conn.execute(sa.delete(history_t).where(history_t.c.as_of == as_of_bind)).rowcount
             stage("history_deleted")
-            if rows:
-                conn.execute(sa.insert(history_t), rows)
+            _insert_rows(conn, history_t, SCORE_COLUMNS, rows)
             stage("history_inserted")
             conn.execute(sa.delete(scores_t))
             conn.execute(sa.delete(var_t))
             stage("scores_deleted")
-            if rows:
-                conn.execute(sa.insert(scores_t), rows)
-            if var_rows:
-                conn.execute(sa.insert(var_t), var_rows)
+            _insert_rows(conn, scores_t, SCORE_COLUMNS, rows)
+            _insert_rows(conn, var_t, VALUE_AT_RISK_COLUMNS, var_rows)
             stage("scores_inserted")
             stage("committing")
     except sa.exc.IntegrityError as exc:
@@ -463,6 +493,7 @@ def write_scores(
     scored_at: pd.Timestamp,
     value_at_risk: pd.DataFrame | None = None,
     lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
+    allow_empty: bool = False,
     on_stage: Callable[[str], None] | None = None,
 ) -> WriteResult:
     """Replace the current scores and append them to history, atomically.
@@ -480,6 +511,8 @@ def write_scores(
         ``crm_value_at_risk``; that table is replaced as a whole too (emptied when None).
     lock_timeout_s : how long to wait for another write-back to finish before raising
         :class:`ScoringInProgressError`.
+    allow_empty : an empty ``scores`` would empty ``crm_scores``; refused unless True (an upstream
+        failure that yields no rows must not wipe the CRM's scores).
     on_stage : called with each stage name of :data:`STAGES` (folder: :data:`FOLDER_STAGES`) inside the transaction (progress
         reporting; tests use it to fail or kill at a chosen point).
 
@@ -493,6 +526,11 @@ def write_scores(
     ScoringInProgressError : another run held the lock for longer than ``lock_timeout_s``.
     """
     start = time.perf_counter()
+    if len(scores) == 0 and not allow_empty:
+        raise WriteBackError(
+            f"scores is empty: writing it would empty crm_scores at {_safe(str(location))}. "
+            "Nothing was written; pass allow_empty=True if that is intended."
+        )
     as_of_u = _utc(as_of, "as_of")
     scored_u = _utc(scored_at, "scored_at")
     df = _prepare_scores(scores, scoring_run_id, as_of_u, scored_u)

@@ -136,3 +136,77 @@ def assign_bands(
     else:
         band = np.select([top(t["top_percent"]), p <= t["low_percent"]], ["top", "low"], "middle")
     return pd.Series(band, index=index, dtype="str")
+
+
+#: Columns of the rows handed to ``crm.writeback.write_scores`` (its INPUT_COLUMNS; repeated here because
+#: models/ does not import crm/).
+SCORE_ROW_COLUMNS: tuple[str, ...] = (
+    "entity_type", "entity_id", "model", "score", "score_percentile", "band", "reasons", "reason_text", "model_version",
+)
+
+
+def build_score_rows(
+    task: str,
+    entity_type: str,
+    entity_ids: pd.Series | np.ndarray | list,
+    scores: np.ndarray | pd.Series,
+    *,
+    model_version: str,
+    reasons_json: list[str] | None = None,
+    reason_text: list[str] | None = None,
+    thresholds: Mapping[str, float] | None = None,
+) -> pd.DataFrame:
+    """The write-back rows of one model in one run: percentiles and bands computed here.
+
+    Parameters
+    ----------
+    task : "churn", "clv", "lead_mql" or "lead_sql" (band scheme from :data:`TASK_SCHEME`).
+    entity_type : "account" or "lead".
+    entity_ids, scores : aligned, one per scored entity (the spine rows at the run's as_of).
+    model_version : the registered model version that produced the scores.
+    reasons_json, reason_text : from ``models.explain`` (aligned); missing when not explained.
+    thresholds : band overrides for the task's scheme (config ``bands.<scheme>``).
+
+    Returns
+    -------
+    DataFrame with :data:`SCORE_ROW_COLUMNS`, one row per entity, input order.
+    """
+    if task not in TASK_SCHEME:
+        raise BandError(f"Unknown task {task!r}. Possible values are: {list(TASK_SCHEME)}.")
+    s = pd.Series(np.asarray(scores, dtype=np.float64))
+    n = len(s)
+    ids = pd.Series(np.asarray(entity_ids, dtype=object)).astype("str")
+    for name, seq in (("entity_ids", ids), ("reasons_json", reasons_json), ("reason_text", reason_text)):
+        if seq is not None and len(seq) != n:
+            raise BandError(f"{name} has {len(seq)} rows but scores has {n}; they must align.")
+    pct = percentiles(s)
+    band = assign_bands(s, pct, TASK_SCHEME[task], thresholds)
+    missing_text = pd.Series([np.nan] * n, dtype="str")
+    return pd.DataFrame(
+        {
+            "entity_type": pd.Series([entity_type] * n, dtype="str"),
+            "entity_id": ids,
+            "model": pd.Series([task] * n, dtype="str"),
+            "score": s,
+            "score_percentile": pct,
+            "band": band,
+            "reasons": pd.Series(reasons_json, dtype="str") if reasons_json is not None else missing_text,
+            "reason_text": pd.Series(reason_text, dtype="str") if reason_text is not None else missing_text,
+            "model_version": pd.Series([str(model_version)] * n, dtype="str"),
+        }
+    )
+
+
+def value_at_risk_rows(churn_rows: pd.DataFrame, clv_rows: pd.DataFrame) -> pd.DataFrame:
+    """Value at risk per account of one run: churn probability x predicted CLV (the expected margin lost).
+
+    Inputs are the rows of :func:`build_score_rows` for churn and clv. Accounts scored by only one of
+    the two models are left out (no value at risk can be computed). Output columns: entity_type,
+    entity_id, churn_probability, clv, value_at_risk (for ``write_scores(value_at_risk=...)``), sorted by
+    value_at_risk descending.
+    """
+    c = churn_rows.loc[:, ["entity_type", "entity_id", "score"]].rename(columns={"score": "churn_probability"})
+    v = clv_rows.loc[:, ["entity_type", "entity_id", "score"]].rename(columns={"score": "clv"})
+    out = c.merge(v, on=["entity_type", "entity_id"], how="inner", validate="one_to_one")
+    out["value_at_risk"] = out["churn_probability"] * out["clv"]
+    return out.sort_values(["value_at_risk", "entity_id"], ascending=[False, True], ignore_index=True)

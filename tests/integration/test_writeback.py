@@ -218,9 +218,21 @@ def test_invalid_input_is_rejected_before_touching_the_database(tmp_path):
         write_scores(url, pd.concat([good, good.iloc[:1]]), scoring_run_id="r", as_of=T1, scored_at=AT1)
     with pytest.raises(WriteBackError, match="as_of=2026-03-01 00:00:00 has no time zone"):
         write_scores(url, good, scoring_run_id="r", as_of=pd.Timestamp("2026-03-01"), scored_at=AT1)
+    with pytest.raises(WriteBackError, match="scores is empty: writing it would empty crm_scores .*allow_empty=True"):
+        write_scores(url, good.iloc[:0], scoring_run_id="r", as_of=T1, scored_at=AT1)
     with pytest.raises(WriteBackError, match="score_percentile must be within 1..100"):
         write_scores(url, good.assign(score_percentile=0), scoring_run_id="r", as_of=T1, scored_at=AT1)
     assert not sa.inspect(sa.create_engine(url)).has_table("crm_scores")
+
+
+def test_empty_run_only_when_allowed(location):
+    write_scores(location, make_scores(range(4)), scoring_run_id="run-1", as_of=T1, scored_at=AT1)
+    with pytest.raises(WriteBackError, match="scores is empty"):
+        write_scores(location, make_scores(range(0)), scoring_run_id="run-2", as_of=T2, scored_at=AT2)
+    assert len(read_scores(location)) == 8
+    res = write_scores(location, make_scores(range(0)), scoring_run_id="run-2", as_of=T2, scored_at=AT2, allow_empty=True)
+    assert res.rows_written == 0 and read_scores(location).empty
+    assert len(read_history(location)) == 8
 
 
 def test_folder_layout_and_missing_folder(tmp_path):
@@ -257,3 +269,31 @@ def test_folder_failure_between_renames_keeps_previous_current_scores_and_rerun_
 
 def test_input_columns_are_the_contract_minus_run_fields():
     assert INPUT_COLUMNS + ("scoring_run_id", "as_of", "scored_at") == SCORE_COLUMNS
+
+
+def test_rows_from_models_bands_and_explain_write_back_as_is(tmp_path):
+    """The pure scoring helpers produce exactly what write_scores takes (a LightGBM model end to end)."""
+    import lightgbm as lgb
+
+    from models.bands import build_score_rows, value_at_risk_rows
+    from models.explain import OUTCOME_WORDS, explain_batch
+
+    rng = np.random.default_rng(5)
+    X = pd.DataFrame({"eng__logins_30d": rng.poisson(4, 300).astype(float), "buy__tenure_days": rng.integers(1, 900, 300).astype(float)})
+    y = (X["eng__logins_30d"] < 3).astype(int)
+    booster = lgb.train({"objective": "binary", "num_leaves": 4, "verbose": -1, "seed": 5}, lgb.Dataset(X, y), 10)
+    catalog = {"eng__logins_30d": {"label": "Logins in the last 30 days", "kind": "numeric", "unit": "count"},
+               "buy__tenure_days": {"label": "Tenure", "kind": "numeric", "unit": "days"}}
+    ex = explain_batch(booster.predict(X, pred_contrib=True), lambda r: 1 / (1 + np.exp(-r)), list(X.columns), X,
+                       catalog, outcome=OUTCOME_WORDS["churn"], n_up=2, n_down=1)
+    ids = [f"A{i:04d}" for i in range(300)]
+    churn = build_score_rows("churn", "account", ids, ex.score, model_version="5", reasons_json=ex.reasons_json, reason_text=ex.reason_text)
+    clv = build_score_rows("clv", "account", ids, rng.gamma(2, 100, 300), model_version="2")
+    url = f"sqlite:///{tmp_path / 'crm.db'}"
+    res = write_scores(url, pd.concat([churn, clv], ignore_index=True), scoring_run_id="run-1", as_of=T1, scored_at=AT1,
+                       value_at_risk=value_at_risk_rows(churn, clv))
+    assert res.rows_written == 600 and res.value_at_risk_rows == 300
+    got = read_scores(url, model="churn").set_index("entity_id").loc[ids]
+    np.testing.assert_allclose(got["score"].to_numpy(), booster.predict(X), rtol=1e-12)
+    assert json.loads(got["reasons"].iloc[0])[0]["label"] in {"Logins in the last 30 days", "Tenure"}
+    assert got["reason_text"].str.contains("churn risk").all()

@@ -213,3 +213,23 @@ def test_reasons_json_is_compact_and_round_trips():
     assert " " not in out[0].replace("Logins in the last 30 days", "")
     back = json.loads(out[0])
     assert back == [{"feature": "eng__logins_30d", "label": "Logins in the last 30 days", "value": 2, "contribution": 0.123457}]
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.extra.numpy import arrays  # noqa: E402
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    m=arrays(np.float64, st.tuples(st.integers(1, 8), st.integers(2, 6)), elements=st.floats(-4, 4)),
+    temp=st.floats(0.1, 3.0),
+    shift=st.floats(-2, 2),
+)
+def test_calibration_identity_holds_for_any_matrix_and_monotone_calibrator(m, temp, shift):
+    def calibrate(r):
+        return sigmoid(temp * r + shift)
+
+    cal, base_cal = calibrated_contributions(m, calibrate)
+    np.testing.assert_allclose(cal.sum(axis=1) + base_cal, calibrate(m.sum(axis=1)), atol=1e-9)
+    assert np.all(np.sign(cal) * np.sign(m[:, :-1]) >= 0)  # a monotone map never flips a reason
