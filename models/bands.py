@@ -21,6 +21,8 @@ clv -> top / middle / low
 """
 from __future__ import annotations
 
+from models.errors import ModelError
+
 from collections.abc import Mapping
 
 import numpy as np
@@ -38,7 +40,7 @@ DEFAULT_THRESHOLDS: dict[str, dict[str, float]] = {
 TASK_SCHEME: dict[str, str] = {"churn": "churn", "lead_mql": "lead", "lead_sql": "lead", "clv": "clv"}
 
 
-class BandError(ValueError):
+class BandError(ModelError, ValueError):
     """Unknown scheme, unknown or inconsistent thresholds, misaligned inputs."""
 
 

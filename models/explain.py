@@ -15,6 +15,8 @@ Grain: one output per input row, in input order. Nothing here reads a clock or d
 """
 from __future__ import annotations
 
+from models.errors import ModelError
+
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -34,8 +36,8 @@ UNIT_FORMATS: tuple[str, ...] = ("count", "days", "currency", "share", "percent"
 OUTCOME_WORDS: dict[str, str] = {
     "churn": "churn risk",
     "clv": "expected value",
-    "lead_mql": "the chance of conversion",
-    "lead_sql": "the chance of conversion",
+    "lead_mql": "the chance of reaching SQL",
+    "lead_sql": "the chance of winning",
 }
 
 MISSING_TEXT = "none recorded"
@@ -45,7 +47,7 @@ _EPS_RAW = 1e-9
 _DERIV_STEP = 1e-5
 
 
-class ExplanationError(ValueError):
+class ExplanationError(ModelError, ValueError):
     """Inputs to the explanation step do not fit together (shapes, names, options).
 
     Defined here so this module stands alone; the integrator may re-base it on ``models.errors.ModelError``.

@@ -12,17 +12,9 @@ import numpy as np
 import pandas as pd
 
 from features.catalog import FeatureSet
-from models.bands import TASK_SCHEME, assign_bands, percentiles
-from models.explain import explain_batch
+from models.bands import TASK_SCHEME, build_score_rows
+from models.explain import OUTCOME_WORDS, explain_batch
 from models.tasks import TaskSpec
-
-#: How each task's direction reads in a sentence ("raises churn risk").
-OUTCOME_WORDS: dict[str, str] = {
-    "churn": "churn risk",
-    "clv": "expected value",
-    "lead_mql": "the chance of reaching SQL",
-    "lead_sql": "the chance of winning",
-}
 
 
 @dataclass(frozen=True)
@@ -62,31 +54,7 @@ def score_task(model, spec: TaskSpec, fs: FeatureSet, *, model_version: int | st
         scores.append(ex.score)
         reasons.extend(ex.reasons_json)
         texts.extend(ex.reason_text)
-    score = pd.Series(np.concatenate(scores), index=frame.index, dtype="float64")
-    pct = percentiles(score)
-    scheme = TASK_SCHEME[spec.name]
-    thresholds = (options.band_thresholds or {}).get(scheme)
-    band = assign_bands(score, pct, scheme, thresholds)
-    return pd.DataFrame({
-        "entity_type": spec.entity,
-        "entity_id": frame["entity_id"].astype("str").to_numpy(),
-        "model": spec.name,
-        "score": score.to_numpy(),
-        "score_percentile": pct.astype("int64").to_numpy(),
-        "band": band.to_numpy(),
-        "reasons": reasons,
-        "reason_text": texts,
-        "model_version": str(model_version),
-    })
-
-
-def value_at_risk(churn: pd.DataFrame, clv: pd.DataFrame) -> pd.DataFrame:
-    """Expected loss per account scored by both: P(churn) x CLV, for the ``crm_value_at_risk`` table."""
-    both = churn[["entity_id", "score"]].merge(clv[["entity_id", "score"]], on="entity_id", suffixes=("_churn", "_clv"))
-    return pd.DataFrame({
-        "entity_type": "account",
-        "entity_id": both["entity_id"],
-        "churn_probability": both["score_churn"],
-        "clv": both["score_clv"],
-        "value_at_risk": both["score_churn"] * both["score_clv"].clip(lower=0.0),
-    })
+    scheme_thresholds = (options.band_thresholds or {}).get(TASK_SCHEME[spec.name])
+    return build_score_rows(spec.name, spec.entity, frame["entity_id"], np.concatenate(scores),
+                            model_version=str(model_version), reasons_json=reasons, reason_text=texts,
+                            thresholds=scheme_thresholds)

@@ -340,7 +340,7 @@ def score_flow(config_file: str | None = None, crm: str | None = None, as_of: st
                models: str | None = None, now: str | None = None) -> ScoreSummary:
     """Validate, score every eligible record with each task's champion, write scores back atomically."""
     from models.errors import NoChampionError
-    from models.scoring import value_at_risk
+    from models.bands import value_at_risk_rows
 
     settings = load_settings(config_file, crm=crm)
     now_ts = _as_of(now, pd.Timestamp.now(tz="UTC").floor("s"))
@@ -369,7 +369,7 @@ def score_flow(config_file: str | None = None, crm: str | None = None, as_of: st
         raise NoChampionError("no task could be scored: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
     for name, why in skipped.items():
         _say(f"{name}: skipped ({why})")
-    var = value_at_risk(frames["churn"], frames["clv"]) if {"churn", "clv"} <= set(frames) else None
+    var = value_at_risk_rows(frames["churn"], frames["clv"]) if {"churn", "clv"} <= set(frames) else None
     scores = pd.concat(list(frames.values()), ignore_index=True)
     run_id = uuid.uuid4().hex
     scored_at = pd.Timestamp.now(tz="UTC").floor("s")
