@@ -208,3 +208,34 @@ def slices_long(slice_frame: pd.DataFrame) -> pd.DataFrame:
     long = slice_frame.melt(id_vars=ids, var_name="metric", value_name="value")
     long["value"] = pd.to_numeric(long["value"], errors="coerce")
     return long.dropna(subset=["value"]).reset_index(drop=True)
+
+
+def compare_with_truth(scores: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
+    """How well written scores rank the realized future, against what the true probabilities achieve.
+
+    ``scores``: crm_scores rows (model, entity_id, score). ``truth``: the synthetic world's truth (task, entity_id,
+    true_value, realized). One row per task scored: n, the scores' ranking quality against ``realized``
+    (ROC AUC; normalized Gini for clv), the truth's own, their ratio, and for binary tasks the ECE of the scores.
+    """
+    rows = []
+    for task, part in truth.groupby("task", sort=True):
+        mine = scores.loc[scores["model"] == task, ["entity_id", "score"]]
+        both = part.merge(mine, on="entity_id", how="inner")
+        if both.empty:
+            continue
+        y = both["realized"].to_numpy(dtype=float)
+        if task == "clv":
+            model_q, truth_q, metric = normalized_gini(y, both["score"].to_numpy()), normalized_gini(
+                y, both["true_value"].to_numpy()), "normalized_gini"
+            ece = float("nan")
+        else:
+            if len(np.unique(y)) < 2:
+                continue
+            model_q = float(roc_auc_score(y, both["score"]))
+            truth_q = float(roc_auc_score(y, both["true_value"]))
+            metric = "roc_auc"
+            ece = expected_calibration_error(y, both["score"].to_numpy())
+        rows.append({"task": task, "n": len(both), "unscored_truth_rows": len(part) - len(both), "metric": metric,
+                     "model": model_q, "truth": truth_q, "ratio": model_q / truth_q if truth_q else float("nan"),
+                     "ece": ece})
+    return pd.DataFrame(rows)

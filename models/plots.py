@@ -175,3 +175,36 @@ def shap_summary_plot(contributions: np.ndarray, X: pd.DataFrame, labels: Sequen
     shap.plots.beeswarm(explanation, max_display=max_display, ax=ax, show=False, plot_size=None)
     ax.set_title("Global drivers (SHAP, held-out rows)")
     return _save(fig, path)
+
+
+def waterfall_plot(contributions: np.ndarray, values: pd.Series, labels: Sequence[str], path: str | Path,
+                   *, title: str = "", max_display: int = 12) -> Path:
+    """SHAP waterfall of one record: from the base value to its raw score, feature by feature.
+
+    ``contributions`` is one row of ``TrainedModel.contributions`` (features then the base value, raw space);
+    ``values`` the record's feature values (same order); ``labels`` readable feature labels.
+    shap's waterfall draws on pyplot's current figure, so the figure is created, saved and closed here.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import shap
+
+    row = np.asarray(contributions, dtype=float).ravel()
+    if row.shape[0] != len(labels) + 1:
+        raise ValueError(f"one row of {len(labels) + 1} contributions (features + base) expected, got {row.shape[0]}")
+    shown = [v if isinstance(v, (int, float, np.number)) and not pd.isna(v) else str(v) for v in values.to_numpy()]
+    explanation = shap.Explanation(values=row[:-1], base_values=row[-1], data=np.array(shown, dtype=object),
+                                   feature_names=list(labels))
+    fig = plt.figure(figsize=(9, 0.45 * max_display + 1.5))
+    try:
+        shap.plots.waterfall(explanation, max_display=max_display, show=False)
+        if title:
+            fig.suptitle(title)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=110, bbox_inches="tight")
+    finally:
+        plt.close("all")
+    return path

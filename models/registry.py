@@ -560,6 +560,19 @@ class Registry:
                 f"models:/{registered_model_name(task)}/{version}", dst_path=tmp, suppress_warnings=True)
         return pyfunc_model.unwrap_python_model().trained_model, version
 
+    def load_version(self, task: str, version: int) -> Any:
+        """The ``TrainedModel`` of one registered version (for explaining a past score with the model that made it)."""
+        with tempfile.TemporaryDirectory(prefix="crmscore-load-") as tmp, self._scoped() as mlflow, _quiet_mlflow():
+            try:
+                pyfunc_model = mlflow.pyfunc.load_model(
+                    f"models:/{registered_model_name(task)}/{int(version)}", dst_path=tmp, suppress_warnings=True)
+            except Exception as exc:
+                if _is_not_found(exc):
+                    raise NoChampionError(
+                        f"version {version} of {registered_model_name(task)!r} is not in {self.tracking_uri}") from exc
+                raise
+        return pyfunc_model.unwrap_python_model().trained_model
+
     def load_champion(self, task: str, expected_features: Sequence[str]) -> tuple[Any, int]:
         """Load the champion of a task, refusing it if its features differ from the features at hand.
 

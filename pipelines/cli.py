@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 
 from pipelines.config import ConfigError, Settings, load_settings
+from pipelines.render import console, print_counts, print_list, print_training
 from pipelines.runtime import configure_environment
 
 app = typer.Typer(
@@ -25,7 +26,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
 err_console = Console(stderr=True)
 
 CrmOpt = Annotated[Optional[str], typer.Option(
@@ -65,7 +65,6 @@ def generate(
     as_of: AsOfOpt = "2026-10-01",
     truth: Annotated[Optional[Path], typer.Option(
         help="Where to write the simulation's truth (Parquet/CSV). Kept outside the CRM.")] = None,
-    folder_format: Annotated[str, typer.Option(help="For a folder CRM: parquet or csv.")] = "parquet",
 ) -> None:
     """Generate a synthetic CRM world (accounts, subscriptions, orders, activities, tickets, leads) with known truth."""
     settings = _settings(config, crm)
@@ -76,8 +75,8 @@ def generate(
     with console.status(f"Simulating {accounts:,} accounts and {leads:,} leads..."):
         world = generate_world(accounts, leads, seed, as_of_ts, horizons=settings.horizons.model_dump())
     with console.status(f"Writing the CRM to {_show(settings.crm_url)}..."):
-        write_world(world, settings.crm_url, truth_path, folder_format=folder_format)
-    _print_counts(world.tables, f"Generated CRM at {_show(settings.crm_url)} (as of {as_of_ts.date()})")
+        write_world(world, settings.crm_url, truth_path)
+    print_counts(world.tables, f"Generated CRM at {_show(settings.crm_url)} (as of {as_of_ts.date()})")
     console.print(f"Truth for {len(world.truth):,} scorable records: {truth_path}")
 
 
@@ -104,7 +103,230 @@ def import_transactions(
         tables = transactions_to_extract(raw, customer_col=customer_col, date_col=date_col, amount_col=amount_col,
                                          margin_col=margin_col, order_col=order_col, margin_rate=margin_rate)
     write_extract(settings.crm_url, tables, folder_format=folder_format)
-    _print_counts(tables, f"Imported {file.name} into {_show(settings.crm_url)}")
+    print_counts(tables, f"Imported {file.name} into {_show(settings.crm_url)}")
+
+
+def _progress() -> None:
+    from pipelines.flows import set_progress
+
+    set_progress(lambda msg: console.print(f"[dim]-[/dim] {msg}", highlight=False))
+
+
+@app.command()
+def validate(crm: CrmOpt = None, config: ConfigOpt = None, as_of: AsOfOpt = None) -> None:
+    """Check the extract against every data contract; exit 1 if an error-severity rule fails.
+
+    Writes the full result (JSON) and Great Expectations Data Docs (HTML) under <workdir>/validation/.
+    """
+    settings = _settings(config, crm)
+    import pandas as pd
+
+    from crm.extract import read_tables
+    from data_contracts.gate import run_quality_gate
+    from data_contracts.render import render_failures_table
+
+    now = pd.Timestamp.now(tz="UTC").floor("s")
+    as_of_ts = _timestamp(as_of) or now
+    with console.status(f"Reading {_show(settings.crm_url)}..."):
+        raw = read_tables(settings.crm_url, strict=False)
+    with console.status("Validating against the data contracts..."):
+        report, path = run_quality_gate(raw, settings.workdir, now=now, as_of=as_of_ts,
+                                        max_volume_drop=settings.validation.max_volume_drop,
+                                        data_docs=settings.validation.data_docs)
+    if report.failures:
+        console.print(render_failures_table(report))
+    verdict = "[bold green]passed[/bold green]" if report.ok else "[bold red]FAILED[/bold red]"
+    console.print(f"Validation {verdict}: {len(report.results)} rules, {len(report.errors)} error(s), "
+                  f"{len(report.warnings)} warning(s); extract fingerprint {report.fingerprint.short}")
+    console.print(f"Result: {path}")
+    if report.data_docs_index:
+        console.print(f"Data Docs: {report.data_docs_index}")
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
+def features(
+    entity: Annotated[str, typer.Option(help="account or lead.")],
+    out: Annotated[Path, typer.Option(help="Parquet file to write.", dir_okay=False)],
+    crm: CrmOpt = None,
+    config: ConfigOpt = None,
+    as_of: AsOfOpt = None,
+) -> None:
+    """Write the scoring-time feature matrix (one row per eligible entity) so anyone can see what a model sees."""
+    settings = _settings(config, crm)
+    import json
+
+    import pandas as pd
+
+    if entity not in ("account", "lead"):
+        raise click.BadParameter(f"{entity!r}; possible values are account, lead", param_hint="--entity")
+    as_of_ts = _timestamp(as_of) or pd.Timestamp.now(tz="UTC").floor("s")
+    from crm.extract import read_extract
+    from crm.privacy import profiling_view
+    from features.build import build_features
+    from features.spine import build_spine
+
+    with console.status("Reading the extract and building features..."):
+        tables = profiling_view(read_extract(settings.crm_url).tables)
+        populations = ["active_customers"] if entity == "account" else ["open_leads", "sql_leads"]
+        spine = pd.concat([build_spine(tables, p, [as_of_ts],
+                                       churn_lookback_days=settings.eligibility.churn_lookback_days)
+                           for p in populations], ignore_index=True)
+        spine = spine.drop_duplicates("entity_id", ignore_index=True)
+        fs = build_features(tables, spine, entity, windows_days=settings.features.windows_days)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fs.frame.to_parquet(out, index=False)
+    labels = out.with_suffix(".labels.json")
+    labels.write_text(json.dumps({c: dataclasses_asdict(i) for c, i in fs.catalog.items()}, indent=1))
+    console.print(f"{len(fs.frame):,} {entity}s x {len(fs.catalog)} features as of {as_of_ts.date()} -> {out} "
+                  f"(readable labels: {labels})")
+
+
+def dataclasses_asdict(obj) -> dict:
+    import dataclasses
+
+    return dataclasses.asdict(obj)
+
+
+@app.command()
+def train(
+    crm: CrmOpt = None,
+    config: ConfigOpt = None,
+    as_of: AsOfOpt = None,
+    models: Annotated[Optional[str], typer.Option(help="Comma-separated tasks: churn,clv,lead_mql,lead_sql (default all).")] = None,
+) -> None:
+    """Validate, build point-in-time training sets, train and evaluate LightGBM per task, register in MLflow.
+
+    A new version becomes the `champion` only if it beats the current champion on the same held-out data.
+    """
+    settings = _settings(config, crm)
+    _timestamp(as_of)
+    _progress()
+    from pipelines.flows import train_flow
+
+    summary = train_flow(config_file=str(config) if config else None, crm=crm, as_of=as_of, models=models)
+    print_training(summary)
+    console.print(f"MLflow: [bold]mlflow ui --backend-store-uri {settings.tracking_uri}[/bold]")
+
+
+@app.command()
+def score(crm: CrmOpt = None, config: ConfigOpt = None, as_of: AsOfOpt = None,
+          models: Annotated[Optional[str], typer.Option(help="Comma-separated tasks (default all).")] = None) -> None:
+    """Score every eligible record with each task's champion and write scores, bands and reasons back to the CRM."""
+    _settings(config, crm)
+    _timestamp(as_of)
+    _progress()
+    from pipelines.flows import score_flow
+
+    s = score_flow(config_file=str(config) if config else None, crm=crm, as_of=as_of, models=models)
+    rows = ", ".join(f"{k} {v:,} (v{s.versions[k]})" for k, v in s.rows.items())
+    console.print(f"Scoring run {s.scoring_run_id} as of {s.as_of[:10]}: {rows} -> {s.written_to}")
+    for name, why in s.skipped.items():
+        console.print(f"[yellow]{name} not scored:[/yellow] {why}")
+
+
+LIST_KINDS = {"at-risk": "churn", "top-leads": "lead_mql", "sql-leads": "lead_sql", "clv": "clv"}
+
+
+@app.command("list")
+def list_(
+    kind: Annotated[str, typer.Argument(help="at-risk | top-leads | sql-leads | clv")],
+    crm: CrmOpt = None,
+    config: ConfigOpt = None,
+    top: Annotated[int, typer.Option(help="How many rows.", min=1)] = 20,
+    segment: Annotated[Optional[str], typer.Option(help="Only this account segment (at-risk, clv) or lead source.")] = None,
+    format: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+    out: Annotated[Optional[Path], typer.Option(help="Write to this file instead of the terminal.")] = None,
+) -> None:
+    """Ranked lists for campaigns, read from crm_scores, with each record's reasons.
+
+    at-risk is ranked by value at risk (churn probability x CLV) when both are scored, else by churn probability.
+    """
+    settings = _settings(config, crm)
+    if kind not in LIST_KINDS:
+        raise click.BadParameter(f"{kind!r}; possible values are {', '.join(LIST_KINDS)}", param_hint="KIND")
+    if format not in ("table", "csv", "json"):
+        raise click.BadParameter(f"{format!r}; possible values are table, csv, json", param_hint="--format")
+    from pipelines.lists import ranked_list
+
+    frame = ranked_list(settings.crm_url, LIST_KINDS[kind], top=top, segment=segment)
+    if format == "table" and out is None:
+        print_list(frame, kind)
+        return
+    text = frame.to_csv(index=False) if format == "csv" else frame.to_json(orient="records", indent=1, date_format="iso")
+    if out:
+        out.write_text(text)
+        console.print(f"{len(frame)} rows -> {out}")
+    else:
+        sys.stdout.write(text)
+
+
+@app.command()
+def explain(
+    entity_id: Annotated[str, typer.Argument(help="An account_id or lead_id.")],
+    crm: CrmOpt = None,
+    config: ConfigOpt = None,
+    plot: Annotated[Optional[Path], typer.Option(help="Write a SHAP waterfall (PNG) of the latest score per model; "
+                                                      "a {model} placeholder in the name gives one file per model.")] = None,
+) -> None:
+    """Every score a record has had: when, by which model version, with which reasons and feature values."""
+    settings = _settings(config, crm)
+    from pipelines.lists import explain_record
+
+    history = explain_record(settings.crm_url, entity_id)
+    if history.empty:
+        raise typer.BadParameter(f"no score has ever been written for {entity_id!r} in {_show(settings.crm_url)}",
+                                 param_hint="ENTITY_ID")
+    import json
+
+    for _, r in history.iterrows():
+        console.print(f"[bold]{r['as_of']:%Y-%m-%d}[/bold]  {r['model']} v{r['model_version']}  "
+                      f"score {r['score']:.4f}  percentile {r['score_percentile']}  band {r['band']}  "
+                      f"(run {r['scoring_run_id'][:8]}, written {r['scored_at']:%Y-%m-%d %H:%M} UTC)", highlight=False)
+        console.print(f"   {r['reason_text']}", highlight=False)
+        for reason in json.loads(r["reasons"]):
+            console.print(f"     {reason['label']}: {reason['value']}  (contribution {reason['contribution']:+.4f})",
+                          highlight=False)
+    if plot:
+        from pipelines.lists import waterfall_for
+
+        for path in waterfall_for(settings, history, plot):
+            console.print(f"SHAP waterfall: {path}")
+
+
+@app.command()
+def schedule(
+    crm: CrmOpt = None,
+    config: ConfigOpt = None,
+    cron: Annotated[Optional[str], typer.Option(help="Cron expression (default from config: nightly at 02:00).")] = None,
+    serve: Annotated[bool, typer.Option("--serve", help="Stay running and execute the scheduled runs.")] = False,
+) -> None:
+    """Create the nightly scoring deployment (Prefect) on a cron schedule, with retries on the I/O tasks."""
+    settings = _settings(config, crm)
+    from pipelines.schedule import create_deployment, serve_deployment
+
+    params = {"config_file": str(config.resolve()) if config else None, "crm": crm}
+    cron_expr = cron or settings.schedule.cron
+    if serve:
+        console.print(f"Serving {settings.schedule.deployment!r} on '{cron_expr}' ({settings.schedule.timezone}); "
+                      "Ctrl-C to stop")
+        serve_deployment(settings, params, cron_expr)
+        return
+    dep = create_deployment(settings, params, cron_expr)
+    console.print(f"Deployment [bold]{dep.name}[/bold] of flow crmscore-score scheduled '{cron_expr}' "
+                  f"({settings.schedule.timezone}), id {dep.id}")
+    console.print("Runs execute while `crmscore schedule --serve` runs (with a Prefect server: "
+                  f"PREFECT_HOME={os.environ.get('PREFECT_HOME')} prefect server start).")
+
+
+@app.command()
+def demo(config: ConfigOpt = None) -> None:
+    """The whole path on the embedded default: generate a CRM, validate, train, score, write back, show the lists."""
+    settings = _settings(config, None)
+    from pipelines.demo import run_demo
+
+    run_demo(settings, config, console)
+
 
 
 def _show(location: str) -> str:
@@ -113,21 +335,13 @@ def _show(location: str) -> str:
     return redact(location)
 
 
-def _print_counts(tables, title: str) -> None:
-    from rich.table import Table
-
-    t = Table(title=title)
-    t.add_column("table")
-    t.add_column("rows", justify="right")
-    for name, df in tables.items():
-        t.add_row(name, f"{len(df):,}")
-    console.print(t)
-
-
 def _user_errors() -> tuple[type[BaseException], ...]:
     from crm.errors import CrmError
+    from data_contracts.errors import ContractError
+    from features.errors import FeatureError
+    from models.errors import ModelError
 
-    return (CrmError, ConfigError)
+    return (CrmError, ConfigError, ContractError, FeatureError, ModelError)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -142,6 +142,12 @@ class Settings(_Frozen):
     schedule: ScheduleSettings = ScheduleSettings()
     demo: DemoSettings = DemoSettings()
 
+    @field_validator("workdir")
+    @classmethod
+    def _absolute(cls, v: Path) -> Path:
+        # resolved once, against the directory the command runs in, so every path below is absolute
+        return Path(v).expanduser().resolve()
+
     # Resolved locations ------------------------------------------------------------------------------------------
     @property
     def crm_url(self) -> str:

@@ -12,7 +12,8 @@ QUIET_ENV = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "GX_ANALYTICS_ENABLED": "false",
     "DO_NOT_TRACK": "true",
-    "PREFECT_LOGGING_LEVEL": "WARNING",
+    # the CLI reports failures itself in one line; Prefect would print each failed task's traceback
+    "PREFECT_LOGGING_LEVEL": "CRITICAL",
     "PREFECT_UI_ENABLED": "false",
     "GIT_PYTHON_REFRESH": "quiet",
     # the temporary local Prefect API can take longer than the default 20 s to start on a loaded 2-core machine

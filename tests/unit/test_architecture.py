@@ -64,9 +64,14 @@ def test_mlflow_only_in_registry():
 
 @pytest.mark.parametrize("pkg", ["features", "models"])
 def test_no_clock_in_pure_code(pkg):
-    """Time is explicit: features/ and models/ take as_of/cutoff_ts as parameters and never read the clock."""
+    """Time is explicit: features/ and models/ take as_of/cutoff_ts as parameters and never read the clock.
+
+    models/registry.py is the MLflow edge (I/O): it stamps run start times, so it is exempt.
+    """
     import re
 
     clock = re.compile(r"\b(now|utcnow|today)\(\)|time\.time\(\)")
-    bad = [str(p.relative_to(ROOT)) for p in _modules(pkg) if clock.search(p.read_text())]
+    edge = {"models/registry.py"}
+    bad = [str(p.relative_to(ROOT)) for p in _modules(pkg)
+           if str(p.relative_to(ROOT)) not in edge and clock.search(p.read_text())]
     assert bad == []

@@ -1,0 +1,48 @@
+"""Rich tables shared by the CLI and the demo."""
+from __future__ import annotations
+
+from rich.console import Console
+
+console = Console()
+
+
+def print_training(summary) -> None:
+    from rich.table import Table
+
+    from models.tasks import TASKS
+
+    t = Table(title=f"Training as of {summary.as_of[:10]} (extract {summary.fingerprint})")
+    for col in ("task", "result", "version", "held-out", "baseline", "why"):
+        t.add_column(col, overflow="fold")
+    for o in summary.outcomes:
+        metric = TASKS[o.task].primary_metric
+        base = next(iter(o.baseline_metrics.items()), (None, {}))
+        base_txt = f"{base[0]} {base[1].get(metric, float('nan')):.3f}" if base[0] else ""
+        held = f"{metric} {o.metrics[metric]:.3f}" if metric in o.metrics else ""
+        colour = {"champion": "green", "challenger": "yellow", "skipped": "dim"}[o.status]
+        t.add_row(o.task, f"[{colour}]{o.status}[/{colour}]", str(o.version or ""), held, base_txt, o.message)
+    console.print(t)
+
+
+def print_list(frame, kind: str) -> None:
+    from rich.table import Table
+
+    t = Table(title=f"{kind} ({len(frame)} rows)")
+    show = [c for c in ("rank", "entity_id", "segment", "score", "band", "clv", "value_at_risk", "reason_text")
+            if c in frame.columns]
+    for c in show:
+        t.add_column(c, overflow="fold", max_width=70 if c == "reason_text" else None)
+    for _, r in frame.iterrows():
+        t.add_row(*[f"{r[c]:,.3f}" if isinstance(r[c], float) else str(r[c]) for c in show])
+    console.print(t)
+
+
+def print_counts(tables, title: str) -> None:
+    from rich.table import Table
+
+    t = Table(title=title)
+    t.add_column("table")
+    t.add_column("rows", justify="right")
+    for name, df in tables.items():
+        t.add_row(name, f"{len(df):,}")
+    console.print(t)
