@@ -16,7 +16,7 @@ from rich.console import Console
 
 from pipelines.config import ConfigError, Settings, load_settings
 from pipelines.render import console, print_counts, print_list, print_training
-from pipelines.runtime import configure_environment
+from pipelines.runtime import configure_environment, quiet_great_expectations
 
 app = typer.Typer(
     name="crmscore",
@@ -26,7 +26,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 CrmOpt = Annotated[Optional[str], typer.Option(
     "--crm", help="The CRM: a SQLAlchemy URL (sqlite:///crm.db, postgresql+psycopg://user@host/db) or a folder of "
@@ -129,6 +129,7 @@ def validate(crm: CrmOpt = None, config: ConfigOpt = None, as_of: AsOfOpt = None
     as_of_ts = _timestamp(as_of) or now
     with console.status(f"Reading {_show(settings.crm_url)}..."):
         raw = read_tables(settings.crm_url, strict=False)
+    quiet_great_expectations()
     with console.status("Validating against the data contracts..."):
         report, path = run_quality_gate(raw, settings.workdir, now=now, as_of=as_of_ts,
                                         max_volume_drop=settings.validation.max_volume_drop,

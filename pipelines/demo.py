@@ -30,7 +30,8 @@ def run_demo(settings: Settings, config: Path | None, console: Console) -> None:
     with console.status("Simulating two years of a business and its future..."):
         world = generate_world(d.accounts, d.leads, d.seed, as_of, horizons=settings.horizons.model_dump())
         write_world(world, crm, truth_path)
-    print_counts(world.tables, f"CRM written to {redact(crm)} (PII columns included, as in a real extract)")
+    print_counts(world.tables, "CRM tables")
+    console.print(f"Written to {redact(crm)}; PII columns included, as in a real extract; truth kept apart: {truth_path}")
 
     console.rule("2. Validate, then train, evaluate out of time and register each model")
     summary = train_flow(config_file=cfg, as_of=d.as_of)

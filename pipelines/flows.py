@@ -35,6 +35,7 @@ from models.dataset import (
 )
 from models.tasks import TASKS, TaskSpec, get_task
 from pipelines.config import Settings, load_settings
+from pipelines.runtime import quiet_great_expectations
 
 Progress = Callable[[str], None]
 
@@ -70,6 +71,7 @@ def read_raw(location: str) -> dict[str, pd.DataFrame]:
 def validate(raw: Mapping[str, pd.DataFrame], settings: Settings, *, now: pd.Timestamp,
              as_of: pd.Timestamp) -> ValidationReport:
     """Run every contract; keep the result per run for auditors; raise ContractViolation on an error rule."""
+    quiet_great_expectations()
     report, _ = run_quality_gate(raw, settings.workdir, now=now, as_of=as_of,
                                  max_volume_drop=settings.validation.max_volume_drop,
                                  data_docs=settings.validation.data_docs)

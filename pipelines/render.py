@@ -1,9 +1,12 @@
 """Rich tables shared by the CLI and the demo."""
 from __future__ import annotations
 
+import sys
+
 from rich.console import Console
 
-console = Console()
+# In a terminal rich sizes itself; piped into a file or CI log it would wrap at 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 160)
 
 
 def print_training(summary) -> None:
@@ -16,8 +19,9 @@ def print_training(summary) -> None:
         t.add_column(col, overflow="fold")
     for o in summary.outcomes:
         metric = TASKS[o.task].primary_metric
-        base = next(iter(o.baseline_metrics.items()), (None, {}))
-        base_txt = f"{base[0]} {base[1].get(metric, float('nan')):.3f}" if base[0] else ""
+        scored = [(name, m[metric]) for name, m in o.baseline_metrics.items() if m.get(metric) == m.get(metric)]
+        best = max(scored, key=lambda kv: kv[1], default=None)  # the strongest baseline is the one to beat
+        base_txt = f"{best[0]} {best[1]:.3f}" if best else ""
         held = f"{metric} {o.metrics[metric]:.3f}" if metric in o.metrics else ""
         colour = {"champion": "green", "challenger": "yellow", "skipped": "dim"}[o.status]
         t.add_row(o.task, f"[{colour}]{o.status}[/{colour}]", str(o.version or ""), held, base_txt, o.message)

@@ -16,6 +16,7 @@ QUIET_ENV = {
     "PREFECT_LOGGING_LEVEL": "CRITICAL",
     "PREFECT_UI_ENABLED": "false",
     "GIT_PYTHON_REFRESH": "quiet",
+    "MLFLOW_LOGGING_LEVEL": "WARNING",
     # the temporary local Prefect API can take longer than the default 20 s to start on a loaded 2-core machine
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
 }
@@ -32,3 +33,10 @@ def configure_environment(workdir: Path) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", category=FutureWarning, module="mlflow")
+
+
+def quiet_great_expectations() -> None:
+    """GX sets one of its loggers to INFO when that module is imported; put it back to WARNING afterwards."""
+    import great_expectations.data_context.types.base  # noqa: F401  (the import is what sets the level)
+
+    logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
