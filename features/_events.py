@@ -170,6 +170,21 @@ class PrefixSum:
         return self.upto(groups, j) - self.upto(groups, i)
 
 
+def range_sum(index: EventIndex, values: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """Sum of per-event `values` (input row order) over index positions [i, j) of each query, added up directly.
+
+    Unlike `PrefixSum.between` (a difference of running sums, whose last bits depend on the events before i),
+    the result depends only on the events inside the range: labels use it so that nothing before the cutoff
+    can move a label, not even by rounding. Costs O(total events in the ranges).
+    """
+    lengths = np.maximum(j - i, 0)
+    rows = np.repeat(np.arange(len(i)), lengths)
+    offsets = np.cumsum(lengths) - lengths
+    pos = np.repeat(i, lengths) + (np.arange(len(rows)) - np.repeat(offsets, lengths))
+    v = np.asarray(values, dtype=np.float64)[index.source[pos]] if len(pos) else np.zeros(0)
+    return np.bincount(rows, weights=v, minlength=len(i)).astype(np.float64)
+
+
 def days_between(later_us: np.ndarray, earlier_us: np.ndarray) -> np.ndarray:
     """(later - earlier) in days as float64; NaN where earlier is NAT."""
     out = (later_us - earlier_us) / US_PER_DAY
