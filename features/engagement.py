@@ -63,7 +63,7 @@ def engagement_features(activities: pd.DataFrame, key: str, q: Query) -> Columns
     require_columns(activities, "activities", (key, "occurred_at", "type"), "engagement features")
     cols = Columns("eng")
     g = entity_codes(activities[key], q.entities)
-    type_code = entity_codes(activities["type"], pd.Index(list(ACTIVITY_TYPES)))
+    type_code = _type_codes(activities["type"])
     idx = EventIndex.build(np.where(type_code >= 0, g, -1), to_us(activities["occurred_at"],
                                                                    what="activities.occurred_at"), len(q.entities))
     kind = idx.take(type_code).astype(np.int8)
@@ -133,6 +133,17 @@ def engagement_features(activities: pd.DataFrame, key: str, q: Query) -> Columns
         cols.num(f"email_open_rate_{w}d", opens, f"Email open rate {window_phrase(w)}", "share")
         cols.num(f"email_click_rate_{w}d", clicks, f"Email click rate {window_phrase(w)}", "share")
     return cols
+
+
+def _type_codes(types: pd.Series) -> np.ndarray:
+    """Position of each activity's type in ACTIVITY_TYPES, -1 for a type outside the contract.
+
+    One vectorised comparison per known type is cheaper than hashing every row's text.
+    """
+    code = np.full(len(types), -1, dtype=np.int64)
+    for j, name in enumerate(ACTIVITY_TYPES):
+        code[(types == name).to_numpy(dtype=bool, na_value=False)] = j
+    return code
 
 
 def _running_count(flag: np.ndarray) -> np.ndarray:

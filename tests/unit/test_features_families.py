@@ -310,3 +310,22 @@ def test_errors_say_what_was_given_and_what_is_possible():
         build_features(account_tables(orders=orders([]).drop(columns="gross_margin")), spine(["a1"]), "account")
     with pytest.raises(InvalidInputError, match=r"windows_days=\(0,\)"):
         build_features(account_tables(), spine(["a1"]), "account", windows_days=(0,))
+
+
+def test_features_package_imports_only_pandas_numpy_and_the_stdlib():
+    import ast
+    import sys
+    from pathlib import Path
+
+    import features
+
+    allowed = {"pandas", "numpy", "features", "__future__"} | set(sys.stdlib_module_names)
+    found = {}
+    for path in Path(features.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module] if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 else [])
+            for name in names:
+                if name.split(".")[0] not in allowed:
+                    found.setdefault(path.name, []).append(name)
+    assert found == {}
