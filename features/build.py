@@ -85,7 +85,7 @@ def build_features(
         families.append(funnel_features(leads, q))
 
     data: dict[str, object] = {
-        "entity_id": pd.array(spine["entity_id"].to_numpy(dtype=object), dtype="str"),
+        "entity_id": spine["entity_id"].astype("str").array.copy(),
         "cutoff_ts": spine["cutoff_ts"].array.as_unit("us").tz_convert("UTC")
         if getattr(spine["cutoff_ts"].dtype, "tz", None) is not None
         else spine["cutoff_ts"].array.as_unit("us").tz_localize("UTC"),
