@@ -147,8 +147,8 @@ def measure(n_accounts: int, n_activities: int, n_orders: int, n_cutoffs: int, *
 def report(r: dict) -> None:
     print(f"accounts={r['accounts']:,} activities={r['activities']:,} orders={r['orders']:,} cutoffs={r['cutoffs']} "
           f"-> spine rows={r['spine_rows']:,}, features={r['features']}")
-    print(f"  generate {r['generate_s']:.1f} s | spine {r['spine_s']:.1f} s | features {r['features_s']:.1f} s | "
-          f"churn+clv labels {r['labels_s']:.1f} s")
+    print(f"  generate {r['generate_s']:.1f} s | spine {r['spine_s']:.1f} s | features {r['features_s']:.1f} s "
+          f"(CPU {r['features_cpu_s']:.1f} s) | churn+clv labels {r['labels_s']:.1f} s")
     print(f"  peak RSS: {r['peak_gib_after_generate']:.2f} GiB after generating, "
           f"{r['peak_gib_after_features']:.2f} GiB after features", flush=True)
 
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> None:
     # Default: the two measured cases (each in a fresh process would isolate peaks; here the second adds to the first).
     scale = int(os.environ.get("CRMSCORE_BENCH_ACCOUNTS", "100000"))
     report(measure(scale, 50 * scale, 5 * scale, 1))
-    report(measure(scale, 20 * scale, 2 * scale, 12))
+    report(measure(scale, 50 * scale, 5 * scale, 12))
 
 
 if __name__ == "__main__":

@@ -90,6 +90,30 @@ def segmented_cumsum(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
     return pd.Series(values, dtype=np.float64).groupby(groups, sort=False).cumsum().to_numpy()
 
 
+def sort_order(g: np.ndarray, t: np.ndarray, n_groups: int) -> np.ndarray:
+    """Stable order by (group, time): ties keep input order, so a group's order never depends on other groups.
+
+    Packs group and time into one int64 key and sorts it once (about 3x faster than np.lexsort on tens of
+    millions of rows). When time needs more bits than remain, the key holds time at a coarser step; if that
+    leaves any group out of time order (sub-step timestamps), falls back to np.lexsort. Same result either way.
+    """
+    if len(g) == 0:
+        return np.zeros(0, dtype=np.int64)
+    tmin = int(t.min())
+    span = int(t.max()) - tmin
+    free = 62 - max(int(n_groups), 1).bit_length()
+    shift = max(span.bit_length() - free, 0)
+    if free < 8:  # too many groups to pack: plain lexsort
+        return np.lexsort((t, g))
+    key = (g.astype(np.int64) << free) | ((t - tmin) >> shift)
+    order = np.argsort(key, kind="stable")
+    if shift:
+        gs, ts = g[order], t[order]
+        if np.any((gs[1:] == gs[:-1]) & (ts[1:] < ts[:-1])):
+            return np.lexsort((t, g))
+    return order
+
+
 @dataclass(frozen=True)
 class EventIndex:
     """Events sorted by (group, time); group g occupies [offsets[g], offsets[g + 1]).
@@ -114,8 +138,7 @@ class EventIndex:
         src = np.flatnonzero(keep)
         g = groups[src]
         t = ts[src]
-        # lexsort is stable: ties in (group, time) keep input order, so results never depend on other groups.
-        order = np.lexsort((t, g))
+        order = sort_order(g, t, n_groups)
         g = g[order]
         counts = np.bincount(g, minlength=n_groups) if len(g) else np.zeros(n_groups, dtype=np.int64)
         offsets = np.zeros(n_groups + 1, dtype=np.int64)
@@ -233,7 +256,7 @@ class Coverage:
         keep = (groups >= 0) & (start_us != NAT)
         g, s = groups[keep], start_us[keep]
         e = np.where(end_us[keep] == NAT, NEVER, end_us[keep])
-        order = np.lexsort((s, g))
+        order = sort_order(g, s, n_groups)
         g, s, e = g[order], s[order], e[order]
         n = len(g)
         if n:

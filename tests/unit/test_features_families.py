@@ -329,3 +329,16 @@ def test_features_package_imports_only_pandas_numpy_and_the_stdlib():
                 if name.split(".")[0] not in allowed:
                     found.setdefault(path.name, []).append(name)
     assert found == {}
+
+
+@pytest.mark.parametrize("spread_us", [10**6, 2**60], ids=["packed-exactly", "coarse-then-fallback"])
+def test_event_sort_order_equals_a_stable_lexsort(spread_us):
+    from features._events import sort_order
+
+    rng = np.random.default_rng(3)
+    g = rng.integers(0, 50, 5000)
+    t = rng.integers(0, spread_us, 5000)
+    t[::7] = t[1::7][: len(t[::7])]  # ties in time, to check that ties keep input order
+    np.testing.assert_array_equal(sort_order(g, t, 50), np.lexsort((t, g)))
+    coarse_ok = (t // 2**40) * 2**40  # coarse key, yet already in order inside each step: no fallback needed
+    np.testing.assert_array_equal(sort_order(g, coarse_ok, 50), np.lexsort((coarse_ok, g)))
