@@ -342,3 +342,16 @@ def test_event_sort_order_equals_a_stable_lexsort(spread_us):
     np.testing.assert_array_equal(sort_order(g, t, 50), np.lexsort((t, g)))
     coarse_ok = (t // 2**40) * 2**40  # coarse key, yet already in order inside each step: no fallback needed
     np.testing.assert_array_equal(sort_order(g, coarse_ok, 50), np.lexsort((coarse_ok, g)))
+
+
+def test_features_as_of_scores_active_customers_or_open_and_sql_leads():
+    from features.build import features_as_of
+
+    tables = account_tables(orders=orders([("a2", T - D, 5.0, 1.0, "completed")]))
+    fs = features_as_of(tables, "account", T)
+    assert fs.frame["entity_id"].tolist() == ["a2"]   # the only account with an order in the look-back
+    ld = leads([{"lead_id": "open", "created_at": T - D}, {"lead_id": "sql", "created_at": T - D, "sql_at": T - SEC},
+                {"lead_id": "lost", "created_at": T - D, "lost_at": T - SEC}])
+    fl = features_as_of({"leads": ld, "activities": activities([], key="lead_id")}, "lead", T)
+    assert fl.frame["entity_id"].tolist() == ["open", "sql"]
+    assert fl.frame["funnel__stage"].tolist() == ["new", "sql"]
