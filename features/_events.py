@@ -266,7 +266,6 @@ class Coverage:
             gap = np.ones(n, dtype=bool)
             gap[1:] = s[1:] > run_end[:-1]
             block_first = new_group | gap
-            block_id = np.cumsum(block_first) - 1
             firsts = np.flatnonzero(block_first)
             b_group, b_start = g[firsts], s[firsts]
             b_end = np.maximum.reduceat(e, firsts)
