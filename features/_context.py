@@ -45,9 +45,10 @@ class Columns:
     def num(self, name: str, values: np.ndarray, label: str, unit: str) -> None:
         self._add(name, np.asarray(values), label, "numeric", unit)
 
-    def cat(self, name: str, values: np.ndarray | pd.Series, label: str) -> None:
-        s = pd.Series(np.asarray(values, dtype=object)).astype("str")
-        self._add(name, s.array, label, "categorical", "category")
+    def cat(self, name: str, values: np.ndarray | pd.api.extensions.ExtensionArray, label: str) -> None:
+        if not (isinstance(values, pd.api.extensions.ExtensionArray) and values.dtype == "str"):
+            values = pd.Series(np.asarray(values, dtype=object)).astype("str").array
+        self._add(name, values, label, "categorical", "category")
 
     def _add(self, name: str, values: object, label: str, kind: str, unit: str) -> None:
         col = f"{self.prefix}__{name}"
@@ -68,5 +69,5 @@ def spine_arrays(spine: pd.DataFrame) -> tuple[pd.Index, np.ndarray, np.ndarray]
         raise InvalidInputError("spine.cutoff_ts has missing values; every spine row needs a cutoff.")
     if spine["entity_id"].isna().any():
         raise InvalidInputError("spine.entity_id has missing values; every spine row needs an entity id.")
-    index = pd.Index(pd.unique(spine["entity_id"].to_numpy()))
-    return index, index.get_indexer(spine["entity_id"]).astype(np.int64), t
+    codes, uniques = pd.factorize(spine["entity_id"])
+    return pd.Index(uniques), np.asarray(codes, dtype=np.int64), t

@@ -29,6 +29,7 @@ from features.errors import InvalidInputError, UnknownOptionError
 from features.firmographic import account_firmographics, lead_firmographics
 from features.funnel import funnel_features
 from features.purchase import purchase_features
+from features.spine import build_spine
 from features.subscription import subscription_features
 from features.support import support_features
 
@@ -85,7 +86,7 @@ def build_features(
         families.append(funnel_features(leads, q))
 
     data: dict[str, object] = {
-        "entity_id": pd.array(spine["entity_id"].to_numpy(dtype=object), dtype="str"),
+        "entity_id": spine["entity_id"].astype("str").array.copy(),
         "cutoff_ts": spine["cutoff_ts"].array.as_unit("us").tz_convert("UTC")
         if getattr(spine["cutoff_ts"].dtype, "tz", None) is not None
         else spine["cutoff_ts"].array.as_unit("us").tz_localize("UTC"),
@@ -99,9 +100,35 @@ def build_features(
     return FeatureSet(frame=frame, catalog=catalog)
 
 
+#: Populations whose rows get features when scoring an entity "as of" a date.
+SCORING_POPULATIONS: dict[str, tuple[str, ...]] = {"account": ("active_customers",),
+                                                   "lead": ("open_leads", "sql_leads")}
+
+
+def features_as_of(
+    tables: dict[str, pd.DataFrame],
+    entity: str,
+    as_of: pd.Timestamp | str,
+    *,
+    churn_lookback_days: int = 365,
+    windows_days: Sequence[int] = (30, 90, 365),
+) -> FeatureSet:
+    """Features of every record scorable at `as_of`: the `crmscore features` command in one pure call.
+
+    Accounts: the active customers at `as_of`; leads: open and SQL leads at `as_of` (one row each, open leads
+    first). Same code path as training, with a one-cutoff spine.
+    """
+    if entity not in ENTITIES:
+        raise UnknownOptionError(f"entity={entity!r} is not known; possible values are {list(ENTITIES)}.")
+    spines = [build_spine(tables, pop, [as_of], churn_lookback_days=churn_lookback_days)
+              for pop in SCORING_POPULATIONS[entity]]
+    spine = pd.concat(spines, ignore_index=True) if len(spines) > 1 else spines[0]
+    return build_features(tables, spine, entity, windows_days=windows_days)
+
+
 def feature_columns(catalog: dict[str, FeatureInfo], kind: str | None = None) -> list[str]:
     """Feature columns of a catalog, optionally only one kind ("numeric" or "categorical")."""
     return [c for c, info in catalog.items() if kind is None or info.kind == kind]
 
 
-__all__ = ["ENTITIES", "build_features", "feature_columns"]
+__all__ = ["ENTITIES", "SCORING_POPULATIONS", "build_features", "feature_columns", "features_as_of"]

@@ -6,11 +6,11 @@ import pandas as pd
 
 from features._context import Columns, Query, window_phrase
 from features._events import (
+    NAT,
     US_PER_DAY,
     EventIndex,
     days_between,
     entity_codes,
-    last_before,
     require_columns,
     to_us,
 )
@@ -62,62 +62,70 @@ def engagement_features(activities: pd.DataFrame, key: str, q: Query) -> Columns
     """
     require_columns(activities, "activities", (key, "occurred_at", "type"), "engagement features")
     cols = Columns("eng")
-    n = len(q.entities)
     g = entity_codes(activities[key], q.entities)
-    ts = to_us(activities["occurred_at"], what="activities.occurred_at")
-    type_code = np.asarray(pd.Categorical(activities["type"], categories=list(ACTIVITY_TYPES)).codes, dtype=np.int64)
-    k = len(ACTIVITY_TYPES)
-    valid = (g >= 0) & (type_code >= 0)
-    # One sort for all types: the group of an event is (entity, type).
-    by_type = EventIndex.build(np.where(valid, g * k + type_code, -1), ts, n * k)
-    own = valid & (type_code != 0)
-    own_idx = EventIndex.build(np.where(own, g, -1), ts, n)
+    type_code = _type_codes(activities["type"])
+    idx = EventIndex.build(np.where(type_code >= 0, g, -1), to_us(activities["occurred_at"],
+                                                                   what="activities.occurred_at"), len(q.entities))
+    kind = idx.take(type_code).astype(np.int8)
+    c, t = q.codes, q.t
+    start = idx.start(c)
+    # One sort serves every type: positions of each window edge are computed once, and a running count per
+    # type turns them into that type's counts.
+    edges = sorted({0, TREND_RECENT_DAYS, TREND_RECENT_DAYS + TREND_PRIOR_DAYS, *q.windows_days})
+    pos = {d: idx.position(c, t - d * US_PER_DAY) for d in edges}
+    at_t = pos[0]
 
-    t = q.t
-    windows = q.windows_days
+    def in_window(running: np.ndarray, days: int, upto: int = 0) -> np.ndarray:
+        return (running[pos[upto]] - running[pos[days]]).astype(np.int64)
+
+    def last_time(last_index: np.ndarray) -> np.ndarray:
+        """Time of the last flagged event before the cutoff, from a running 'last flagged index' array."""
+        if len(last_index) == 0:
+            return np.full(len(c), NAT, dtype=np.int64)
+        li = last_index[np.maximum(at_t - 1, 0)]
+        ok = (at_t > start) & (li >= start)
+        return np.where(ok, idx.ts[np.maximum(li, 0)], NAT)
+
     counts: dict[tuple[str, int], np.ndarray] = {}
+    positions = np.arange(len(kind), dtype=np.int64)
     for j, (name, (plural, singular)) in enumerate(ACTIVITY_TYPES.items()):
-        grp = q.codes * k + j
-        at_t = by_type.position(grp, t)
-        for w in windows:
-            c = at_t - by_type.position(grp, t - w * US_PER_DAY)
-            counts[(name, w)] = c
-            cols.num(f"{name}_{w}d", c, f"{plural} {window_phrase(w)}", "count")
-        cols.num(f"days_since_{name}", days_between(t, last_before(by_type, grp, at_t)),
-                 f"Days since last {singular}", "days")
-        recent = at_t - by_type.position(grp, t - TREND_RECENT_DAYS * US_PER_DAY)
-        prior = by_type.position(grp, t - TREND_RECENT_DAYS * US_PER_DAY) - by_type.position(
-            grp, t - (TREND_RECENT_DAYS + TREND_PRIOR_DAYS) * US_PER_DAY)
-        cols.num(f"{name}_trend", _trend(recent, prior),
+        flag = kind == j
+        running = _running_count(flag)
+        for w in q.windows_days:
+            counts[(name, w)] = in_window(running, w)
+            cols.num(f"{name}_{w}d", counts[(name, w)], f"{plural} {window_phrase(w)}", "count")
+        last_j = np.maximum.accumulate(np.where(flag, positions, -1)) if len(flag) else flag
+        cols.num(f"days_since_{name}", days_between(t, last_time(last_j)), f"Days since last {singular}", "days")
+        cols.num(f"{name}_trend", _trend(in_window(running, TREND_RECENT_DAYS),
+                                         in_window(running, TREND_RECENT_DAYS + TREND_PRIOR_DAYS, TREND_RECENT_DAYS)),
                  f"{plural}: last 30 days vs the 90 days before (ratio)", "ratio")
         if name == "unsubscribe":
-            cols.num("unsubscribed", (at_t > by_type.start(grp)).astype(np.int8),
+            cols.num("unsubscribed", ((running[at_t] - running[start]) > 0).astype(np.int8),
                      "Has unsubscribed from emails", "flag")
 
     # All of the entity's own activity (everything except emails we sent).
-    at_t = own_idx.position(q.codes, t)
-    first_of_day = _first_of_day(own_idx)
-    day_cum = np.concatenate([[0], np.cumsum(first_of_day)])
-    for w in windows:
-        lo = own_idx.position(q.codes, t - w * US_PER_DAY)
-        cols.num(f"activities_{w}d", at_t - lo, f"Activities of any kind {window_phrase(w)}", "count")
-        # Days with activity in [lo, at_t): day runs starting inside, plus the run already under way at lo.
-        starts = day_cum[at_t] - day_cum[lo]
-        if len(first_of_day):
-            carried = (lo < at_t) & ~first_of_day[np.minimum(lo, len(first_of_day) - 1)]
-        else:
-            carried = np.zeros(len(lo), dtype=bool)
-        cols.num(f"active_days_{w}d", starts + carried.astype(np.int64), f"Days with any activity {window_phrase(w)}",
-                 "days")
-    cols.num("days_since_activity", days_between(t, last_before(own_idx, q.codes, at_t)),
-             "Days since last activity of any kind", "days")
-    recent = at_t - own_idx.position(q.codes, t - TREND_RECENT_DAYS * US_PER_DAY)
-    prior = own_idx.position(q.codes, t - TREND_RECENT_DAYS * US_PER_DAY) - own_idx.position(
-        q.codes, t - (TREND_RECENT_DAYS + TREND_PRIOR_DAYS) * US_PER_DAY)
-    cols.num("activity_trend", _trend(recent, prior),
+    own = kind != 0
+    running = _running_count(own)
+    first_day = _first_own_of_day(idx, own)
+    day_running = _running_count(first_day)
+    # next_own[p]: the first own event at or after p (len if none), to see whether a window starts mid-day.
+    n_ev = len(own)
+    next_own = np.append(np.minimum.accumulate(np.where(own, positions, n_ev)[::-1])[::-1], n_ev)
+    for w in q.windows_days:
+        lo = pos[w]
+        cols.num(f"activities_{w}d", in_window(running, w), f"Activities of any kind {window_phrase(w)}", "count")
+        first_in = next_own[lo]
+        carried = (first_in < at_t) & ~np.append(first_day, False)[first_in]
+        cols.num(f"active_days_{w}d", in_window(day_running, w) + carried.astype(np.int64),
+                 f"Days with any activity {window_phrase(w)}", "days")
+    last_own = np.maximum.accumulate(np.where(own, positions, -1)) if n_ev else own
+    cols.num("days_since_activity", days_between(t, last_time(last_own)), "Days since last activity of any kind",
+             "days")
+    cols.num("activity_trend", _trend(in_window(running, TREND_RECENT_DAYS),
+                                      in_window(running, TREND_RECENT_DAYS + TREND_PRIOR_DAYS, TREND_RECENT_DAYS)),
              "Activity of any kind: last 30 days vs the 90 days before (ratio)", "ratio")
 
-    for w in windows:
+    for w in q.windows_days:
         sent = counts[("email_sent", w)]
         with np.errstate(divide="ignore", invalid="ignore"):
             opens = np.where(sent > 0, np.minimum(counts[("email_open", w)] / sent, 1.0), np.nan)
@@ -127,13 +135,35 @@ def engagement_features(activities: pd.DataFrame, key: str, q: Query) -> Columns
     return cols
 
 
-def _first_of_day(idx: EventIndex) -> np.ndarray:
-    """True where an event is the first of its entity's UTC calendar day (events sorted by entity, time)."""
-    day = np.floor_divide(idx.ts, US_PER_DAY)
-    first = np.ones(len(day), dtype=bool)
-    if len(day) > 1:
-        first[1:] = (day[1:] != day[:-1]) | (idx.groups[1:] != idx.groups[:-1])
-    return first
+def _type_codes(types: pd.Series) -> np.ndarray:
+    """Position of each activity's type in ACTIVITY_TYPES, -1 for a type outside the contract.
+
+    One vectorised comparison per known type is cheaper than hashing every row's text.
+    """
+    code = np.full(len(types), -1, dtype=np.int64)
+    for j, name in enumerate(ACTIVITY_TYPES):
+        code[(types == name).to_numpy(dtype=bool, na_value=False)] = j
+    return code
+
+
+def _running_count(flag: np.ndarray) -> np.ndarray:
+    """running[p] = number of flagged events at positions < p (length n + 1)."""
+    out = np.zeros(len(flag) + 1, dtype=np.int32 if len(flag) < 2**31 else np.int64)
+    np.cumsum(flag, out=out[1:])
+    return out
+
+
+def _first_own_of_day(idx: EventIndex, own: np.ndarray) -> np.ndarray:
+    """True at each own event that is the entity's first own event of its UTC calendar day."""
+    out = np.zeros(len(own), dtype=bool)
+    at = np.flatnonzero(own)
+    if len(at):
+        day = np.floor_divide(idx.ts[at], US_PER_DAY)
+        grp = idx.groups[at]
+        first = np.ones(len(at), dtype=bool)
+        first[1:] = (day[1:] != day[:-1]) | (grp[1:] != grp[:-1])
+        out[at[first]] = True
+    return out
 
 
 __all__ = ["ACTIVITY_TYPES", "engagement_features"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-
 from features._context import Columns, Query
 from features._events import NAT, days_between, require_columns, to_us
 from features.firmographic import record_positions, take

@@ -14,8 +14,8 @@ from features._events import (
     US_PER_DAY,
     Coverage,
     EventIndex,
-    PrefixSum,
     entity_codes,
+    range_sum,
     require_columns,
     require_table,
     to_us,
@@ -75,8 +75,8 @@ def make_labels(tables: dict[str, pd.DataFrame], spine: pd.DataFrame, label: str
             values = (idx.count(codes, t, end) == 0).astype(np.int8)
     elif label == "clv_margin":
         idx, orders = _completed_orders(tables, index, "the clv_margin label")
-        margin = PrefixSum(idx, orders["gross_margin"].to_numpy(dtype=np.float64, na_value=np.nan))
-        values = margin.between(codes, idx.position(codes, t), idx.position(codes, end))
+        margin = orders["gross_margin"].to_numpy(dtype=np.float64, na_value=np.nan)
+        values = range_sum(idx, margin, idx.position(codes, t), idx.position(codes, end))
     else:
         leads = require_table(tables, "leads", f"the {label} label")
         col = "sql_at" if label == "reaches_sql" else "won_at"

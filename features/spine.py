@@ -12,7 +12,6 @@ import pandas as pd
 
 from features._events import (
     NAT,
-    NEVER,
     US_PER_DAY,
     Coverage,
     EventIndex,

@@ -58,8 +58,8 @@ def subscription_features(subs: pd.DataFrame, q: Query) -> Columns:
     t90 = tr - MRR_CHANGE_DAYS * US_PER_DAY
     active90 = (s_ < t90) & (e_ >= t90)
 
-    mrr_t = np.bincount(row, weights=np.where(active, mrr[pos], 0.0), minlength=nq)
-    mrr_90 = np.bincount(row, weights=np.where(active90, mrr[pos], 0.0), minlength=nq)
+    mrr_t = np.bincount(row, weights=np.where(active, mrr[pos], 0.0), minlength=nq).astype(np.float64)
+    mrr_90 = np.bincount(row, weights=np.where(active90, mrr[pos], 0.0), minlength=nq).astype(np.float64)
     n_active = np.bincount(row, weights=active, minlength=nq).astype(np.int64)
     n_started = np.bincount(row, weights=started, minlength=nq).astype(np.int64)
     n_changes = np.bincount(row, weights=started & change[pos], minlength=nq).astype(np.int64)
