@@ -9,6 +9,7 @@ import json
 import os
 import sqlite3
 import subprocess
+import tempfile
 import sys
 from pathlib import Path
 
@@ -25,7 +26,8 @@ PII_MARKERS = ("@example.", "PII")
 
 def run(args: list[str], cwd: Path, *, check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRMSCORE_")}
-    env["PREFECT_HOME"] = str(cwd / "prefect-home")
+    # one Prefect home for the whole test session: a fresh one costs ~15 s of start-up per command
+    env["PREFECT_HOME"] = str(Path(tempfile.gettempdir()) / f"crmscore-test-prefect-{os.getppid()}-{os.getpid()}")
     proc = subprocess.run([CLI, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"crmscore {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
