@@ -22,6 +22,7 @@ clv -> top / middle / low
 from __future__ import annotations
 
 from models.errors import ModelError
+from models.tasks import TASKS
 
 from collections.abc import Mapping
 
@@ -36,8 +37,8 @@ DEFAULT_THRESHOLDS: dict[str, dict[str, float]] = {
     "clv": {"top_percent": 20, "low_percent": 40},
 }
 
-#: Which band scheme each task uses.
-TASK_SCHEME: dict[str, str] = {"churn": "churn", "lead_mql": "lead", "lead_sql": "lead", "clv": "clv"}
+#: Which band scheme each task uses (from the task registry: one source).
+TASK_SCHEME: dict[str, str] = {name: spec.band_scheme for name, spec in TASKS.items()}
 
 
 class BandError(ModelError, ValueError):
