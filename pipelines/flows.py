@@ -107,6 +107,21 @@ def _as_of(as_of: str | None, now: pd.Timestamp) -> pd.Timestamp:
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
+def _gated_extract(config_file: str | None, crm: str | None, as_of: str | None, now: str | None):
+    """The common start of every flow: settings, the extract read and validated, the privacy view of it.
+
+    Returns (settings, as_of, validation report, tables models may see). Raises ContractViolation first.
+    """
+    settings = load_settings(config_file, crm=crm)
+    now_ts = _as_of(now, pd.Timestamp.now(tz="UTC").floor("s"))
+    as_of_ts = _as_of(as_of, now_ts)
+    _say(f"Reading the extract at {redact(settings.crm_url)}")
+    raw = read_raw(settings.crm_url)
+    _say("Validating it against the data contracts")
+    report = validate(raw, settings, now=now_ts, as_of=as_of_ts)
+    return settings, as_of_ts, report, usable_tables(raw)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Training
 
@@ -262,17 +277,9 @@ def register(model, data, spec: TaskSpec, settings: Settings, report: Validation
 def train_flow(config_file: str | None = None, crm: str | None = None, as_of: str | None = None,
                models: str | None = None, now: str | None = None) -> TrainSummary:
     """Validate the extract, then train, evaluate and register each task; the champion gate decides promotion."""
-    settings = load_settings(config_file, crm=crm)
-    now_ts = _as_of(now, pd.Timestamp.now(tz="UTC").floor("s"))
-    as_of_ts = _as_of(as_of, now_ts)
+    settings, as_of_ts, report, tables = _gated_extract(config_file, crm, as_of, now)
     specs = _tasks_to_run(models)
-    _say(f"Reading the extract at {redact(settings.crm_url)}")
-    raw = read_raw(settings.crm_url)
-    _say("Validating it against the data contracts")
-    report = validate(raw, settings, now=now_ts, as_of=as_of_ts)
-    tables = usable_tables(raw)
-    registry = _registry(settings)  # creates a fresh tracking store once, before any run writes to it
-    del registry
+    _registry(settings)  # creates a fresh tracking store once, before any run writes to it
     outcomes: list[TrainOutcome] = []
     for spec in specs:
         missing = missing_tables(tables, spec)
@@ -341,18 +348,11 @@ def _record_run(settings: Settings, summary: ScoreSummary, report: ValidationRep
 def score_flow(config_file: str | None = None, crm: str | None = None, as_of: str | None = None,
                models: str | None = None, now: str | None = None) -> ScoreSummary:
     """Validate, score every eligible record with each task's champion, write scores back atomically."""
-    from models.errors import NoChampionError
     from models.bands import value_at_risk_rows
+    from models.errors import NoChampionError
 
-    settings = load_settings(config_file, crm=crm)
-    now_ts = _as_of(now, pd.Timestamp.now(tz="UTC").floor("s"))
-    as_of_ts = _as_of(as_of, now_ts)
+    settings, as_of_ts, report, tables = _gated_extract(config_file, crm, as_of, now)
     specs = _tasks_to_run(models)
-    _say(f"Reading the extract at {redact(settings.crm_url)}")
-    raw = read_raw(settings.crm_url)
-    _say("Validating it against the data contracts")
-    report = validate(raw, settings, now=now_ts, as_of=as_of_ts)
-    tables = usable_tables(raw)
     registry = _registry(settings)
     frames: dict[str, pd.DataFrame] = {}
     versions: dict[str, int] = {}
