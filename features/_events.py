@@ -136,14 +136,13 @@ class EventIndex:
         """Index events whose group is >= 0 and whose time is not NaT; others are dropped."""
         keep = (groups >= 0) & (ts != NAT)
         src = np.flatnonzero(keep)
+        order = sort_order(groups[src], ts[src], n_groups)
+        src = src[order]
         g = groups[src]
-        t = ts[src]
-        order = sort_order(g, t, n_groups)
-        g = g[order]
         counts = np.bincount(g, minlength=n_groups) if len(g) else np.zeros(n_groups, dtype=np.int64)
         offsets = np.zeros(n_groups + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
-        return cls(ts=t[order], groups=g, offsets=offsets, source=src[order])
+        return cls(ts=ts[src], groups=g, offsets=offsets, source=src)
 
     def take(self, values: np.ndarray) -> np.ndarray:
         """Per-event values (aligned with the input rows) reordered into index order."""

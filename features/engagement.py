@@ -78,24 +78,28 @@ def engagement_features(activities: pd.DataFrame, key: str, q: Query) -> Columns
     def in_window(running: np.ndarray, days: int, upto: int = 0) -> np.ndarray:
         return (running[pos[upto]] - running[pos[days]]).astype(np.int64)
 
-    def last_time(last_index: np.ndarray) -> np.ndarray:
-        """Time of the last flagged event before the cutoff, from a running 'last flagged index' array."""
-        if len(last_index) == 0:
+    def last_time(flag: np.ndarray, running: np.ndarray) -> np.ndarray:
+        """Time of the entity's last flagged event before the cutoff (NAT if none).
+
+        running[at_t] flagged events precede the cutoff, so the last of them is flagged event number
+        running[at_t] - 1; it is the entity's own when the entity has any flagged event before the cutoff.
+        """
+        where = np.flatnonzero(flag)
+        k = running[at_t].astype(np.int64) - 1
+        ok = running[at_t] > running[start]
+        if len(where) == 0:
             return np.full(len(c), NAT, dtype=np.int64)
-        li = last_index[np.maximum(at_t - 1, 0)]
-        ok = (at_t > start) & (li >= start)
-        return np.where(ok, idx.ts[np.maximum(li, 0)], NAT)
+        return np.where(ok, idx.ts[where[np.maximum(k, 0)]], NAT)
 
     counts: dict[tuple[str, int], np.ndarray] = {}
-    positions = np.arange(len(kind), dtype=np.int64)
     for j, (name, (plural, singular)) in enumerate(ACTIVITY_TYPES.items()):
         flag = kind == j
         running = _running_count(flag)
         for w in q.windows_days:
             counts[(name, w)] = in_window(running, w)
             cols.num(f"{name}_{w}d", counts[(name, w)], f"{plural} {window_phrase(w)}", "count")
-        last_j = np.maximum.accumulate(np.where(flag, positions, -1)) if len(flag) else flag
-        cols.num(f"days_since_{name}", days_between(t, last_time(last_j)), f"Days since last {singular}", "days")
+        cols.num(f"days_since_{name}", days_between(t, last_time(flag, running)), f"Days since last {singular}",
+                 "days")
         cols.num(f"{name}_trend", _trend(in_window(running, TREND_RECENT_DAYS),
                                          in_window(running, TREND_RECENT_DAYS + TREND_PRIOR_DAYS, TREND_RECENT_DAYS)),
                  f"{plural}: last 30 days vs the 90 days before (ratio)", "ratio")
@@ -108,18 +112,17 @@ def engagement_features(activities: pd.DataFrame, key: str, q: Query) -> Columns
     running = _running_count(own)
     first_day = _first_own_of_day(idx, own)
     day_running = _running_count(first_day)
-    # next_own[p]: the first own event at or after p (len if none), to see whether a window starts mid-day.
+    # To see whether a window starts in the middle of an active day: the first own event at or after its start.
     n_ev = len(own)
-    next_own = np.append(np.minimum.accumulate(np.where(own, positions, n_ev)[::-1])[::-1], n_ev)
+    own_at = np.append(np.flatnonzero(own), n_ev)
     for w in q.windows_days:
         lo = pos[w]
         cols.num(f"activities_{w}d", in_window(running, w), f"Activities of any kind {window_phrase(w)}", "count")
-        first_in = next_own[lo]
+        first_in = own_at[running[lo]]  # the first own event at or after lo (n_ev if none)
         carried = (first_in < at_t) & ~np.append(first_day, False)[first_in]
         cols.num(f"active_days_{w}d", in_window(day_running, w) + carried.astype(np.int64),
                  f"Days with any activity {window_phrase(w)}", "days")
-    last_own = np.maximum.accumulate(np.where(own, positions, -1)) if n_ev else own
-    cols.num("days_since_activity", days_between(t, last_time(last_own)), "Days since last activity of any kind",
+    cols.num("days_since_activity", days_between(t, last_time(own, running)), "Days since last activity of any kind",
              "days")
     cols.num("activity_trend", _trend(in_window(running, TREND_RECENT_DAYS),
                                       in_window(running, TREND_RECENT_DAYS + TREND_PRIOR_DAYS, TREND_RECENT_DAYS)),

@@ -355,3 +355,17 @@ def test_features_as_of_scores_active_customers_or_open_and_sql_leads():
     fl = features_as_of({"leads": ld, "activities": activities([], key="lead_id")}, "lead", T)
     assert fl.frame["entity_id"].tolist() == ["open", "sql"]
     assert fl.frame["funnel__stage"].tolist() == ["new", "sql"]
+
+
+def test_active_days_count_a_day_that_began_before_the_window():
+    noon = T + pd.Timedelta(hours=12)      # window [May 2 12:00, Jun 1 12:00)
+    acts = activities([
+        ("a1", noon - 30 * D - pd.Timedelta(hours=2), "login"),   # May 2 10:00: before the window, same day
+        ("a1", noon - 30 * D + pd.Timedelta(hours=2), "login"),   # May 2 14:00: in the window -> May 2 counts
+        ("a1", noon - 30 * D + pd.Timedelta(hours=3), "email_sent"),  # ours: does not make a day active
+        ("a1", noon - D, "feature_use"),                           # May 31
+        ("a1", noon - D + SEC, "login"),                           # May 31 again: still one day
+    ])
+    fs = build_features(account_tables(activities=acts), spine(["a1"], [noon]), "account")
+    assert fs.frame[["eng__active_days_30d", "eng__activities_30d", "eng__days_since_activity"]].to_dict("records") == [
+        {"eng__active_days_30d": 2, "eng__activities_30d": 3, "eng__days_since_activity": 1 - 1 / 86_400}]
