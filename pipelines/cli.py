@@ -164,17 +164,12 @@ def features(
     as_of_ts = _timestamp(as_of) or pd.Timestamp.now(tz="UTC").floor("s")
     from crm.extract import read_extract
     from crm.privacy import profiling_view
-    from features.build import build_features
-    from features.spine import build_spine
+    from features.build import features_as_of
 
     with console.status("Reading the extract and building features..."):
         tables = profiling_view(read_extract(settings.crm_url).tables)
-        populations = ["active_customers"] if entity == "account" else ["open_leads", "sql_leads"]
-        spine = pd.concat([build_spine(tables, p, [as_of_ts],
-                                       churn_lookback_days=settings.eligibility.churn_lookback_days)
-                           for p in populations], ignore_index=True)
-        spine = spine.drop_duplicates("entity_id", ignore_index=True)
-        fs = build_features(tables, spine, entity, windows_days=settings.features.windows_days)
+        fs = features_as_of(tables, entity, as_of_ts, churn_lookback_days=settings.eligibility.churn_lookback_days,
+                            windows_days=settings.features.windows_days)
     out.parent.mkdir(parents=True, exist_ok=True)
     fs.frame.to_parquet(out, index=False)
     labels = out.with_suffix(".labels.json")
