@@ -76,7 +76,7 @@ _ACT_CHANNEL = np.array(["email", "email", "email", "web", "web", "app", "app", 
 # --- account parameters (index = segment) ---------------------------------------------------------------------
 _SEG_P = np.array([.40, .35, .18, .07])
 _SEG_ENG = np.array([-0.10, 0.0, 0.10, 0.20])
-_SEG_CHURN = np.array([0.40, 0.15, -0.20, -0.50])
+_SEG_CHURN = np.array([0.60, 0.20, -0.30, -0.75])
 _SEG_LOGIN = np.array([0.5, 0.6, 0.75, 1.0])
 _SEG_TICKET = np.array([0.03, 0.05, 0.08, 0.12])
 _SEG_ORDER = np.array([0.15, 0.12, 0.10, 0.08])
@@ -92,7 +92,7 @@ _CHANNEL_ENG = np.array([0.05, 0.0, -0.15, 0.15, 0.05, -0.05, 0.0])
 _PLAN_MRR = np.array([12.0, 39.0, 99.0, 299.0, 990.0])
 _SEG_PLAN_P = np.array([[.7, .3, 0, 0, 0], [0, .5, .5, 0, 0], [0, 0, .6, .4, 0], [0, 0, 0, .5, .5]])
 _CHURN_C0 = -5.3
-_Z_RHO, _Z_SIGMA = 0.85, 0.25
+_Z_RHO, _Z_SIGMA = 0.9, 0.10
 _F_DECAY = 0.88
 _AMOUNT_SD = 0.6
 _P_CANCEL = 0.03
@@ -106,10 +106,11 @@ _MAX_TICKET_S = 60 * DAY_S
 # --- lead parameters ------------------------------------------------------------------------------------------
 _SOURCE_P = np.array([.30, .18, .12, .10, .08, .12, .10])
 _SOURCE_Q = np.array([0.0, 0.0, -0.3, 0.4, 0.3, -0.4, 0.2])
+_SOURCE_SQL = np.array([0.0, 0.1, -0.3, 0.6, 0.4, -0.5, 0.2])  # sales' preference by source
 _SOURCE_TO_CHANNEL = np.array([0, 1, 2, 3, 4, 5, 6])  # lead source -> acquisition channel index
 _LEVEL_P = np.array([.08, .12, .20, .30, .30])
 _LEVEL_EFF = np.array([0.5, 0.4, 0.2, 0.0, -0.4])
-_Q_RHO, _Q_SIGMA = 0.85, 0.30
+_Q_RHO, _Q_SIGMA = 0.9, 0.13
 _MQL_POINTS = {"web_visit": 1, "pricing_page_visit": 4, "webinar": 6, "content_download": 3, "form_submit": 6,
                "email_click": 2}
 _MQL_THRESHOLD = 30
@@ -230,7 +231,7 @@ def _engagement(p: _AcctParams, u: np.ndarray, week_start: float) -> np.ndarray:
 
 def _churn_hazard(p: _AcctParams, z: np.ndarray, f: np.ndarray, week_start: float) -> np.ndarray:
     tenure_w = np.maximum(week_start - p.created, 0.0) / WEEK_S
-    return _sigmoid(_CHURN_C0 + _SEG_CHURN[p.seg] - 1.5 * z + 0.6 * f + 0.7 * np.exp(-tenure_w / 26.0))
+    return _sigmoid(_CHURN_C0 + _SEG_CHURN[p.seg] - 1.25 * z + 0.8 * f + 1.0 * np.exp(-tenure_w / 26.0))
 
 
 def _order_rate(p: _AcctParams, z: np.ndarray, week_start: float) -> np.ndarray:
@@ -377,6 +378,7 @@ class _LeadParams:
     cool: np.ndarray
     lvl: np.ndarray
     size_eff: np.ndarray
+    source: np.ndarray
 
     def take(self, idx: np.ndarray) -> "_LeadParams":
         return _LeadParams(**{k: v[idx] for k, v in self.__dict__.items()})
@@ -394,8 +396,8 @@ def _lead_hazards(p: _LeadParams, q: np.ndarray, is_sql: np.ndarray, sql_t: np.n
     in_sql_w = np.where(is_sql, np.maximum(week_start - np.nan_to_num(sql_t), 0.0) / WEEK_S, 0.0)
     lvl = _LEVEL_EFF[p.lvl]
     adv = np.where(is_sql,
-                   _sigmoid(-2.9 + 1.2 * q + 1.2 * lvl + 1.5 * p.size_eff - 0.03 * in_sql_w),
-                   _sigmoid(-4.0 + 1.3 * q + lvl + p.size_eff))
+                   _sigmoid(-2.9 + 1.0 * q + 1.4 * lvl + 1.8 * p.size_eff + _SOURCE_SQL[p.source] - 0.03 * in_sql_w),
+                   _sigmoid(-4.0 + 1.2 * q + 1.5 * lvl + 1.5 * p.size_eff + _SOURCE_SQL[p.source]))
     lost = np.where(is_sql,
                     _sigmoid(-3.6 - 0.9 * q + 0.05 * in_sql_w),
                     _sigmoid(-6.0 - 0.4 * q + 0.15 * age_w))
@@ -458,10 +460,13 @@ def _simulate_leads(rng: np.random.Generator, mc_rng: np.random.Generator, p: _L
             status[idx] = st
             if w < 0:
                 hi = np.where(won | do_lost, t_ev, hi)
-                eq = np.exp(q)
+                # a new lead's first weeks are busy (it just filled a form, is comparing offers): the burst makes
+                # its interest visible early
+                age_w = np.maximum(ws - pi.created, 0.0) / WEEK_S
+                eq = np.exp(q) * (1.0 + 2.0 * np.exp(-age_w / 1.5))
                 pts = np.zeros(idx.size)
                 last = np.full(idx.size, -np.inf)
-                for kind, rate in (("web_visit", 0.8 * eq), ("pricing_page_visit", 0.25 * np.exp(1.3 * q)),
+                for kind, rate in (("web_visit", 1.6 * eq), ("pricing_page_visit", 0.4 * np.exp(0.3 * q) * eq),
                                    ("webinar", 0.04 * eq), ("content_download", 0.12 * eq),
                                    ("form_submit", 0.06 * eq)):
                     pos, t = _poisson_times(rng, rate, lo, hi)
@@ -482,7 +487,7 @@ def _simulate_leads(rng: np.random.Generator, mc_rng: np.random.Generator, p: _L
                 un = mail & (rng.random(idx.size) < _sigmoid(-6.0 - q) * expo)
                 acts.add(idx[un], lo[un] + rng.random(int(un.sum())) * (hi - lo)[un], "unsubscribe")
                 unsub[idx[un]] = True
-                for kind, rate in (("meeting", 0.4 * np.exp(0.8 * q)), ("call", 0.6 * np.exp(0.5 * q))):
+                for kind, rate in (("meeting", 0.6 * np.exp(q)), ("call", 0.8 * np.exp(0.8 * q))):
                     pos, t = _poisson_times(rng, np.where(is_sql, rate, 0.0), lo, hi)
                     acts.add(idx[pos], t, kind)
                 # MQL rule: points of engagement while open; marked at the last scoring event of the crossing week
@@ -641,8 +646,8 @@ def generate_world(n_accounts: int, n_leads: int, seed: int, as_of: pd.Timestamp
     l_level = r_static.choice(5, nl, p=_LEVEL_P)
     l_size = np.maximum(np.rint(np.exp(r_static.normal(3.5, 1.5, nl))), 1).astype(np.int64)
     l_size_eff = np.clip(0.15 * (np.log(l_size) - 3.5), -0.4, 0.4)
-    lp = _LeadParams(created=l_created, q0=r_static.normal(-0.3, 0.7, nl) + _SOURCE_Q[l_source],
-                     cool=0.04 * np.exp(r_static.normal(0.0, 0.5, nl)), lvl=l_level, size_eff=l_size_eff)
+    lp = _LeadParams(created=l_created, q0=r_static.normal(-0.3, 0.5, nl) + _SOURCE_Q[l_source],
+                     cool=0.04 * np.exp(r_static.normal(0.0, 0.3, nl)), lvl=l_level, size_eff=l_size_eff, source=l_source)
     leads_sim = _simulate_leads(r_lead, r_lead_mc, lp, w_min, w_end, hz["lead_mql_days"] * DAY_S,
                                 hz["lead_sql_days"] * DAY_S)
     l_industry = r_static.choice(INDUSTRIES.size, nl)
@@ -667,10 +672,10 @@ def generate_world(n_accounts: int, n_leads: int, seed: int, as_of: pd.Timestamp
     from_lead = np.concatenate([won_before, np.full(na - nw, -1)])[order]
     ap = _AcctParams(
         created=created, seg=seg,
-        a=r_static.normal(0.0, 0.55, na) + _SEG_ENG[seg] + _CHANNEL_ENG[channel],
-        b=r_static.normal(-0.15, 0.45, na),
-        r0=np.exp(r_static.normal(-0.18, 0.6, na)), g=r_static.normal(0.0, 0.3, na),
-        amount_mu=_SEG_AMOUNT[seg] + r_static.normal(0.0, 0.4, na),
+        a=r_static.normal(0.0, 0.65, na) + _SEG_ENG[seg] + _CHANNEL_ENG[channel],
+        b=r_static.normal(-0.15, 0.55, na),
+        r0=np.exp(r_static.normal(-0.1, 0.45, na)), g=r_static.normal(0.0, 0.2, na),
+        amount_mu=_SEG_AMOUNT[seg] + r_static.normal(0.0, 0.3, na),
         margin_rate=r_static.beta(6.0, 8.0, na), p_refund=r_static.beta(1.0, 25.0, na))
     acc_sim = _simulate_accounts(r_acc, r_acc_mc, ap, w_min, w_end, hz["churn_days"] * DAY_S, hz["clv_days"] * DAY_S)
 
