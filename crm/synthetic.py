@@ -30,8 +30,9 @@ probability is integrated in closed form (Rao-Blackwellised: ``sum_w S_w h_w f_w
 week ``w`` inside the horizon, events being uniform within their week). ``realized`` is what the main
 simulation's own future did. The two use independent random streams.
 
-Known simplification: a ticket open at ``as_of`` already has its close time and CSAT drawn; the truth uses
-them (they are state of the simulation), a model cannot see them.
+A ticket open at ``as_of`` already has a close time and CSAT in the main simulation (they make ``realized``);
+the truth re-draws them on each path from the duration law truncated at the ticket's age, so it knows no more
+about them than the CRM shows.
 """
 from __future__ import annotations
 
@@ -180,22 +181,53 @@ def _poisson_times(rng: np.random.Generator, rate: np.ndarray, lo: np.ndarray, h
     return pos, lo[pos] + rng.random(pos.size) * span[pos]
 
 
-def _draw_tickets(rng: np.random.Generator, t_open: np.ndarray):
-    """Priority, time to close (s), CSAT (nan = not answered), and the frustration effects (time, value)."""
-    n = t_open.size
-    prio = rng.choice(4, n, p=_PRIO_P)
+def _draw_durations(rng: np.random.Generator, prio: np.ndarray) -> np.ndarray:
+    """Seconds from opening to closing a ticket of these priorities (7 % get stuck: 8x longer)."""
+    n = prio.size
     hours = np.exp(_PRIO_LOGH[prio] + rng.normal(0.0, 0.9, n)) * np.where(rng.random(n) < 0.07, 8.0, 1.0)
-    dur = np.clip(hours * 3600.0, 600.0, _MAX_TICKET_S)
+    return np.clip(hours * 3600.0, 600.0, _MAX_TICKET_S)
+
+
+def _ticket_outcomes(rng: np.random.Generator, t_open: np.ndarray, prio: np.ndarray, dur: np.ndarray,
+                     effects_from: float = -np.inf):
+    """CSAT (nan = not answered) and the frustration effects (ticket position, time, value) at or after
+    ``effects_from``: the close (by CSAT) and, for a ticket open longer than 10 days, the overdue mark."""
+    n = t_open.size
     raw = 4.5 - 0.5 * np.log1p(dur / DAY_S) - 0.2 * (prio == 3) + rng.normal(0.0, 0.8, n)
-    csat = np.clip(np.rint(raw), 1, 5)
     answered = rng.random(n) < 0.6
-    csat = np.where(answered, csat, np.nan)
+    csat = np.where(answered, np.clip(np.rint(raw), 1, 5), np.nan)
     close_eff = np.where(answered, _CSAT_EFFECT[np.nan_to_num(csat).astype(np.int64)], _CSAT_MISSING_EFFECT)
-    overdue = dur > _OVERDUE_S
+    overdue = np.flatnonzero((dur > _OVERDUE_S) & (t_open + _OVERDUE_S >= effects_from))
     eff_t = np.concatenate([t_open + dur, t_open[overdue] + _OVERDUE_S])
-    eff_v = np.concatenate([close_eff, np.full(int(overdue.sum()), _OVERDUE_EFFECT)])
-    eff_pos = np.concatenate([np.arange(n), np.flatnonzero(overdue)])
+    eff_v = np.concatenate([close_eff, np.full(overdue.size, _OVERDUE_EFFECT)])
+    eff_pos = np.concatenate([np.arange(n), overdue])
+    keep = eff_t >= effects_from
+    return csat, eff_pos[keep], eff_t[keep], eff_v[keep]
+
+
+def _draw_tickets(rng: np.random.Generator, t_open: np.ndarray):
+    """Priority, time to close (s), CSAT, and the frustration effects of tickets opened at ``t_open``."""
+    prio = rng.choice(4, t_open.size, p=_PRIO_P)
+    dur = _draw_durations(rng, prio)
+    csat, eff_pos, eff_t, eff_v = _ticket_outcomes(rng, t_open, prio, dur)
     return prio, dur, csat, eff_pos, eff_t, eff_v
+
+
+def _redraw_open_tickets(rng: np.random.Generator, t_open: np.ndarray, prio: np.ndarray):
+    """For tickets still open at as_of (t_open < 0): a close time drawn given they lasted until as_of, and the
+    effects that follow from it from as_of on. The truth must not know the close time and CSAT the main
+    simulation drew for them, as no model can."""
+    dur = np.full(t_open.size, _MAX_TICKET_S)
+    todo = np.arange(t_open.size)
+    for _ in range(60):  # rejection sampling from the duration law truncated at the ticket's age
+        if not todo.size:
+            break
+        d = _draw_durations(rng, prio[todo])
+        ok = t_open[todo] + d >= 0.0
+        dur[todo[ok]] = d[ok]
+        todo = todo[~ok]
+    _, eff_pos, eff_t, eff_v = _ticket_outcomes(rng, t_open, prio, dur, effects_from=0.0)
+    return eff_pos, eff_t, eff_v
 
 
 def _add_effects(buf: np.ndarray, owner: np.ndarray, eff_t: np.ndarray, eff_v: np.ndarray) -> None:
@@ -243,8 +275,9 @@ def _expected_completed_margin(p: _AcctParams) -> np.ndarray:
     return np.exp(p.amount_mu + _AMOUNT_SD ** 2 / 2) * p.margin_rate * (1.0 - p.p_refund - _P_CANCEL)
 
 
-def _account_truth(rng: np.random.Generator, p: _AcctParams, u: np.ndarray, f: np.ndarray, buf: np.ndarray,
-                   churn_s: float, clv_s: float) -> tuple[np.ndarray, np.ndarray]:
+def _account_truth(rng: np.random.Generator, p: _AcctParams, u: np.ndarray, f: np.ndarray,
+                   open_tickets: tuple[np.ndarray, np.ndarray, np.ndarray], churn_s: float, clv_s: float
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """P(churn within churn_s) and E[completed margin within clv_s] for accounts alive at as_of.
 
     Averages ``_MC_PATHS`` futures of (u, tickets, frustration); on each path survival and expected orders are
@@ -256,7 +289,13 @@ def _account_truth(rng: np.random.Generator, p: _AcctParams, u: np.ndarray, f: n
     pp = p.take(rep)
     u = u[rep].copy()
     f = f[rep].copy()
-    buf = buf[:, rep].copy()
+    # pending frustration comes only from tickets open at as_of, re-drawn on every path given what is known
+    buf = np.zeros((_TICKET_BUFFER_WEEKS, n * k))
+    t_owner, t_open, t_prio = open_tickets
+    if t_owner.size:
+        reps = np.repeat(np.arange(k), t_owner.size)
+        eff_pos, eff_t, eff_v = _redraw_open_tickets(rng, np.tile(t_open, k), np.tile(t_prio, k))
+        _add_effects(buf, (np.tile(t_owner, k) + reps * n)[eff_pos], eff_t, eff_v)
     surv = np.ones(n * k)
     p_churn = np.zeros(n * k)
     e_margin = np.zeros(n * k)
@@ -303,7 +342,14 @@ def _simulate_accounts(rng: np.random.Generator, mc_rng: np.random.Generator, p:
         ws, we = w * WEEK_S, (w + 1) * WEEK_S
         if w == 0:
             elig = np.flatnonzero((p.created < 0) & np.isnan(churn_t))
-            pc, em = _account_truth(mc_rng, p.take(elig), u[elig], f[elig], buf[:, elig], churn_s, clv_s)
+            pos_in_elig = np.full(n, -1)
+            pos_in_elig[elig] = np.arange(elig.size)
+            t_acc, t_open, t_prio = (np.concatenate(x) if x else np.empty(0) for x in (tk_acc, tk_t, tk_prio))
+            still_open = (t_open + (np.concatenate(tk_dur) if tk_dur else np.empty(0)) >= 0)
+            still_open &= pos_in_elig[t_acc.astype(np.int64)] >= 0
+            open_tk = (pos_in_elig[t_acc[still_open].astype(np.int64)], t_open[still_open],
+                       t_prio[still_open].astype(np.int64))
+            pc, em = _account_truth(mc_rng, p.take(elig), u[elig], f[elig], open_tk, churn_s, clv_s)
             truth = (elig, pc, em)
         idx = np.flatnonzero((p.created < we) & np.isnan(churn_t))
         if idx.size:
