@@ -13,14 +13,20 @@ Accounts
     clicks, unsubscribes, plan up/downgrades and add-on order rates (all observed), and the churn hazard.
     frustration ``F(w)``: a decaying sum of bad support experiences (low CSAT, tickets open more than 10 days),
     which enter at the week after they happen. Tickets, their close times and CSAT are observed.
-    weekly churn hazard ``h = sigmoid(c0 + segment - 1.2 z + 0.45 F + 0.7 exp(-tenure/26w))``.
+    weekly churn hazard ``h = sigmoid(c0 + segment - 1.25 z + 0.8 F + exp(-tenure/26w))``.
     orders: rate ``r0 * exp(0.5 z + g * tenure_years)`` (``g`` = the customer's own drift), amounts lognormal
     around a per-customer mean, a per-customer margin rate and refund rate.
 Leads
     interest ``q(w) = q0 - cool * age_weeks + u(w)`` drives web visits, pricing-page visits, webinars,
-    downloads, form submits, email opens and clicks (and meetings/calls once SQL); a rule on a points score of
-    these events marks MQL; ``q`` with job level and company size drives SQL, won and lost hazards; stale open
-    leads get disqualified. A won lead becomes an account (created at ``won_at``).
+    downloads, form submits, email opens and clicks (and meetings/calls once SQL), with a burst in a lead's first
+    weeks that makes ``q0`` visible early; a rule on a points score of these events marks MQL (a marking only,
+    not a cause); ``q`` with source, job level and company size (all observed) drives the SQL, won and lost
+    hazards; stale open leads get disqualified. A won lead becomes an account (created at ``won_at``).
+Both
+    about 4 % of accounts and leads do not consent to profiling and 1.5 % are deleted, independently of behaviour.
+
+The AR(1) wobbles are kept small and the event rates high enough that a model on point-in-time behavioural
+features can reach about 95 % of the truth's AUC (measured with a LightGBM prototype: docs/benchmarks.md).
 
 Truth
 -----
@@ -28,7 +34,8 @@ Truth
 tickets) are averaged over ``_MC_PATHS`` simulated futures (fixed seed) and, on each path, the outcome
 probability is integrated in closed form (Rao-Blackwellised: ``sum_w S_w h_w f_w`` with the fraction ``f_w`` of
 week ``w`` inside the horizon, events being uniform within their week). ``realized`` is what the main
-simulation's own future did. The two use independent random streams.
+simulation's own future did. The two use independent random streams. With ``_MC_PATHS = 24`` the Monte-Carlo
+error of ``true_value`` is small next to the outcome noise (about 0.006 for churn, 4 % of the value for clv).
 
 A ticket open at ``as_of`` already has a close time and CSAT in the main simulation (they make ``realized``);
 the truth re-draws them on each path from the duration law truncated at the ticket's age, so it knows no more
@@ -693,7 +700,8 @@ def generate_world(n_accounts: int, n_leads: int, seed: int, as_of: pd.Timestamp
     l_size = np.maximum(np.rint(np.exp(r_static.normal(3.5, 1.5, nl))), 1).astype(np.int64)
     l_size_eff = np.clip(0.15 * (np.log(l_size) - 3.5), -0.4, 0.4)
     lp = _LeadParams(created=l_created, q0=r_static.normal(-0.3, 0.5, nl) + _SOURCE_Q[l_source],
-                     cool=0.04 * np.exp(r_static.normal(0.0, 0.3, nl)), lvl=l_level, size_eff=l_size_eff, source=l_source)
+                     cool=0.04 * np.exp(r_static.normal(0.0, 0.3, nl)), lvl=l_level, size_eff=l_size_eff,
+                     source=l_source)
     leads_sim = _simulate_leads(r_lead, r_lead_mc, lp, w_min, w_end, hz["lead_mql_days"] * DAY_S,
                                 hz["lead_sql_days"] * DAY_S)
     l_industry = r_static.choice(INDUSTRIES.size, nl)
@@ -714,7 +722,8 @@ def generate_world(n_accounts: int, n_leads: int, seed: int, as_of: pd.Timestamp
     country = np.concatenate([l_country[won_before], r_static.choice(COUNTRIES.size, na - nw, p=COUNTRY_P)])
     # number accounts in creation order, as a CRM would
     order = np.argsort(created, kind="stable")
-    created, seg, channel, industry, country = created[order], seg[order], channel[order], industry[order], country[order]
+    created, seg, channel = created[order], seg[order], channel[order]
+    industry, country = industry[order], country[order]
     from_lead = np.concatenate([won_before, np.full(na - nw, -1)])[order]
     ap = _AcctParams(
         created=created, seg=seg,
@@ -752,7 +761,7 @@ def generate_world(n_accounts: int, n_leads: int, seed: int, as_of: pd.Timestamp
     past = lambda x: np.where(x < 0, x, np.nan)  # noqa: E731
     size_missing = r_static.random(nl) < 0.08
     leads = _frame("leads", {
-        "lead_id": lead_ids, "created_at": clock.ts(l_created), "source": pd.Series(LEAD_SOURCES[l_source], dtype="str"),
+        "lead_id": lead_ids, "created_at": clock.ts(l_created), "source": _take_str(LEAD_SOURCES, l_source),
         "industry": _take_str(INDUSTRIES, np.where(r_static.random(nl) < 0.1, -1, l_industry)),
         "company_size": pd.array(np.where(size_missing, 0, l_size), dtype="Int64").copy(),
         "job_level": _take_str(JOB_LEVELS, np.where(r_static.random(nl) < 0.05, -1, l_level)),
