@@ -105,7 +105,8 @@ def _parse_number(s: pd.Series, column: str) -> pd.Series:
     bad = out.isna() & s.notna()
     if bad.any():
         sample = s[bad].astype(str).unique()[:3].tolist()
-        raise UnparseableAmountError(f"column {column!r} has {int(bad.sum())} values that are not numbers, e.g. {sample}")
+        raise UnparseableAmountError(
+            f"column {column!r} has {int(bad.sum())} values that are not numbers, e.g. {sample}")
     return out
 
 

@@ -20,7 +20,7 @@ DTYPE = {"string": "str", "timestamp": "datetime64[us, UTC]", "number": "float64
 @pytest.fixture(scope="module")
 def world() -> World:
     # more leads than accounts so that the SQL pool at as_of (a few % of leads) is big enough to rank
-    return generate_world(3000, 8000, seed=7, as_of=AS_OF)
+    return generate_world(3000, 15000, seed=7, as_of=AS_OF)
 
 
 def _truth(world: World, task: str) -> pd.DataFrame:

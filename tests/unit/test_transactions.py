@@ -68,7 +68,8 @@ def test_order_column_margin_column_and_segment_column():
     df = pd.DataFrame({
         "customer": [1.0, 1.0, 2.0, 2.0, np.nan],   # float ids with a gap, as in UCI Online Retail
         "invoice": ["A1", "A1", "A2", "A1", "A9"],  # A1 is used by two customers: ids must stay unique
-        "ts": pd.to_datetime(["2024-03-01 10:00", "2024-03-01 11:00", "2024-03-02 00:00", "2024-03-03 00:00", "2024-03-04 00:00"]),
+        "ts": pd.to_datetime(["2024-03-01 10:00", "2024-03-01 11:00", "2024-03-02 00:00", "2024-03-03 00:00",
+                              "2024-03-04 00:00"]),
         "amt": [10.0, 5.0, 8.0, 4.0, 1.0],
         "gm": [3.0, 1.0, -2.0, 1.0, 0.0],            # a loss-making order is allowed
         "tier": ["smb", "smb", "enterprise", "enterprise", "smb"],
