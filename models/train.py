@@ -328,6 +328,36 @@ def _trim(booster: lgb.Booster, best_iteration: int) -> lgb.Booster:
     return lgb.Booster(model_str=booster.model_to_string(num_iteration=best_iteration))
 
 
+def _search(
+    spec: TaskSpec, params: LightGBMParams, X_fit: pd.DataFrame, y_fit_obj: np.ndarray, X_valid: pd.DataFrame,
+    y_valid: np.ndarray, y_valid_obj: np.ndarray, seed: int,
+) -> tuple[float, int, lgb.Booster, SearchConfig, list[dict[str, Any]]]:
+    """Fit every search config on the fit rows with early stopping on the validation rows; keep the best.
+
+    ``y_*_obj`` are the targets the booster learns (clipped at 0 for Tweedie), ``y_valid`` the realised
+    validation outcome the configs are judged on (the task's primary metric).
+    Returns (best validation score, its best iteration, its untrimmed booster, its config, one record per config).
+    """
+    search_results: list[dict[str, Any]] = []
+    best: tuple[float, int, lgb.Booster, SearchConfig] | None = None
+    for cfg in params.search:
+        est = _estimator(spec, params, cfg, seed)
+        est.fit(X_fit, y_fit_obj, eval_X=(X_valid,), eval_y=(y_valid_obj,),
+                callbacks=[lgb.early_stopping(params.early_stopping_rounds, verbose=False)])
+        booster = est.booster_
+        n_iter = int(booster.best_iteration or booster.current_iteration())
+        score = _primary(spec, y_valid, booster.predict(X_valid, raw_score=True, num_iteration=n_iter))
+        search_results.append({**cfg.__dict__, "num_leaves_used": min(cfg.num_leaves, params.max_leaves),
+                               "trees_allowed": trees_allowed(params, cfg), "best_iteration": n_iter,
+                               f"valid_{spec.primary_metric}": score})
+        # Strictly better only: on a tie the earlier (listed first) config wins, deterministically.
+        if best is None or score > best[0]:
+            best = (score, n_iter, booster, cfg)
+    if best is None:
+        raise TrainingDataError("LightGBMParams.search is empty: give at least one SearchConfig.")
+    return (*best, search_results)
+
+
 def train_task(
     spec: TaskSpec,
     data: TrainingData,
@@ -384,24 +414,8 @@ def train_task(
     X_all = prepare_matrix(frame, features, vocab)
     X_fit, X_valid, X_test = X_all.loc[fit_m], X_all.loc[valid_m], X_all.loc[test_m]
 
-    search_results: list[dict[str, Any]] = []
-    best: tuple[float, int, lgb.Booster, SearchConfig] | None = None
-    for cfg in params.search:
-        est = _estimator(spec, params, cfg, seed)
-        est.fit(X_fit, y_fit_obj, eval_X=(X_valid,), eval_y=(y_valid_obj,),
-                callbacks=[lgb.early_stopping(params.early_stopping_rounds, verbose=False)])
-        booster = est.booster_
-        n_iter = int(booster.best_iteration or booster.current_iteration())
-        score = _primary(spec, y_valid, booster.predict(X_valid, raw_score=True, num_iteration=n_iter))
-        search_results.append({**cfg.__dict__, "num_leaves_used": min(cfg.num_leaves, params.max_leaves),
-                               "trees_allowed": trees_allowed(params, cfg), "best_iteration": n_iter,
-                               f"valid_{spec.primary_metric}": score})
-        # Strictly better only: on a tie the earlier (listed first) config wins, deterministically.
-        if best is None or score > best[0]:
-            best = (score, n_iter, booster, cfg)
-    if best is None:  # unreachable: params.search was checked non-empty above
-        raise TrainingDataError("No search config was trained.")
-    best_score, best_iteration, full_booster, best_cfg = best
+    best_score, best_iteration, full_booster, best_cfg, search_results = _search(
+        spec, params, X_fit, y_fit_obj, X_valid, y_valid, y_valid_obj, seed)
     booster = _trim(full_booster, best_iteration)
 
     raw_valid = booster.predict(X_valid, raw_score=True)
@@ -499,3 +513,128 @@ def _baselines(
 def with_search(params: LightGBMParams, *configs: SearchConfig) -> LightGBMParams:
     """``params`` with its search replaced by ``configs`` (a convenience for callers and tests)."""
     return replace(params, search=tuple(configs))
+
+
+def _validate_cross_section(
+    spec: TaskSpec, frame: pd.DataFrame, label: pd.Series, catalog: Mapping[str, Any], folds: int,
+    valid_fraction: float,
+) -> tuple[list[str], np.ndarray]:
+    if folds < 2:
+        raise ModelConfigError(f"cross_validate needs folds >= 2; got {folds}.")
+    if not 0 < valid_fraction < 1:
+        raise ModelConfigError(f"valid_fraction must be in (0, 1); got {valid_fraction}.")
+    if len(label) != len(frame) or not label.index.equals(frame.index):
+        raise TrainingDataError(f"Label ({len(label)} rows) is not aligned with the frame ({len(frame)} rows): "
+                                "same index, same order expected.")
+    if label.isna().any():
+        raise TrainingDataError(f"Label {label.name!r} has {int(label.isna().sum())} missing values; drop those rows.")
+    # entity_id / cutoff_ts, when present, identify rows; they are never features.
+    features = [c for c in frame.columns if c not in ID_COLUMNS]
+    if not features:
+        raise TrainingDataError("The frame holds no feature columns.")
+    no_info = [c for c in features if c not in catalog]
+    if no_info:
+        raise TrainingDataError(f"Feature columns without a catalog entry: {no_info}.")
+    y = label.astype(float).to_numpy()
+    if spec.kind == "binary":
+        if not np.isin(y, (0.0, 1.0)).all():
+            raise TrainingDataError(f"Task {spec.name!r} is binary but label {label.name!r} holds values other "
+                                    f"than 0/1: {sorted(set(y.tolist()))[:5]}...")
+        smallest = int(min((y == 1).sum(), (y == 0).sum()))
+        if smallest < folds:
+            raise TrainingDataError(f"The rarer class has {smallest} rows; {folds}-fold stratified CV needs at "
+                                    f"least {folds}.")
+    return features, y
+
+
+def cross_validate(
+    spec: TaskSpec,
+    frame: pd.DataFrame,
+    label: pd.Series,
+    catalog: Mapping[str, Any],
+    params: LightGBMParams | None = None,
+    *,
+    folds: int = 5,
+    seed: int,
+    settings: EvaluationSettings | None = None,
+    valid_fraction: float = 0.2,
+) -> pd.DataFrame:
+    """K-fold cross-validation of the training recipe of :func:`train_task` on cross-sectional data.
+
+    For snapshots without timestamps (public benchmark tables) there is no out-of-time split; each
+    fold plays the role of ``train_task``'s held-out cutoff. Within each fold's training rows an
+    inner split (stratified for binary tasks, ``valid_fraction`` of the rows) plays the validation
+    cutoff: early stopping, the choice among ``params.search`` and calibration use it, the booster is
+    fitted on the rest (the "fit" rows), exactly as ``train_task`` does. The categorical vocabulary
+    and the logistic baseline are fitted on the fit rows only, as in ``train_task``. The test fold is
+    never seen before scoring.
+
+    Parameters
+    ----------
+    spec: the task (its kind, objective and primary metric are used; e.g. ``TASKS["churn"]``).
+    frame: one row per entity; feature columns (``entity_id``/``cutoff_ts`` columns, if any, are ignored).
+    label: outcome per row, aligned with ``frame`` (same index and order); 0/1 for binary tasks.
+    catalog: column -> FeatureInfo-like object with ``kind`` in {"numeric", "categorical"}, for every feature.
+    params: budget and search; defaults to :class:`LightGBMParams()`.
+    folds: number of folds (StratifiedKFold with shuffle for binary tasks, KFold for regression).
+    seed: seeds the fold split, the inner split, LightGBM, calibration and the logistic baseline.
+    settings: calibration and evaluation settings; defaults to :class:`EvaluationSettings()`.
+    valid_fraction: share of each fold's training rows held out as the inner validation split.
+
+    Returns
+    -------
+    One row per (fold, model): ``fold`` (0-based), ``model`` (``"lightgbm"``, and ``"logistic"`` for
+    binary tasks, ``"mean"`` for regression), ``n_fit``, ``n_valid``, then the
+    :func:`models.evaluate.task_metrics` of the test fold; LightGBM rows also carry ``best_iteration``,
+    ``num_leaves``, ``learning_rate``, ``calibration`` and ``valid_<primary metric>``.
+    """
+    from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
+
+    params = params or LightGBMParams()
+    settings = settings or EvaluationSettings()
+    if not params.search:
+        raise TrainingDataError("LightGBMParams.search is empty: give at least one SearchConfig.")
+    features, y_all = _validate_cross_section(spec, frame, label, catalog, folds, valid_fraction)
+    binary = spec.kind == "binary"
+    splitter = (StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed) if binary
+                else KFold(n_splits=folds, shuffle=True, random_state=seed))
+    clip = spec.objective == "tweedie"
+    cat_cols = categorical_columns(catalog, features)
+    rows: list[dict[str, Any]] = []
+    for k, (train_idx, test_idx) in enumerate(splitter.split(np.zeros(len(y_all)), y_all if binary else None)):
+        fit_idx, valid_idx = train_test_split(
+            train_idx, test_size=valid_fraction, random_state=seed + k,
+            stratify=y_all[train_idx] if binary else None)
+        fit_idx, valid_idx = np.sort(fit_idx), np.sort(valid_idx)
+        y_fit, y_valid, y_test = y_all[fit_idx], y_all[valid_idx], y_all[test_idx]
+        y_fit_obj = np.clip(y_fit, 0.0, None) if clip else y_fit
+        y_valid_obj = np.clip(y_valid, 0.0, None) if clip else y_valid
+
+        vocab = fit_vocabulary(frame.iloc[fit_idx], cat_cols, min_count=params.min_category_count,
+                               max_categories=params.max_categories)
+        X_all = prepare_matrix(frame, features, vocab)
+        X_fit, X_valid, X_test = X_all.iloc[fit_idx], X_all.iloc[valid_idx], X_all.iloc[test_idx]
+        best_score, best_iteration, full_booster, best_cfg, _ = _search(
+            spec, params, X_fit, y_fit_obj, X_valid, y_valid, y_valid_obj, seed)
+        booster = _trim(full_booster, best_iteration)
+        choice = fit_calibrator(booster.predict(X_valid, raw_score=True), y_valid, kind=spec.kind,
+                                method=settings.calibration, ece_bins=settings.ece_bins, seed=seed)
+        score = choice.calibrator.transform(booster.predict(X_test, raw_score=True))
+        sizes = {"fold": k, "n_fit": len(fit_idx), "n_valid": len(valid_idx)}
+        rows.append({**sizes, "model": "lightgbm",
+                     **task_metrics(spec.kind, y_test, score, ece_bins=settings.ece_bins),
+                     "best_iteration": best_iteration, "num_leaves": min(best_cfg.num_leaves, params.max_leaves),
+                     "learning_rate": best_cfg.learning_rate, "calibration": choice.calibrator.method,
+                     f"valid_{spec.primary_metric}": best_score})
+        if binary:
+            numeric = [c for c in features if c not in set(cat_cols)]
+            pipe = logistic_baseline(numeric, cat_cols, min_frequency=settings.logistic_min_frequency, seed=seed)
+            pipe.fit(frame.iloc[fit_idx][features], y_fit.astype(int))
+            p = pipe.predict_proba(frame.iloc[test_idx][features])[:, 1]
+            rows.append({**sizes, "model": "logistic", **task_metrics("binary", y_test, p, ece_bins=settings.ece_bins)})
+        else:
+            rows.append({**sizes, "model": "mean",
+                         **task_metrics("regression", y_test, np.full(len(y_test), y_fit.mean()))})
+    out = pd.DataFrame(rows)
+    lead = ["fold", "model", "n_fit", "n_valid"]
+    return out[lead + [c for c in out.columns if c not in lead]]
