@@ -221,6 +221,7 @@ def top_reasons(
     *,
     n_up: int = 3,
     n_down: int = 1,
+    rank_by: np.ndarray | None = None,
 ) -> list[list[dict]]:
     """Per row, the top raising and top lowering reasons.
 
@@ -238,6 +239,11 @@ def top_reasons(
         Feature -> FeatureInfo (label, family, kind, unit).
     n_up, n_down : int
         How many raising / lowering reasons per row (config keys ``reasons_up`` / ``reasons_down``).
+    rank_by : ndarray, optional
+        The raw-space contributions, same shape. Reasons are then chosen and signed by them, and each reason also
+        carries its ``raw_contribution``. Calibrated contributions are the raw ones times a positive per-row
+        constant, so the choice is the same wherever that constant is positive; where a flat calibrator step makes
+        it zero (the calibrated score equals the calibrated base) the raw contributions still name the drivers.
 
     Returns
     -------
@@ -255,7 +261,15 @@ def top_reasons(
         )
     if len(values) != m.shape[0]:
         raise ExplanationError(f"values has {len(values)} rows but contrib_cal has {m.shape[0]}; they must align.")
-    idx = select_reasons(m, n_up=n_up, n_down=n_down)
+    raw = None if rank_by is None else np.asarray(rank_by, dtype=np.float64)
+    if raw is not None and raw.shape != m.shape:
+        raise ExplanationError(f"rank_by has shape {raw.shape} but contrib_cal has {m.shape}; they must align.")
+    idx = select_reasons(m if raw is None else raw, n_up=n_up, n_down=n_down)
+    if raw is not None:  # report calibrated values of the features the raw contributions chose
+        rows_all = np.arange(m.shape[0])[:, None]
+        safe = np.where(idx.feature >= 0, idx.feature, 0)
+        raw_sel = np.where(idx.feature >= 0, raw[rows_all, safe], np.nan)
+        idx = ReasonIndex(feature=idx.feature, contribution=np.where(idx.feature >= 0, m[rows_all, safe], np.nan))
     used = np.unique(idx.feature[idx.feature >= 0])
     missing = [feature_names[j] for j in used if feature_names[j] not in values.columns]
     if missing:
@@ -274,14 +288,14 @@ def top_reasons(
     con_l = idx.contribution.tolist()
     val_l = val_grid.tolist()
     out: list[list[dict]] = []
-    for fr, cr, vr in zip(feat_l, con_l, val_l):
-        out.append(
-            [
-                {"feature": feature_names[j], "label": labels[j], "value": v, "contribution": c}
-                for j, c, v in zip(fr, cr, vr)
-                if j >= 0
-            ]
-        )
+    if raw is None:
+        for fr, cr, vr in zip(feat_l, con_l, val_l):
+            out.append([{"feature": feature_names[j], "label": labels[j], "value": v, "contribution": c}
+                        for j, c, v in zip(fr, cr, vr) if j >= 0])
+        return out
+    for fr, cr, rr, vr in zip(feat_l, con_l, raw_sel.tolist(), val_l):
+        out.append([{"feature": feature_names[j], "label": labels[j], "value": v, "contribution": c,
+                     "raw_contribution": r} for j, c, r, v in zip(fr, cr, rr, vr) if j >= 0])
     return out
 
 
@@ -348,7 +362,7 @@ def reason_sentences(
             flat_row.append(i)
             flat_feat.append(r["feature"])
             flat_val.append(r["value"])
-            flat_con.append(r["contribution"])
+            flat_con.append(r.get("raw_contribution", r["contribution"]))
     m = len(flat_feat)
     text = np.empty(m, dtype=object)
     if m:
@@ -422,7 +436,8 @@ def explain_batch(
     contrib_cal, base_cal = calibrated_contributions(contrib, calibrate)
     raw = contrib.sum(axis=1)
     score = contrib_cal.sum(axis=1) + base_cal
-    reasons = top_reasons(contrib_cal, feature_names, values, catalog, n_up=n_up, n_down=n_down)
+    reasons = top_reasons(contrib_cal, feature_names, values, catalog, n_up=n_up, n_down=n_down,
+                          rank_by=contrib[:, :-1])
     return Explained(
         raw=raw,
         score=score,

@@ -106,7 +106,7 @@ def test_scores_rank_the_simulated_future(world):
     cmp = compare_with_truth(read_scores(world["crm"]), pd.read_parquet(world["truth"])).set_index("task")
     print("\n" + cmp.to_string())
     # a small world and a fast config: the full-size figures (README) are the acceptance numbers
-    assert cmp.loc["churn", "model"] > 0.6 and cmp.loc["lead_mql", "model"] > 0.6
+    assert cmp.loc["churn", "model"] > 0.65 and cmp.loc["lead_mql", "model"] > 0.55
     assert cmp.loc["clv", "model"] > 0.3
 
 

@@ -51,7 +51,7 @@ def churn_record() -> FittedRecord:
     ev = pd.DataFrame({"y": yt, "score": p, "firm__region": region[test]})
     slices = pd.DataFrame([
         {"slice_column": "firm__region", "slice_value": v, "n": len(g), "metric": m,
-         "value": roc_auc_score(g.y_true, g.y_pred) if m == "roc_auc" else brier_score_loss(g.y_true, g.y_pred)}
+         "value": roc_auc_score(g.y, g.score) if m == "roc_auc" else brier_score_loss(g.y, g.score)}
         for v, g in ev.groupby("firm__region") for m in ("roc_auc", "brier")
     ])
     return FittedRecord(

@@ -233,3 +233,23 @@ def test_calibration_identity_holds_for_any_matrix_and_monotone_calibrator(m, te
     cal, base_cal = calibrated_contributions(m, calibrate)
     np.testing.assert_allclose(cal.sum(axis=1) + base_cal, calibrate(m.sum(axis=1)), atol=1e-9)
     assert np.all(np.sign(cal) * np.sign(m[:, :-1]) >= 0)  # a monotone map never flips a reason
+
+
+def test_flat_calibrator_step_still_names_the_drivers():
+    """An isotonic step can map a row's raw score and the base to the same value: calibrated contributions are all
+    zero, yet the raw ones still say what moved the model; reasons are chosen and signed by those."""
+    from models.explain import explain_batch
+
+    contrib = np.array([[0.8, -0.3, 0.1, 0.5],    # raw 1.1 vs base 0.5: same flat step below
+                        [0.0, 0.0, 0.0, 0.5]])   # exactly the base: nothing to say
+    flat = lambda raw: np.where(np.asarray(raw) < 2.0, 0.2, 0.9)  # noqa: E731
+    values = pd.DataFrame({"a": [3.0, 1.0], "b": [1.0, 1.0], "c": [0.0, 0.0]})
+    catalog = {c: {"label": f"Feature {c}", "kind": "numeric", "unit": "count"} for c in "abc"}
+    ex = explain_batch(contrib, flat, ["a", "b", "c"], values, catalog, outcome="churn risk", n_up=2, n_down=1)
+    first = ex.reasons[0]
+    assert [r["feature"] for r in first] == ["a", "c", "b"]
+    assert all(r["contribution"] == 0.0 for r in first)            # calibrated: the score equals the base
+    assert [r["raw_contribution"] for r in first] == [0.8, 0.1, -0.3]
+    assert ex.reason_text[0].startswith("Feature a: 3 (raises churn risk)")
+    assert "Feature b: 1 (lowers churn risk)" in ex.reason_text[0]
+    assert ex.reasons[1] == [] and ex.reason_text[1] == "No single factor stands out"
