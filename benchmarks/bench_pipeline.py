@@ -78,14 +78,16 @@ def _budget(crm: str, cfg: Path) -> None:
     from crm.privacy import profiling_view
     from models.dataset import CutoffOptions, FeatureOptions, build_training_data
     from models.tasks import TASKS
-    from models.train import LightGBMParams, train_task
+    from models.train import LightGBMParams, SearchConfig, train_task
 
     tables = profiling_view(read_extract(crm).tables)
     data = build_training_data(tables, TASKS["churn"], as_of=pd.Timestamp(AS_OF, tz="UTC"), horizon_days=90,
                                cutoffs=CutoffOptions(), options=FeatureOptions())
     for name, params in (("default budget 200 trees/15 leaves/depth 6", LightGBMParams()),
                          ("unconstrained 2000 trees/63 leaves/no depth limit",
-                          LightGBMParams(max_trees=2000, max_leaves=63, max_depth=-1))):
+                          LightGBMParams(max_trees=2000, max_leaves=63, max_depth=-1, search=(
+                              SearchConfig(63, 20, 0.05, 0.8), SearchConfig(31, 20, 0.03, 0.8),
+                              SearchConfig(63, 50, 0.02, 0.7))))):
         t0 = time.perf_counter()
         m = train_task(TASKS["churn"], data, params, seed=42)
         print(f"churn {name}: held-out AUC {m.metrics['roc_auc']:.4f}, trees {m.booster.num_trees()}, "
@@ -114,7 +116,7 @@ def _throughput(crm: str, cfg: Path, rows: int) -> None:
         big = fs.frame.iloc[rng.integers(0, len(fs.frame), rows)].reset_index(drop=True)
         big["entity_id"] = [f"x{i}" for i in range(rows)]
         t0 = time.perf_counter()
-        model.contributions(big)
+        model.contributions(big, num_threads=0)
         spent["pred_contrib"] += time.perf_counter() - t0
         t0 = time.perf_counter()
         frames.append(score_task(model, TASKS[name], type(fs)(frame=big, catalog=fs.catalog), model_version=version,

@@ -24,6 +24,7 @@ class ScoringOptions:
     reasons_up: int = 3
     reasons_down: int = 1
     chunk_rows: int = 50_000
+    threads: int = 0  # LightGBM threads for TreeSHAP; 0 = all cores
     band_thresholds: Mapping[str, Mapping[str, float]] | None = None
 
 
@@ -48,7 +49,7 @@ def score_task(model, spec: TaskSpec, fs: FeatureSet, *, model_version: int | st
     names = list(model.feature_names)
     for start in range(0, len(frame), options.chunk_rows):
         chunk = frame.iloc[start:start + options.chunk_rows]
-        contrib = model.contributions(chunk)
+        contrib = model.contributions(chunk, num_threads=options.threads)
         ex = explain_batch(contrib, model.calibrate_raw, names, chunk[names], model.catalog, outcome=outcome,
                            n_up=options.reasons_up, n_down=options.reasons_down)
         scores.append(ex.score)

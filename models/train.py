@@ -231,9 +231,13 @@ class TrainedModel:
         """Reported score per row: calibrated probability (binary) or expected margin (clv)."""
         return self.calibrate_raw(self.predict_raw(frame))
 
-    def contributions(self, frame: pd.DataFrame) -> np.ndarray:
-        """Exact TreeSHAP per row in raw space: shape (n, n_features + 1), last column the base value."""
-        return np.asarray(self.booster.predict(self.matrix(frame), pred_contrib=True), dtype=float)
+    def contributions(self, frame: pd.DataFrame, *, num_threads: int = 0) -> np.ndarray:
+        """Exact TreeSHAP per row in raw space: shape (n, n_features + 1), last column the base value.
+
+        ``num_threads`` 0 lets LightGBM use every core (scoring runs alone); training keeps its own ``n_jobs``.
+        """
+        return np.asarray(self.booster.predict(self.matrix(frame), pred_contrib=True, num_threads=num_threads),
+                          dtype=float)
 
 
 def _validate(spec: TaskSpec, data: TrainingData) -> tuple[list[str], np.ndarray]:

@@ -109,6 +109,7 @@ class ScoringSettings(_Frozen):
     reasons_up: int = Field(3, ge=0)
     reasons_down: int = Field(1, ge=0)
     chunk_rows: int = Field(50_000, gt=0)
+    threads: int = Field(0, ge=0)
     lock_timeout_s: float = Field(60.0, gt=0)
 
 

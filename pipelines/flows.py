@@ -319,7 +319,8 @@ def score_one(spec: TaskSpec, tables: Mapping[str, pd.DataFrame], settings: Sett
     fs = build_scoring_features(tables, spec, as_of=as_of, options=feature_options(settings))
     model, version = _registry(settings).load_champion(spec.name, expected_features=list(fs.catalog))
     opts = ScoringOptions(reasons_up=settings.scoring.reasons_up, reasons_down=settings.scoring.reasons_down,
-                          chunk_rows=settings.scoring.chunk_rows, band_thresholds=settings.bands or None)
+                          chunk_rows=settings.scoring.chunk_rows, threads=settings.scoring.threads,
+                          band_thresholds=settings.bands or None)
     return score_task(model, spec, fs, model_version=version, options=opts), version
 
 

@@ -201,3 +201,19 @@ def test_help_on_every_command(tmp_path):
                 "schedule", "demo"):
         proc = run([cmd, "--help"], tmp_path)
         assert "Usage" in proc.stdout, cmd
+
+
+def test_schedule_creates_the_nightly_deployment(world):
+    proc = run(["schedule", *world["common"], "--cron", "0 2 * * *"], world["root"])
+    assert "crmscore-score" in proc.stdout and "0 2 * * *" in proc.stdout
+    # read it back from the Prefect API in another process, as a worker would
+    code = ("from prefect import get_client\n"
+            "with get_client(sync_client=True) as c:\n"
+            "    d = c.read_deployment_by_name('crmscore-score/nightly')\n"
+            "    print(d.schedules[0].schedule.cron, d.schedules[0].schedule.timezone, sorted(d.parameters))\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRMSCORE_")}
+    env["PREFECT_HOME"] = str(Path(tempfile.gettempdir()) / f"crmscore-test-prefect-{os.getppid()}-{os.getpid()}")
+    env.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[:2] == ["0", "2"] and "UTC" in out.stdout and "'crm'" in out.stdout
