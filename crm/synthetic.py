@@ -450,9 +450,9 @@ def _lead_hazards(p: _LeadParams, q: np.ndarray, is_sql: np.ndarray, sql_t: np.n
     lvl = _LEVEL_EFF[p.lvl]
     adv = np.where(is_sql,
                    _sigmoid(-2.9 + 0.6 * q + 1.6 * lvl + 2.0 * p.size_eff + 1.2 * _SOURCE_SQL[p.source] - 0.04 * in_sql_w),
-                   _sigmoid(-4.0 + 1.2 * q + 1.5 * lvl + 1.5 * p.size_eff + _SOURCE_SQL[p.source]))
+                   _sigmoid(-4.0 + 1.0 * q + 1.7 * lvl + 1.8 * p.size_eff + 1.2 * _SOURCE_SQL[p.source]))
     lost = np.where(is_sql,
-                    _sigmoid(-3.6 - 0.9 * q + 0.05 * in_sql_w),
+                    _sigmoid(-3.6 - 0.5 * q + 0.06 * in_sql_w),
                     _sigmoid(-6.0 - 0.4 * q + 0.15 * age_w))
     return adv, lost
 
