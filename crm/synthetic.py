@@ -449,7 +449,8 @@ def _lead_hazards(p: _LeadParams, q: np.ndarray, is_sql: np.ndarray, sql_t: np.n
     in_sql_w = np.where(is_sql, np.maximum(week_start - np.nan_to_num(sql_t), 0.0) / WEEK_S, 0.0)
     lvl = _LEVEL_EFF[p.lvl]
     adv = np.where(is_sql,
-                   _sigmoid(-2.9 + 0.6 * q + 1.6 * lvl + 2.0 * p.size_eff + 1.2 * _SOURCE_SQL[p.source] - 0.04 * in_sql_w),
+                   _sigmoid(-2.9 + 0.6 * q + 1.6 * lvl + 2.0 * p.size_eff + 1.2 * _SOURCE_SQL[p.source]
+                            - 0.04 * in_sql_w),
                    _sigmoid(-4.0 + 1.0 * q + 1.7 * lvl + 1.8 * p.size_eff + 1.2 * _SOURCE_SQL[p.source]))
     lost = np.where(is_sql,
                     _sigmoid(-3.6 - 0.5 * q + 0.06 * in_sql_w),
