@@ -87,7 +87,7 @@ _SEG_ENG = np.array([-0.10, 0.0, 0.10, 0.20])
 _SEG_CHURN = np.array([0.60, 0.20, -0.30, -0.75])
 _SEG_LOGIN = np.array([0.5, 0.6, 0.75, 1.0])
 _SEG_TICKET = np.array([0.03, 0.05, 0.08, 0.12])
-_SEG_ORDER = np.array([0.15, 0.12, 0.10, 0.08])
+_SEG_ORDER = np.array([0.22, 0.18, 0.15, 0.12])
 _SEG_AMOUNT = np.log(np.array([40.0, 250.0, 1200.0, 5000.0]))
 _SEG_CAC = np.array([20.0, 300.0, 2500.0, 12000.0])
 _SEG_SEATS = np.log(np.array([1.0, 3.0, 15.0, 60.0]))
@@ -449,10 +449,11 @@ def _lead_hazards(p: _LeadParams, q: np.ndarray, is_sql: np.ndarray, sql_t: np.n
     in_sql_w = np.where(is_sql, np.maximum(week_start - np.nan_to_num(sql_t), 0.0) / WEEK_S, 0.0)
     lvl = _LEVEL_EFF[p.lvl]
     adv = np.where(is_sql,
-                   _sigmoid(-2.9 + 1.0 * q + 1.4 * lvl + 1.8 * p.size_eff + _SOURCE_SQL[p.source] - 0.03 * in_sql_w),
-                   _sigmoid(-4.0 + 1.2 * q + 1.5 * lvl + 1.5 * p.size_eff + _SOURCE_SQL[p.source]))
+                   _sigmoid(-2.9 + 0.6 * q + 1.6 * lvl + 2.0 * p.size_eff + 1.2 * _SOURCE_SQL[p.source]
+                            - 0.04 * in_sql_w),
+                   _sigmoid(-4.0 + 1.0 * q + 1.7 * lvl + 1.8 * p.size_eff + 1.2 * _SOURCE_SQL[p.source]))
     lost = np.where(is_sql,
-                    _sigmoid(-3.6 - 0.9 * q + 0.05 * in_sql_w),
+                    _sigmoid(-3.6 - 0.5 * q + 0.06 * in_sql_w),
                     _sigmoid(-6.0 - 0.4 * q + 0.15 * age_w))
     return adv, lost
 
@@ -540,7 +541,7 @@ def _simulate_leads(rng: np.random.Generator, mc_rng: np.random.Generator, p: _L
                 un = mail & (rng.random(idx.size) < _sigmoid(-6.0 - q) * expo)
                 acts.add(idx[un], lo[un] + rng.random(int(un.sum())) * (hi - lo)[un], "unsubscribe")
                 unsub[idx[un]] = True
-                for kind, rate in (("meeting", 0.6 * np.exp(q)), ("call", 0.8 * np.exp(0.8 * q))):
+                for kind, rate in (("meeting", 1.0 * np.exp(q)), ("call", 1.0 * np.exp(q))):
                     pos, t = _poisson_times(rng, np.where(is_sql, rate, 0.0), lo, hi)
                     acts.add(idx[pos], t, kind)
                 # MQL rule: points of engagement while open; marked at the last scoring event of the crossing week
