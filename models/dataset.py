@@ -5,7 +5,7 @@ cutoffs with complete label windows for training, the single as-of date for scor
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pandas as pd
@@ -14,8 +14,8 @@ from features.build import build_features
 from features.catalog import FeatureSet
 from features.labels import make_labels
 from features.spine import build_spine, history_start, training_cutoffs
-from models.btyd import btyd_clv
-from models.errors import TrainingDataError
+from models.btyd import btyd_baseline
+from models.errors import BTYDFitError, TrainingDataError
 from models.tasks import TaskSpec
 from models.train import TrainingData
 
@@ -76,7 +76,10 @@ def build_training_data(
     fs = build_features(tables, spine, spec.entity, windows_days=options.windows_days)
     baselines: dict[str, pd.Series] = {}
     if spec.name == "clv" and "orders" in tables and len(tables["orders"]):
-        baselines["btyd"] = _btyd_per_cutoff(tables["orders"], fs.frame, horizon_days)
+        try:
+            baselines["btyd"] = btyd_baseline(tables["orders"], fs.frame, horizon_days)
+        except BTYDFitError:
+            pass  # too few repeat buyers to fit BG/NBD: the model is compared with the other baselines
     return TrainingData(frame=fs.frame, label=label, catalog=fs.catalog, horizon_days=horizon_days,
                         baseline_predictions=baselines)
 
@@ -88,20 +91,3 @@ def build_scoring_features(
     tables = dict(tables)
     spine = build_spine(tables, spec.population, [as_of], churn_lookback_days=options.churn_lookback_days)
     return build_features(tables, spine, spec.entity, windows_days=options.windows_days)
-
-
-def _btyd_per_cutoff(orders: pd.DataFrame, frame: pd.DataFrame, horizon_days: int) -> pd.Series:
-    """BG/NBD + Gamma-Gamma forecast for each (account, cutoff) row, fitted on orders before that cutoff."""
-    out = pd.Series(0.0, index=frame.index, name="btyd")
-    for cutoff, rows in frame.groupby("cutoff_ts", sort=True).groups.items():
-        try:
-            forecast = btyd_clv(orders, cutoff, horizon_days)
-        except Exception:  # a fit that fails on a small or odd history just leaves no baseline for that cutoff
-            continue
-        ids = frame.loc[rows, "entity_id"]
-        out.loc[rows] = ids.map(forecast).fillna(0.0).to_numpy()
-    return out
-
-
-def feature_names(fs: FeatureSet) -> Sequence[str]:
-    return list(fs.catalog)

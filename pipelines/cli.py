@@ -155,6 +155,7 @@ def features(
 ) -> None:
     """Write the scoring-time feature matrix (one row per eligible entity) so anyone can see what a model sees."""
     settings = _settings(config, crm)
+    import dataclasses
     import json
 
     import pandas as pd
@@ -173,15 +174,9 @@ def features(
     out.parent.mkdir(parents=True, exist_ok=True)
     fs.frame.to_parquet(out, index=False)
     labels = out.with_suffix(".labels.json")
-    labels.write_text(json.dumps({c: dataclasses_asdict(i) for c, i in fs.catalog.items()}, indent=1))
+    labels.write_text(json.dumps({c: dataclasses.asdict(i) for c, i in fs.catalog.items()}, indent=1))
     console.print(f"{len(fs.frame):,} {entity}s x {len(fs.catalog)} features as of {as_of_ts.date()} -> {out} "
                   f"(readable labels: {labels})")
-
-
-def dataclasses_asdict(obj) -> dict:
-    import dataclasses
-
-    return dataclasses.asdict(obj)
 
 
 @app.command()

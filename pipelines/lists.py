@@ -1,8 +1,6 @@
 """Reading what was written back: ranked lists for marketers and per-record explanations for auditors."""
 from __future__ import annotations
 
-import json
-import re
 from pathlib import Path
 
 import pandas as pd
@@ -84,11 +82,3 @@ def waterfall_for(settings, history: pd.DataFrame, target: Path) -> list[Path]:
         title = f"{row['entity_id']} - {spec.name} v{row['model_version']} as of {pd.Timestamp(row['as_of']).date()}"
         paths.append(waterfall_plot(contrib, rec.iloc[0][names], labels, path, title=title))
     return paths
-
-
-def reasons_of(row: pd.Series) -> list[dict]:
-    return json.loads(row["reasons"]) if isinstance(row.get("reasons"), str) else []
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
