@@ -85,7 +85,7 @@ def read_extract(location: str, *, tables: Iterable[str] | None = None) -> Extra
 
 
 def read_tables(location: str, *, tables: Iterable[str] | None = None, strict: bool = True) -> dict[str, pd.DataFrame]:
-    """Read the contract tables as they are (deleted rows included), typed.
+    """Read the contract tables as they are (deleted rows included), typed, rows in primary-key order.
 
     With ``strict=False`` (used by validation) a missing required column is left out of the frame instead of raising,
     so that the quality gate can report it as a failed rule; a missing required table is still left out of the dict.
@@ -113,8 +113,12 @@ def read_tables(location: str, *, tables: Iterable[str] | None = None, strict: b
                 raise MissingColumnsError(
                     f"table {name!r} at {redact(location)} lacks required column(s) {missing_required}; found "
                     f"{sorted(present)[:20]}; rename or add them as shared/crm_data_model.md names them")
-            frame = reader.read(name, cols)
-            out[name] = conform(frame, schema, fill_missing=True)
+            frame = conform(reader.read(name, cols), schema, fill_missing=True)
+            pk = schema.primary_key
+            if pk in frame.columns:
+                # SQL tables have no row order: primary-key order makes every source read back identically
+                frame = frame.sort_values(pk, kind="stable", ignore_index=True)
+            out[name] = frame
     finally:
         reader.close()
     return out
