@@ -75,6 +75,7 @@ class ModelSettings(_Frozen):
     max_trees: int = Field(200, gt=0)
     max_leaves: int = Field(15, gt=1)
     max_depth: int = Field(6, ge=-1)
+    max_total_leaves: int = Field(3000, gt=1)
     early_stopping_rounds: int = Field(30, gt=0)
     lambda_l2: float = Field(1.0, ge=0)
     bagging_fraction: float = Field(0.8, gt=0, le=1)
