@@ -311,13 +311,13 @@ class ScoreSummary:
 
 
 @task(name="score-model", cache_policy=NO_CACHE)
-def score_one(spec: TaskSpec, tables: Mapping[str, pd.DataFrame], settings: Settings,
-              as_of: pd.Timestamp) -> tuple[pd.DataFrame, int]:
+def score_one(spec: TaskSpec, tables: Mapping[str, pd.DataFrame], settings: Settings, as_of: pd.Timestamp,
+              registry) -> tuple[pd.DataFrame, int]:
     """Features at as_of (same code as training), the champion, scores with reasons (pure call)."""
     from models.scoring import ScoringOptions, score_task
 
     fs = build_scoring_features(tables, spec, as_of=as_of, options=feature_options(settings))
-    model, version = _registry(settings).load_champion(spec.name, expected_features=list(fs.catalog))
+    model, version = registry.load_champion(spec.name, expected_features=list(fs.catalog))
     opts = ScoringOptions(reasons_up=settings.scoring.reasons_up, reasons_down=settings.scoring.reasons_down,
                           chunk_rows=settings.scoring.chunk_rows, threads=settings.scoring.threads,
                           band_thresholds=settings.bands or None)
@@ -367,7 +367,7 @@ def score_flow(config_file: str | None = None, crm: str | None = None, as_of: st
             skipped[spec.name] = "no champion model yet (run `crmscore train`; a model that failed the gate stays challenger)"
             continue
         _say(f"{spec.name}: scoring with the champion and explaining each score")
-        frames[spec.name], versions[spec.name] = score_one(spec, tables, settings, as_of_ts)
+        frames[spec.name], versions[spec.name] = score_one(spec, tables, settings, as_of_ts, registry)
     if not frames:
         raise NoChampionError("no task could be scored: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
     for name, why in skipped.items():

@@ -24,11 +24,16 @@ CLI = str(Path(sys.executable).with_name("crmscore"))
 PII_MARKERS = ("@example.", "PII")
 
 
-def run(args: list[str], cwd: Path, *, check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess:
+def cli_env() -> dict[str, str]:
+    """The environment a user's shell would give: no CRMSCORE_ overrides, one Prefect home for the whole session
+    (a fresh one costs ~15 s of start-up per command)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRMSCORE_")}
-    # one Prefect home for the whole test session: a fresh one costs ~15 s of start-up per command
     env["PREFECT_HOME"] = str(Path(tempfile.gettempdir()) / f"crmscore-test-prefect-{os.getppid()}-{os.getpid()}")
-    proc = subprocess.run([CLI, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    return env
+
+
+def run(args: list[str], cwd: Path, *, check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess:
+    proc = subprocess.run([CLI, *args], cwd=cwd, env=cli_env(), capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"crmscore {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -211,8 +216,7 @@ def test_schedule_creates_the_nightly_deployment(world):
             "with get_client(sync_client=True) as c:\n"
             "    d = c.read_deployment_by_name('crmscore-score/nightly')\n"
             "    print(d.schedules[0].schedule.cron, d.schedules[0].schedule.timezone, sorted(d.parameters))\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRMSCORE_")}
-    env["PREFECT_HOME"] = str(Path(tempfile.gettempdir()) / f"crmscore-test-prefect-{os.getppid()}-{os.getpid()}")
+    env = cli_env()
     env.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
