@@ -234,6 +234,8 @@ class TrainedModel:
     def contributions(self, frame: pd.DataFrame, *, num_threads: int = 0) -> np.ndarray:
         """Exact TreeSHAP per row in raw space: shape (n, n_features + 1), last column the base value.
 
+        LightGBM's ``pred_contrib`` on every row: the reference, for a few rows (an explanation, a plot). Scoring
+        many rows uses :class:`models.treeshap.PatternTreeShap`, the same numbers at a fraction of the cost.
         ``num_threads`` 0 lets LightGBM use every core (scoring runs alone); training keeps its own ``n_jobs``.
         """
         return np.asarray(self.booster.predict(self.matrix(frame), pred_contrib=True, num_threads=num_threads),

@@ -9,7 +9,7 @@ import os
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -109,8 +109,9 @@ class ValidationSettings(_Frozen):
 class ScoringSettings(_Frozen):
     reasons_up: int = Field(3, ge=0)
     reasons_down: int = Field(1, ge=0)
-    chunk_rows: int = Field(50_000, gt=0)
+    chunk_rows: int = Field(200_000, gt=0)
     threads: int = Field(0, ge=0)
+    treeshap: Literal["pattern", "lightgbm"] = "pattern"
     lock_timeout_s: float = Field(60.0, gt=0)
 
 

@@ -320,6 +320,7 @@ def score_one(spec: TaskSpec, tables: Mapping[str, pd.DataFrame], settings: Sett
     model, version = registry.load_champion(spec.name, expected_features=list(fs.catalog))
     opts = ScoringOptions(reasons_up=settings.scoring.reasons_up, reasons_down=settings.scoring.reasons_down,
                           chunk_rows=settings.scoring.chunk_rows, threads=settings.scoring.threads,
+                          treeshap=settings.scoring.treeshap,
                           band_thresholds=settings.bands or None)
     return score_task(model, spec, fs, model_version=version, options=opts), version
 
