@@ -1,11 +1,13 @@
-"""Scoring-path benchmark: pred_contrib vs. everything after it (calibrated reasons, top-k, sentences, JSON),
-and the write-back of the resulting rows (SQLite, folder, PostgreSQL when reachable).
+"""Scoring-path benchmark at 1M records: exact TreeSHAP (LightGBM's bare pred_contrib against the pattern
+TreeSHAP that scoring uses), everything after it (calibration mapping, top-k, sentences, JSON, percentiles, bands),
+peak memory, and the write-back of the rows (SQLite, folder, PostgreSQL when reachable).
 
-Scale: ``CRMSCORE_BENCH_SCORE_ROWS`` (default 100000 rows), ``CRMSCORE_BENCH_SCORE_FEATURES`` (60),
-``CRMSCORE_BENCH_SCORE_TREES`` (300), 31 leaves; ``CRMSCORE_BENCH_SCORE_EXPLAIN_ROWS`` (0 = off) also
-times the chain after pred_contrib at that larger scale on the measured contributions tiled;
-``CRMSCORE_BENCH_SCORE_MODE=writeback`` runs only the write-back at ``CRMSCORE_BENCH_SCORE_ROWS``. Data and model are synthetic and seeded. Per-1M-row
-figures are linear extrapolations (every step is linear in rows).
+Scale: ``CRMSCORE_BENCH_SCORE_ROWS`` (default 1,000,000 distinct rows), ``CRMSCORE_BENCH_SCORE_FEATURES`` (60),
+booster ``CRMSCORE_BENCH_SCORE_TREES`` (200) x ``_LEAVES`` (15), depth ``_DEPTH`` (6): the default budget at its
+most expensive; ``CRMSCORE_BENCH_SCORE_CHUNK`` (200,000). The bare pred_contrib call is timed on 50,000 rows and
+extrapolated (it is linear in rows). ``CRMSCORE_BENCH_SCORE_MODE=writeback`` runs only the write-back.
+Data and model are synthetic and seeded; features are independent, which gives TreeSHAP more distinct decision
+patterns than real, correlated CRM features do (a conservative case for the pattern method).
 
 Run: ``python -m benchmarks.run score``  (or ``python -m benchmarks.bench_score``).
 """
@@ -114,24 +116,68 @@ def _bench_writeback(scores: pd.DataFrame) -> dict[str, float]:
     return out
 
 
-def run(rows: int = 100_000, n_features: int = 60, trees: int = 300, leaves: int = 31, train_rows: int = 20_000,
-        explain_rows: int = 0) -> dict[str, float]:
-    """Measure and return the figures (seconds); also prints them."""
+class _Model:
+    """The parts of ``TrainedModel`` that ``score_task`` uses, around a plain booster and a calibration map."""
+
+    def __init__(self, booster, catalog: dict[str, _Info], calibrate) -> None:
+        self.booster, self.catalog, self.calibrate_raw = booster, catalog, calibrate
+        self.feature_names = tuple(booster.feature_name())
+
+    def matrix(self, frame: pd.DataFrame) -> pd.DataFrame:
+        return frame[list(self.feature_names)]
+
+    def contributions(self, frame: pd.DataFrame, *, num_threads: int = 0) -> np.ndarray:
+        return self.booster.predict(self.matrix(frame), pred_contrib=True, num_threads=num_threads)
+
+
+class _PeakRss:
+    """Peak resident memory of this process while the block runs, sampled every 20 ms (from /proc)."""
+
+    def __enter__(self) -> "_PeakRss":
+        import threading
+
+        self.start = self.peak = self._rss()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @staticmethod
+    def _rss() -> int:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, self._rss())
+
+    @property
+    def growth_mib(self) -> float:
+        return (self.peak - self.start) / 2**20
+
+
+def run(rows: int = 1_000_000, n_features: int = 60, trees: int = 200, leaves: int = 15, depth: int = 6,
+        train_rows: int = 20_000, contrib_rows: int = 50_000, chunk_rows: int = 200_000) -> dict[str, float]:
+    """Score ``rows`` records the way ``score_task`` does and time every step; returns the figures (seconds)."""
     import lightgbm as lgb
 
-    from models.explain import (
-        calibrated_contributions,
-        reason_sentences,
-        reasons_json,
-        top_reasons,
-    )
+    from features.catalog import FeatureSet
+    from models.explain import explain_batch
+    from models.scoring import ScoringOptions, score_task
+    from models.tasks import TASKS
+    from models.treeshap import PatternTreeShap
 
     X, catalog, y = _synthetic(rows + train_rows, n_features)
     Xtr, ytr, Xs = X.iloc[:train_rows], y[:train_rows], X.iloc[train_rows:].reset_index(drop=True)
+    del X
     t = time.perf_counter()
     booster = lgb.train(
-        {"objective": "binary", "num_leaves": leaves, "learning_rate": 0.05, "min_data_in_leaf": 20,
-         "verbose": -1, "seed": 42, "deterministic": True, "num_threads": 2},
+        {"objective": "binary", "num_leaves": leaves, "max_depth": depth, "learning_rate": 0.05,
+         "min_data_in_leaf": 20, "verbose": -1, "seed": 42, "deterministic": True, "num_threads": 2},
         lgb.Dataset(Xtr, ytr),
         num_boost_round=trees,
     )
@@ -143,66 +189,76 @@ def run(rows: int = 100_000, n_features: int = 60, trees: int = 300, leaves: int
     def calibrate(r: np.ndarray) -> np.ndarray:
         return np.interp(r, knots_x, knots_y)
 
-    names = list(Xs.columns)
+    model = _Model(booster, catalog, calibrate)
+    names = list(model.feature_names)
     f: dict[str, float] = {"train": train_s}
     t = time.perf_counter()
     booster.predict(Xs, raw_score=True)
     f["predict_raw"] = time.perf_counter() - t
+    # The bare pred_contrib call on a slice (at 1M rows it alone takes minutes), extrapolated linearly.
+    n_c = min(rows, contrib_rows)
     t = time.perf_counter()
-    contrib = booster.predict(Xs, pred_contrib=True)
-    f["pred_contrib"] = time.perf_counter() - t
-    t = time.perf_counter()
-    cal, base = calibrated_contributions(contrib, calibrate)
-    f["calibrate"] = time.perf_counter() - t
-    t = time.perf_counter()
-    reasons = top_reasons(cal, names, Xs, catalog, n_up=3, n_down=1)
-    f["top_reasons"] = time.perf_counter() - t
-    t = time.perf_counter()
-    text = reason_sentences(reasons, catalog, outcome="churn risk")
-    f["sentences"] = time.perf_counter() - t
-    t = time.perf_counter()
-    js = reasons_json(reasons)
-    f["json"] = time.perf_counter() - t
-    f["explain_total"] = f["calibrate"] + f["top_reasons"] + f["sentences"] + f["json"]
-    raw_err = float(np.max(np.abs(contrib[:2000].sum(axis=1) - booster.predict(Xs.iloc[:2000], raw_score=True))))
+    direct = booster.predict(Xs.iloc[:n_c], pred_contrib=True)
+    f["pred_contrib_per_row"] = (time.perf_counter() - t) / n_c
+    f["pred_contrib"] = f["pred_contrib_per_row"] * rows
 
-    print(f"  scale: {rows:,} rows x {n_features} features, {trees} trees x {leaves} leaves (trained on {train_rows:,} rows in {train_s:.1f} s)")
-    print(f"  predict(raw):           {f['predict_raw']:8.2f} s  ({rows / f['predict_raw']:,.0f} rows/s)")
-    print(f"  predict(pred_contrib):  {f['pred_contrib']:8.2f} s  ({rows / f['pred_contrib']:,.0f} rows/s)")
-    for k in ("calibrate", "top_reasons", "sentences", "json"):
-        print(f"  {k + ':':24s}{f[k]:8.2f} s")
-    share = f["explain_total"] / f["pred_contrib"]
-    print(f"  explain after pred_contrib: {f['explain_total']:.2f} s = {100 * share:.1f}% of pred_contrib (target <= 20%)")
-    print(f"  max |sum(contrib) - raw| on the first {min(rows, 2000):,} rows: {raw_err:.2e}")
-    print(f"  example: {text[0]}")
-    print(f"  example JSON: {js[0][:160]}...")
+    # The scoring path step by step, chunked as score_task chunks.
+    explainer = PatternTreeShap(booster)
+    f.update(pattern=0.0, check=0.0, explain=0.0)
+    explained = []
+    with _PeakRss() as mem_steps:
+        for start in range(0, rows, chunk_rows):
+            chunk = Xs.iloc[start:start + chunk_rows]
+            t = time.perf_counter()
+            M = explainer.to_numpy(model.matrix(chunk))
+            contrib = explainer.contributions(M)
+            f["pattern"] += time.perf_counter() - t
+            t = time.perf_counter()
+            explainer.check(M, contrib, np.linspace(0, len(M) - 1, 8).astype(int))
+            f["check"] += time.perf_counter() - t
+            if start == 0:
+                f["max_abs_diff_vs_pred_contrib"] = float(np.max(np.abs(contrib[:n_c] - direct[: len(contrib)])))
+            t = time.perf_counter()
+            explained.append(explain_batch(contrib, calibrate, names, chunk[names], catalog, outcome="churn risk"))
+            f["explain"] += time.perf_counter() - t
+    f["steps_peak_mib"] = mem_steps.growth_mib
+    del explained
 
-    if explain_rows > rows:
-        # The chain after pred_contrib at a larger scale, on the real contributions tiled (pred_contrib itself is
-        # too slow to repeat at that scale on a shared machine; every step here is linear in rows).
-        reps = -(-explain_rows // rows)
-        big_c = np.tile(contrib, (reps, 1))[:explain_rows]
-        big_x = pd.concat([Xs] * reps, ignore_index=True).iloc[:explain_rows].reset_index(drop=True)
+    # The whole of score_task (what the flow calls), then the write-back of its rows.
+    fs = FeatureSet(frame=Xs.assign(entity_id=[f"A{i:08d}" for i in range(rows)],
+                                    cutoff_ts=pd.Timestamp("2026-03-01", tz="UTC")), catalog=catalog)
+    with _PeakRss() as mem_task:
         t = time.perf_counter()
-        big_cal, _ = calibrated_contributions(big_c, calibrate)
-        big_r = top_reasons(big_cal, names, big_x, catalog, n_up=3, n_down=1)
-        reason_sentences(big_r, catalog, outcome="churn risk")
-        reasons_json(big_r)
-        f["explain_total_big"] = time.perf_counter() - t
-        per_row_contrib = f["pred_contrib"] / rows
-        print(f"  explain chain at {explain_rows:,} rows (tiled): {f['explain_total_big']:.2f} s = "
-              f"{100 * f['explain_total_big'] / (per_row_contrib * explain_rows):.1f}% of pred_contrib at that scale "
-              f"(pred_contrib extrapolated from {rows:,} rows: {per_row_contrib * explain_rows:.0f} s)")
-
-    rng = np.random.default_rng(0)
-    wb = _bench_writeback(_scores_frame(rows, rng, js, text))
+        scored = score_task(model, TASKS["churn"], fs, model_version=1, options=ScoringOptions(chunk_rows=chunk_rows))
+        f["score_task"] = time.perf_counter() - t
+    f["score_task_peak_mib"] = mem_task.growth_mib
+    wb = _bench_writeback(scored)
     for k, v in wb.items():
         f[f"writeback_{k}"] = v
-        print(f"  write-back {k:10s} {v:8.2f} s for {rows:,} rows (history delete+append, crm_scores replace)")
+
     per_m = 1_000_000 / rows
-    print("  extrapolated per 1M rows (linear):")
-    print(f"    pred_contrib {f['pred_contrib'] * per_m / 60:.1f} min; explain after it {f['explain_total'] * per_m:.0f} s; "
-          + "; ".join(f"write-back {k} {v * per_m:.0f} s" for k, v in wb.items()))
+    print(f"  scale: {rows:,} rows x {n_features} features; booster {trees} trees x {leaves} leaves, depth {depth} "
+          f"(trained on {train_rows:,} rows in {train_s:.1f} s); chunks of {chunk_rows:,}")
+    print(f"  predict(raw):                {f['predict_raw']:8.2f} s  ({rows / f['predict_raw']:,.0f} rows/s)")
+    print(f"  pred_contrib (bare, LightGBM) {f['pred_contrib']:7.1f} s  ({1 / f['pred_contrib_per_row']:,.0f} rows/s; "
+          f"measured on {n_c:,} rows)")
+    print(f"  pattern TreeSHAP:            {f['pattern']:8.2f} s  ({rows / f['pattern']:,.0f} rows/s, "
+          f"{f['pred_contrib'] / f['pattern']:.1f}x pred_contrib); max |diff| vs pred_contrib "
+          f"{f['max_abs_diff_vs_pred_contrib']:.1e}")
+    print(f"  check (8 rows per chunk):    {f['check']:8.2f} s")
+    print(f"  explain chain (calibrate, top-k, JSON, sentences): {f['explain']:.2f} s; "
+          f"peak memory growth {f['steps_peak_mib']:,.0f} MiB")
+    print(f"  score_task (all of the above + percentiles, bands): {f['score_task']:.2f} s; "
+          f"peak memory growth {f['score_task_peak_mib']:,.0f} MiB")
+    for k, v in wb.items():
+        print(f"  write-back {k:10s} {v:8.2f} s for {rows:,} rows (history delete+append, crm_scores replace)")
+    after = f["score_task"] - f["pattern"] - f["check"] + f.get("writeback_sqlite", 0.0)
+    print(f"  beyond TreeSHAP (chain, bands, SQLite write-back): {after:.1f} s = "
+          f"{100 * after / f['pred_contrib']:.1f}% of the bare pred_contrib call (target <= 20%), "
+          f"{100 * after / f['pattern']:.0f}% of pattern TreeSHAP")
+    print(f"  per 1M rows, one model: score_task + SQLite write-back "
+          f"{(f['score_task'] + f.get('writeback_sqlite', 0.0)) * per_m:.0f} s "
+          f"(with bare pred_contrib instead: {(f['pred_contrib'] + after) * per_m:.0f} s)")
     return f
 
 
@@ -223,14 +279,16 @@ def run_writeback(rows: int = 100_000) -> dict[str, float]:
 
 
 def main() -> None:
-    rows = int(os.environ.get("CRMSCORE_BENCH_SCORE_ROWS", "100000"))
+    rows = int(os.environ.get("CRMSCORE_BENCH_SCORE_ROWS", "1000000"))
     if os.environ.get("CRMSCORE_BENCH_SCORE_MODE") == "writeback":
         run_writeback(rows)
         return
-    n_features = int(os.environ.get("CRMSCORE_BENCH_SCORE_FEATURES", "60"))
-    trees = int(os.environ.get("CRMSCORE_BENCH_SCORE_TREES", "300"))
-    explain_rows = int(os.environ.get("CRMSCORE_BENCH_SCORE_EXPLAIN_ROWS", "0"))
-    run(rows=rows, n_features=n_features, trees=trees, explain_rows=explain_rows)
+    run(rows=rows,
+        n_features=int(os.environ.get("CRMSCORE_BENCH_SCORE_FEATURES", "60")),
+        trees=int(os.environ.get("CRMSCORE_BENCH_SCORE_TREES", "200")),
+        leaves=int(os.environ.get("CRMSCORE_BENCH_SCORE_LEAVES", "15")),
+        depth=int(os.environ.get("CRMSCORE_BENCH_SCORE_DEPTH", "6")),
+        chunk_rows=int(os.environ.get("CRMSCORE_BENCH_SCORE_CHUNK", "200000")))
 
 
 if __name__ == "__main__":

@@ -163,22 +163,31 @@ def test_rescoring_same_as_of_is_idempotent(world):
 
 
 def test_shap_reproduces_the_champion_raw_output(world):
-    """For a sample of records, contributions + base value reproduce the raw model output to 1e-6."""
+    """For a sample of records, contributions + base value reproduce the raw model output to 1e-6; the pattern
+    TreeSHAP that scoring uses equals LightGBM's pred_contrib on every eligible record; the written scores are
+    the champion's calibrated predictions."""
     from crm.extract import read_extract
     from crm.privacy import profiling_view
     from models.dataset import FeatureOptions, build_scoring_features
     from models.registry import Registry
     from models.tasks import TASKS
+    from models.treeshap import PatternTreeShap
     from pipelines.config import load_settings
 
     settings = load_settings(world["cfg"], env={})
     reg = Registry(settings.tracking_uri, settings.artifact_root)
     tables = profiling_view(read_extract(world["crm"]).tables)
-    for name in ("churn", "clv"):
+    written = read_scores(world["crm"])
+    for name in ("churn", "clv", "lead_mql"):
         fs = build_scoring_features(tables, TASKS[name], as_of=pd.Timestamp(AS_OF, tz="UTC"), options=FeatureOptions())
         model, _ = reg.load_champion(name, list(fs.catalog))
         sample = fs.frame.sample(200, random_state=0)
         np.testing.assert_allclose(model.contributions(sample).sum(axis=1), model.predict_raw(sample), atol=1e-6)
+        np.testing.assert_allclose(PatternTreeShap(model.booster).contributions(model.matrix(fs.frame)),
+                                   model.contributions(fs.frame), rtol=0, atol=1e-12)
+        mine = written[written["model"] == name].set_index("entity_id")["score"]
+        expected = pd.Series(model.predict(fs.frame), index=fs.frame["entity_id"].to_numpy())
+        np.testing.assert_allclose(mine.loc[expected.index].to_numpy(float), expected.to_numpy(), rtol=1e-9, atol=1e-9)
 
 
 def test_features_command_writes_inspectable_matrix(world):
