@@ -108,6 +108,18 @@ def _goes_left(x: np.ndarray, nan: np.ndarray, tree: _Tree, j: int) -> np.ndarra
     return left | nan if 0.0 <= tree.threshold[j] else left
 
 
+def _column(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A feature column as LightGBM's predictor sees it, and its NaN mask.
+
+    LightGBM's input conversion (``c_api.cpp``) keeps only values with ``|x| > kZeroThreshold`` (or NaN), so a
+    tiny value is read as exactly 0.0 and may fall on the other side of a split near zero.
+    """
+    tiny = np.abs(x) <= _ZERO
+    if tiny.any():
+        x = np.where(tiny, 0.0, x)
+    return x, np.isnan(x)
+
+
 def _group(pattern: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
     """(one representative row per distinct pattern, each row's pattern index)."""
     if bits <= _DENSE_BITS:
@@ -180,19 +192,18 @@ class PatternTreeShap:
         between that many threads (0 = every core); numpy and LightGBM release the GIL for the heavy parts.
         """
         M = self.to_numpy(X) if isinstance(X, pd.DataFrame) else np.asarray(X, dtype=np.float64, order="F")
-        tiny = np.abs(M) <= _ZERO
-        if tiny.any():  # LightGBM's input conversion reads |x| <= 1e-35 as exactly 0.0 (c_api.cpp)
-            M = np.where(tiny, 0.0, M)
         n = M.shape[0]
         workers = max(1, min(num_threads or os.cpu_count() or 1, len(self.trees)))
-        if n == 0 or workers == 1:
-            out_t = self._accumulate(M, range(len(self.trees)), None, self._boosters(1)[0])
+        if n == 0:
+            return np.zeros((0, self.n_features + 1))
+        cols = {f: _column(M[:, f]) for f in np.unique(np.concatenate([t.used for t in self.trees] + [[]])).astype(int)}
+        groups = np.array_split(np.arange(len(self.trees)), workers)
+        boosters = self._boosters(workers)
+        if workers == 1:
+            out_t = self._accumulate(M, cols, groups[0], boosters[0])
         else:
-            nan = np.isnan(M)  # shared, read-only
-            groups = np.array_split(np.arange(len(self.trees)), workers)
-            boosters = self._boosters(workers)
             with ThreadPoolExecutor(max_workers=workers) as pool:
-                parts = list(pool.map(lambda w: self._accumulate(M, groups[w], nan, boosters[w]), range(workers)))
+                parts = list(pool.map(lambda w: self._accumulate(M, cols, groups[w], boosters[w]), range(workers)))
             out_t = parts[0]
             for part in parts[1:]:
                 out_t += part
@@ -205,14 +216,13 @@ class PatternTreeShap:
             self._copies.append(lgb.Booster(model_str=self._model_str))
         return self._copies[:workers]
 
-    def _accumulate(self, M: np.ndarray, trees, nan: np.ndarray | None, booster: lgb.Booster) -> np.ndarray:
+    def _accumulate(self, M: np.ndarray, cols: dict[int, tuple[np.ndarray, np.ndarray]], trees: np.ndarray,
+                    booster: lgb.Booster) -> np.ndarray:
         """The summed contributions of ``trees`` (indices), feature-major: shape ``(n_features + 1, n)``."""
         n = M.shape[0]
         bias = self.n_features
         out_t = np.zeros((bias + 1, n), dtype=np.float64)  # feature-major, so each add is contiguous
-        if n == 0:
-            return out_t
-        masks: dict[int, np.ndarray] = {}
+        M_rows = None  # row-major copy, made only if a tree has to be explained row by row
         for t in trees:
             tree = self.trees[t]
             if tree.n_nodes == 0:  # a single leaf: its whole value is base value
@@ -221,13 +231,12 @@ class PatternTreeShap:
             dtype = np.uint16 if tree.n_nodes <= 16 else np.uint32 if tree.n_nodes <= 32 else np.uint64
             pattern = np.zeros(n, dtype=dtype)
             for j in range(tree.n_nodes):
-                f = int(tree.feature[j])
-                if f not in masks:
-                    masks[f] = nan[:, f] if nan is not None else np.isnan(M[:, f])
-                pattern |= _goes_left(M[:, f], masks[f], tree, j).astype(dtype) << dtype(j)
+                x, nan = cols[int(tree.feature[j])]
+                pattern |= _goes_left(x, nan, tree, j).astype(dtype) << dtype(j)
             rep, inverse = _group(pattern, tree.n_nodes)
             if len(rep) > n // 2:  # hardly any repetition: LightGBM on every row costs less than the scatter
-                table_t = _predict_contrib(booster, M, t).T
+                M_rows = np.ascontiguousarray(M) if M_rows is None else M_rows
+                table_t = _predict_contrib(booster, M_rows, t).T
                 for f in tree.used:
                     out_t[f] += table_t[f]
             else:

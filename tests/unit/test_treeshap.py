@@ -87,6 +87,10 @@ def test_equals_lightgbm_pred_contrib(objective, params, threads):
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
     # and the contributions plus base reproduce the raw output
     np.testing.assert_allclose(got.sum(axis=1), booster.predict(rows, raw_score=True), rtol=0, atol=1e-9)
+    # too few rows to share patterns: trees are explained row by row (the fallback)
+    few = rows.iloc[[0, 500, 1000, 1500, len(rows) - 1]]
+    np.testing.assert_allclose(explainer.contributions(few, num_threads=threads),
+                               booster.predict(few, pred_contrib=True), rtol=0, atol=1e-12)
 
 
 def test_categorical_codes_follow_the_training_categories_not_the_frame():
