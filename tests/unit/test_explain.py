@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from models import explain
 from models.explain import (
     ExplanationError,
     calibrated_contributions,
@@ -238,18 +239,189 @@ def test_calibration_identity_holds_for_any_matrix_and_monotone_calibrator(m, te
 def test_flat_calibrator_step_still_names_the_drivers():
     """An isotonic step can map a row's raw score and the base to the same value: calibrated contributions are all
     zero, yet the raw ones still say what moved the model; reasons are chosen and signed by those."""
-    from models.explain import explain_batch
-
     contrib = np.array([[0.8, -0.3, 0.1, 0.5],    # raw 1.1 vs base 0.5: same flat step below
                         [0.0, 0.0, 0.0, 0.5]])   # exactly the base: nothing to say
     flat = lambda raw: np.where(np.asarray(raw) < 2.0, 0.2, 0.9)  # noqa: E731
     values = pd.DataFrame({"a": [3.0, 1.0], "b": [1.0, 1.0], "c": [0.0, 0.0]})
     catalog = {c: {"label": f"Feature {c}", "kind": "numeric", "unit": "count"} for c in "abc"}
     ex = explain_batch(contrib, flat, ["a", "b", "c"], values, catalog, outcome="churn risk", n_up=2, n_down=1)
-    first = ex.reasons[0]
+    first = json.loads(ex.reasons_json[0])
     assert [r["feature"] for r in first] == ["a", "c", "b"]
     assert all(r["contribution"] == 0.0 for r in first)            # calibrated: the score equals the base
-    assert [r["raw_contribution"] for r in first] == [0.8, 0.1, -0.3]
+    cal, _ = calibrated_contributions(contrib, flat)
+    chosen = top_reasons(cal, ["a", "b", "c"], values, catalog, n_up=2, n_down=1, rank_by=contrib[:, :-1])
+    assert [r["raw_contribution"] for r in chosen[0]] == [0.8, 0.1, -0.3]
+    assert ex.reasons_json == reasons_json(chosen)
     assert ex.reason_text[0].startswith("Feature a: 3 (raises churn risk)")
     assert "Feature b: 1 (lowers churn risk)" in ex.reason_text[0]
-    assert ex.reasons[1] == [] and ex.reason_text[1] == "No single factor stands out"
+    assert ex.reasons_json[1] == "[]" and ex.reason_text[1] == "No single factor stands out"
+
+
+# ---------------------------------------------------------------------------------------------
+# explain_batch builds its texts on arrays; the per-row functions above are the reference
+# ---------------------------------------------------------------------------------------------
+MIXED_CATALOG = {
+    "cnt": Info('Open "urgent" tickets', "sup", "numeric", "count"),
+    "tenure": Info("Tenure \\ days since start", "buy", "numeric", "days"),
+    "spend": Info("Dépense annuelle (€)", "buy", "numeric", "currency"),
+    "opened": Info("Share of emails opened", "eng", "numeric", "share"),
+    "growth": Info("Growth, %", "buy", "numeric", "percent"),
+    "score": Info("Raw score", "eng", "numeric", None),
+    "odd": Info("Odd unit", "eng", "numeric", "parsecs"),  # unknown units print as plain numbers
+    "orders": Info("Orders (nullable)", "buy", "numeric", "count"),
+    "active": Info("Active", "eng", "numeric", None),
+    "trial": Info("Trial (nullable)", "eng", "numeric", None),
+    "seats": Info("Seats", "firm", "numeric", "days"),
+    "arr32": Info("ARR (float32)", "buy", "numeric", "currency"),
+    "segment": Info("Segment", "firm", "categorical", None),
+    "city": Info("Ville / 都市", "firm", "categorical", None),
+    "tier": Info("Tier code", "firm", "categorical", None),
+    "mixed": Info("Mixed codes", "firm", "categorical", None),
+}
+
+
+def _mixed_batch(seed: int, n: int) -> tuple[np.ndarray, pd.DataFrame]:
+    """Raw contributions (base last) and feature values of every kind, unit and dtype, with the awkward values:
+    missing, negative, integral floats, exact half-cent and half-percent ties, huge and tiny numbers."""
+    rng = np.random.default_rng(seed)
+
+    def pick(*choices, p_extra: float = 0.3, base=None) -> np.ndarray:
+        out = base.copy()
+        extra = rng.random(n) < p_extra
+        out[extra] = rng.choice(np.array(choices, dtype=out.dtype), extra.sum())
+        return out
+
+    def with_missing(x: np.ndarray, share: float = 0.1) -> np.ndarray:
+        x = x.astype(float)
+        x[rng.random(n) < share] = np.nan
+        return x
+
+    values = pd.DataFrame(
+        {
+            "cnt": with_missing(pick(2.5, 3.5, -1.0, 1e6, 1234567.0, 1e17, 0.0, -0.0,
+                                     base=rng.integers(-3, 40, n).astype(float))),
+            "tenure": with_missing(pick(1.0, -1.0, 0.5, 1.5, 2.4999999999999996, 1e16,
+                                        base=rng.integers(0, 2000, n).astype(float))),
+            "spend": with_missing(pick(0.125, 2.675, 1.005, 0.005, -0.001, -0.0, 1e13, 2.5e14, 1234567.891, -9999.995,
+                                       base=rng.gamma(2.0, 400.0, n) * rng.choice([-1, 1], n))),
+            "opened": with_missing(pick(0.125, 0.005, -0.001, 0.5, 1.0, 0.0, 1e-7, base=rng.random(n))),
+            "growth": with_missing(pick(12.5, 99.5, -0.3, 0.5, 1e20, base=rng.normal(5, 30, n))),
+            "score": with_missing(pick(3.0, -7.0, 1e6, 1.005, 2.345, 1e-5, 1.5e-7, 1e15, 1e16, 1e17, 123456789.0,
+                                       -0.0, 1234567890123.4, 1e-4, 9.999e-5, base=rng.normal(0, 50, n))),
+            "odd": with_missing(rng.normal(0, 3, n).round(rng.integers(0, 3))),
+            "orders": pd.array(np.where(rng.random(n) < 0.15, None, rng.integers(-5, 5000, n)), dtype="Int64"),
+            "active": rng.random(n) < 0.5,
+            "trial": pd.array(np.where(rng.random(n) < 0.2, None, rng.random(n) < 0.5), dtype="boolean"),
+            "seats": rng.integers(-3, 300, n).astype(np.int32),
+            "arr32": with_missing(rng.gamma(2.0, 5000.0, n)).astype(np.float32),
+            "segment": pd.Categorical(rng.choice(["smb_core", "mid_market", "enterprise", None], n)),
+            "city": pd.Series(rng.choice(["Zürich_Nord", 'Quote"d', "Back\\slash", "東京", "", None], n), dtype="str"),
+            "tier": rng.integers(0, 4, n),
+            "mixed": pd.Series(rng.choice(np.array([1, 1.0, True, "1", None, "x_y"], dtype=object), n), dtype=object),
+        },
+        index=rng.permutation(n) + 1000,  # explain_batch reads rows by position, not by label
+    )
+    p = values.shape[1]
+    raw = rng.normal(0, 0.3, (n, p)) * (rng.random((n, p)) < 0.6)  # many exact zeros: never reasons
+    raw[rng.random(n) < 0.1] = 0.0                                   # rows with no reason at all
+    ties = rng.random(n) < 0.1                                       # equal contributions within a row
+    raw[ties, 1] = raw[ties, 0]
+    raw[ties, 3] = -np.abs(raw[ties, 2])
+    raw[ties, 4] = raw[ties, 3]
+    base = rng.normal(-1, 0.5, (n, 1))
+    return np.hstack([raw, base]), values
+
+
+def _reference_chain(contrib, calibrate, names, values, catalog, *, outcome, n_up, n_down):
+    """explain_batch as it was: dicts per row from top_reasons, then reasons_json and reason_sentences."""
+    cal, _ = calibrated_contributions(contrib, calibrate)
+    reasons = top_reasons(cal, names, values, catalog, n_up=n_up, n_down=n_down, rank_by=contrib[:, :-1])
+    return reasons_json(reasons), reason_sentences(reasons, catalog, outcome=outcome)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("n_up,n_down", [(3, 1), (2, 2), (0, 2), (3, 0), (0, 0), (20, 20)])
+def test_explain_batch_texts_equal_the_per_row_reference(seed, n_up, n_down, monkeypatch):
+    # Small blocks, so that a few hundred rows cross several block boundaries of both sweeps and texts.
+    monkeypatch.setattr(explain, "_BLOCK_ROWS", 37)
+    monkeypatch.setattr(explain, "_TEXT_BLOCK_ROWS", 53)
+    contrib, values = _mixed_batch(seed, 300)
+    names = list(values.columns)
+    ex = explain_batch(contrib, sigmoid, names, values, MIXED_CATALOG, outcome="the chance of SQL", n_up=n_up,
+                       n_down=n_down)
+    ref_json, ref_text = _reference_chain(contrib, sigmoid, names, values, MIXED_CATALOG, outcome="the chance of SQL",
+                                          n_up=n_up, n_down=n_down)
+    assert len(ex.reasons_json) == len(ex.reason_text) == len(values)
+    for i, (got, want) in enumerate(zip(ex.reasons_json, ref_json)):
+        assert got == want, f"row {i}"
+        assert json.loads(got) == json.loads(want)
+    for i, (got, want) in enumerate(zip(ex.reason_text, ref_text)):
+        assert got == want, f"row {i}"
+    if n_up + n_down:
+        assert sum(t == "No single factor stands out" for t in ex.reason_text) >= 10
+        assert sum(t != "No single factor stands out" for t in ex.reason_text) >= 200
+
+
+def test_explain_batch_with_fewer_features_than_slots_and_empty_batches():
+    values = pd.DataFrame({"a": [1.0, np.nan, 3.0], "b": pd.Series(["x_y", None, "z"], dtype="str")})
+    catalog = {"a": Info('Label "a"', "f", "numeric", "days"), "b": Info("Bé\\", "f", "categorical", None)}
+    contrib = np.array([[0.2, -0.1, 0.3], [0.0, 0.0, 0.3], [-0.4, 0.5, 0.3]])
+    ex = explain_batch(contrib, sigmoid, ["a", "b"], values, catalog, outcome="x", n_up=3, n_down=2)
+    assert (ex.reasons_json, ex.reason_text) == _reference_chain(contrib, sigmoid, ["a", "b"], values, catalog,
+                                                                 outcome="x", n_up=3, n_down=2)
+    assert ex.reason_text[1] == "No single factor stands out" and ex.reasons_json[1] == "[]"
+    empty = explain_batch(contrib[:0], sigmoid, ["a", "b"], values.iloc[:0], catalog, outcome="x")
+    assert empty.reasons_json == empty.reason_text == [] and empty.score.shape == (0,)
+
+
+def test_explain_batch_score_and_raw_are_bit_identical_to_the_matrix_path(monkeypatch):
+    monkeypatch.setattr(explain, "_BLOCK_ROWS", 7)
+    contrib, values = _mixed_batch(5, 100)
+    ex = explain_batch(contrib, sigmoid, list(values.columns), values, MIXED_CATALOG, outcome="x")
+    cal, base_cal = calibrated_contributions(contrib, sigmoid)
+    assert np.array_equal(ex.score, cal.sum(axis=1) + base_cal)  # bit for bit, though summed block by block
+    assert np.array_equal(ex.raw, contrib.sum(axis=1))
+
+
+def test_non_finite_values_are_refused_as_by_the_reference():
+    values = pd.DataFrame({"a": [np.inf, 1.0]})
+    catalog = {"a": Info("A", "f", "numeric", "count")}
+    contrib = np.array([[0.5, 0.0], [0.5, 0.0]])
+    with pytest.raises(ValueError, match="Out of range float values are not JSON compliant"):
+        _reference_chain(contrib, sigmoid, ["a"], values, catalog, outcome="x", n_up=1, n_down=0)
+    with pytest.raises(ValueError, match="Out of range float values are not JSON compliant"):
+        explain_batch(contrib, sigmoid, ["a"], values, catalog, outcome="x", n_up=1, n_down=0)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_sweep_selection_equals_argpartition_including_ties(seed, monkeypatch):
+    """The arg-max sweeps choose what argpartition chose: rows with ties among positive values go to argpartition."""
+    monkeypatch.setattr(explain, "_BLOCK_ROWS", 11)
+    rng = np.random.default_rng(seed)
+    m = rng.choice([-0.5, -0.2, 0.0, 0.0, 0.1, 0.2, 0.2, 0.7], size=(500, 9))  # ties everywhere
+    m[rng.random(500) < 0.3] = rng.normal(size=(1, 9))
+    for k in (1, 2, 3, 4, 9):
+        for lowest in (False, True):
+            idx, vals = explain._top_k(m, k, lowest=lowest)
+            ref_idx, ref_vals = explain._top_k_partition(-m if lowest else m, k)
+            positive = ref_vals > 0
+            assert np.array_equal(vals[positive], ref_vals[positive]) and np.array_equal(positive, vals > 0)
+            assert np.array_equal(idx[positive], ref_idx[positive]), (k, lowest)
+
+
+@pytest.mark.parametrize(
+    "x",
+    [
+        [0.125, 0.375, 2.675, 1.005, 0.005, 0.015, -0.001, -0.0, 0.0, 1e13, 1e13 - 0.005, 9.995, -9999.995, 2.5, 3.5],
+        [1e-4, 9.99e-5, 1e-5, 1.5e-7, 1e15, 1e16, 1e17, 1e22, 123456789012345.0, 999999999999999.9, 5e-324, 1.7e306],
+    ],
+)
+def test_number_formatters_match_python_on_ties_and_extremes(x):
+    x = np.array(x)
+    assert explain._float_json(x).to_pylist() == [json.dumps(v) for v in x.tolist()]
+    assert explain._two_decimals(x).to_pylist() == [f"{v:,.2f}" for v in x.tolist()]
+    assert explain._no_decimals(x * 100).to_pylist() == [f"{v * 100:.0f}" for v in x.tolist()]
+    whole = np.rint(x)
+    assert explain._thousands(whole).to_pylist() == [f"{int(v):,}" for v in whole.tolist()]
+    c = np.concatenate([x, -x, x * 3.3, [0.1234565, 0.1234575, 1234565.0, 0.999999500000001, 9.9999995e-5]])
+    assert explain._six_significant(c).tolist() == [float(f"{v:.6g}") for v in c.tolist()]
