@@ -102,15 +102,15 @@ def calibrated_contributions(
         ``f(base)``, the calibrated base value per row; ``contrib_cal.sum(1) + base_cal == f(raw)``.
     """
     contrib = np.asarray(contrib, dtype=np.float64)
-    scale, base_cal = _calibration_scale(contrib, calibrate)
+    scale, base_cal, _ = _calibration_scale(contrib, calibrate)
     # On flat rows the identity error is O((raw - base)^2) < 1e-18: no correction (it could flip a tiny reason).
     return contrib[:, :-1] * scale[:, None], base_cal
 
 
 def _calibration_scale(
     contrib: np.ndarray, calibrate: Callable[[np.ndarray], np.ndarray]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per row, the slope ``s`` of :func:`calibrated_contributions` and ``f(base)``; ``contrib`` is float64."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row, the slope ``s`` of :func:`calibrated_contributions`, ``f(base)`` and ``f(raw)``; ``contrib`` is float64."""
     if contrib.ndim != 2 or contrib.shape[1] < 2:
         raise ExplanationError(
             f"contrib must be a 2-D array (n_rows, n_features + 1) with the base value last; got shape {contrib.shape}."
@@ -134,16 +134,7 @@ def _calibration_scale(
         up = np.asarray(calibrate(b + _DERIV_STEP), dtype=np.float64)
         down = np.asarray(calibrate(b - _DERIV_STEP), dtype=np.float64)
         scale[flat] = (up - down) / (2 * _DERIV_STEP)
-    return scale, f_base
-
-
-def _calibrated_row_sums(feats: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """``(feats * scale[:, None]).sum(axis=1)`` bit for bit, a block of rows at a time (no second matrix)."""
-    out = np.empty(len(feats))
-    for start in range(0, len(feats), _BLOCK_ROWS):
-        block = slice(start, start + _BLOCK_ROWS)
-        out[block] = (feats[block] * scale[block, None]).sum(axis=1)
-    return out
+    return scale, f_base, f_raw
 
 
 # ---------------------------------------------------------------------------------------------
@@ -897,7 +888,9 @@ def _render_block(feature: np.ndarray, contribution: np.ndarray, first_row: int,
 class Explained:
     """Everything the write-back needs from one scoring batch, row-aligned with the input.
 
-    ``score`` is the calibrated score f(raw); ``raw`` the raw model output (contributions + base);
+    ``score`` is the calibrated score f(raw), computed from raw directly, so rows on one flat calibration step tie
+    exactly (the calibrated contributions plus f(base) reproduce it to rounding); ``raw`` the raw model output
+    (contributions + base);
     ``reasons_json`` and ``reason_text`` are what :func:`reasons_json` and :func:`reason_sentences` give for
     ``top_reasons(contrib_cal, ..., rank_by=raw contributions)``.
     """
@@ -926,7 +919,7 @@ def explain_batch(
     built on arrays rather than per-row dicts.
     """
     contrib = np.asarray(contrib, dtype=np.float64)
-    scale, base_cal = _calibration_scale(contrib, calibrate)
+    scale, _, f_raw = _calibration_scale(contrib, calibrate)
     raw = contrib[:, :-1]
     feature_names = list(feature_names)
     _check_inputs(raw.shape, feature_names, values)
@@ -937,7 +930,7 @@ def explain_batch(
     reasons, sentences = _render(idx, feature_names, values, catalog, outcome=outcome, n_up=n_up)
     return Explained(
         raw=contrib.sum(axis=1),
-        score=_calibrated_row_sums(raw, scale) + base_cal,
+        score=f_raw,
         reasons_json=reasons,
         reason_text=sentences,
     )

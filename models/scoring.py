@@ -71,7 +71,7 @@ def score_task(model, spec: TaskSpec, fs: FeatureSet, *, model_version: int | st
             explainer.check(X, contrib, np.linspace(0, len(X) - 1, min(options.check_rows, len(X))).astype(int))
         ex = explain_batch(contrib, model.calibrate_raw, names, chunk[names], model.catalog, outcome=outcome,
                            n_up=options.reasons_up, n_down=options.reasons_down)
-        scores.append(model.calibrate_raw(ex.raw))
+        scores.append(ex.score)
         reasons.extend(ex.reasons_json)
         texts.extend(ex.reason_text)
     scheme_thresholds = (options.band_thresholds or {}).get(TASK_SCHEME[spec.name])

@@ -374,13 +374,24 @@ def test_explain_batch_with_fewer_features_than_slots_and_empty_batches():
     assert empty.reasons_json == empty.reason_text == [] and empty.score.shape == (0,)
 
 
-def test_explain_batch_score_and_raw_are_bit_identical_to_the_matrix_path(monkeypatch):
+def test_explain_batch_score_is_the_calibrated_raw_score(monkeypatch):
     monkeypatch.setattr(explain, "_BLOCK_ROWS", 7)
     contrib, values = _mixed_batch(5, 100)
     ex = explain_batch(contrib, sigmoid, list(values.columns), values, MIXED_CATALOG, outcome="x")
-    cal, base_cal = calibrated_contributions(contrib, sigmoid)
-    assert np.array_equal(ex.score, cal.sum(axis=1) + base_cal)  # bit for bit, though summed block by block
     assert np.array_equal(ex.raw, contrib.sum(axis=1))
+    assert np.array_equal(ex.score, sigmoid(contrib[:, :-1].sum(axis=1) + contrib[:, -1]))
+    cal, base_cal = calibrated_contributions(contrib, sigmoid)
+    np.testing.assert_allclose(cal.sum(axis=1) + base_cal, ex.score, rtol=0, atol=1e-12)
+
+
+def test_rows_on_one_flat_calibration_step_tie_exactly():
+    """Percentiles rank ties together, so rows whose raw scores fall on one flat step must get the same score."""
+    step = lambda r: np.where(r < 0.0, 0.1, 0.6)  # an isotonic calibrator with two steps
+    rng = np.random.default_rng(4)
+    contrib = np.column_stack([rng.normal(size=(50, 3)), np.full(50, 0.3)])
+    values = pd.DataFrame(rng.normal(size=(50, 3)), columns=["a", "b", "c"])
+    ex = explain_batch(contrib, step, ["a", "b", "c"], values, {}, outcome="x")
+    assert set(ex.score.tolist()) == {0.1, 0.6}
 
 
 def test_non_finite_values_are_refused_as_by_the_reference():
