@@ -26,6 +26,7 @@ from crm.extract import read_tables, redact
 from crm.privacy import exclude_deleted, profiling_view
 from data_contracts.gate import run_quality_gate
 from data_contracts.validate import ValidationReport
+from features.catalog import FeatureSet
 from models.dataset import (
     CutoffOptions,
     FeatureOptions,
@@ -311,12 +312,10 @@ class ScoreSummary:
 
 
 @task(name="score-model", cache_policy=NO_CACHE)
-def score_one(spec: TaskSpec, tables: Mapping[str, pd.DataFrame], settings: Settings, as_of: pd.Timestamp,
-              registry) -> tuple[pd.DataFrame, int]:
-    """Features at as_of (same code as training), the champion, scores with reasons (pure call)."""
+def score_one(spec: TaskSpec, fs: FeatureSet, settings: Settings, registry) -> tuple[pd.DataFrame, int]:
+    """The champion's scores with reasons for the features at as_of (pure call around the model load)."""
     from models.scoring import ScoringOptions, score_task
 
-    fs = build_scoring_features(tables, spec, as_of=as_of, options=feature_options(settings))
     model, version = registry.load_champion(spec.name, expected_features=list(fs.catalog))
     opts = ScoringOptions(reasons_up=settings.scoring.reasons_up, reasons_down=settings.scoring.reasons_down,
                           chunk_rows=settings.scoring.chunk_rows, threads=settings.scoring.threads,
@@ -359,6 +358,7 @@ def score_flow(config_file: str | None = None, crm: str | None = None, as_of: st
     frames: dict[str, pd.DataFrame] = {}
     versions: dict[str, int] = {}
     skipped: dict[str, str] = {}
+    features: dict[tuple[str, str], FeatureSet] = {}  # churn and clv score the same population: build it once
     for spec in specs:
         missing = missing_tables(tables, spec)
         if missing:
@@ -368,7 +368,10 @@ def score_flow(config_file: str | None = None, crm: str | None = None, as_of: st
             skipped[spec.name] = "no champion model yet (run `crmscore train`; a model that failed the gate stays challenger)"
             continue
         _say(f"{spec.name}: scoring with the champion and explaining each score")
-        frames[spec.name], versions[spec.name] = score_one(spec, tables, settings, as_of_ts, registry)
+        key = (spec.entity, spec.population)
+        if key not in features:  # the same code as training, at as_of
+            features[key] = build_scoring_features(tables, spec, as_of=as_of_ts, options=feature_options(settings))
+        frames[spec.name], versions[spec.name] = score_one(spec, features[key], settings, registry)
     if not frames:
         raise NoChampionError("no task could be scored: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
     for name, why in skipped.items():
