@@ -103,7 +103,6 @@ def _throughput(crm: str, cfg: Path, accounts: int, seed: int) -> None:
     bare ``pred_contrib`` call is timed on 20,000 of the rows for comparison. Extrapolated linearly to 1M eligible
     accounts (conservative for the pattern TreeSHAP, whose cost per row falls as rows share decision patterns).
     """
-    from benchmarks.bench_score import _PeakRss
     from crm.privacy import profiling_view
     from crm.synthetic import generate_world
     from crm.writeback import write_scores
@@ -126,25 +125,24 @@ def _throughput(crm: str, cfg: Path, accounts: int, seed: int) -> None:
     spent = {"features": 0.0, "pred_contrib": 0.0, "pattern": 0.0, "score_task": 0.0}
     frames, n_rows = {}, 0
     opts = ScoringOptions(chunk_rows=settings.scoring.chunk_rows, threads=settings.scoring.threads)
-    with _PeakRss() as mem:
-        t0 = time.perf_counter()  # churn and clv score the same population: the flow builds its features once
-        fs = build_scoring_features(tables, TASKS["churn"], as_of=as_of, options=FeatureOptions())
-        spent["features"] += time.perf_counter() - t0
-        for name in ("churn", "clv"):
-            model, version = reg.load_champion(name, list(fs.catalog))
-            n_rows = len(fs.frame)
-            sample = fs.frame.iloc[:20_000]
-            t0 = time.perf_counter()
-            model.contributions(sample, num_threads=0)
-            spent["pred_contrib"] += (time.perf_counter() - t0) * n_rows / len(sample)
-            t0 = time.perf_counter()
-            PatternTreeShap(model.booster).contributions(model.matrix(fs.frame))
-            spent["pattern"] += time.perf_counter() - t0
-            t0 = time.perf_counter()
-            frames[name] = score_task(model, TASKS[name], fs, model_version=version, options=opts)
-            spent["score_task"] += time.perf_counter() - t0
-            print(f"  {name}: {n_rows:,} eligible accounts, booster {model.booster.num_trees()} trees "
-                  f"(up to {model.params.get('num_leaves', '?')} leaves)")
+    t0 = time.perf_counter()  # churn and clv score the same population: the flow builds its features once
+    fs = build_scoring_features(tables, TASKS["churn"], as_of=as_of, options=FeatureOptions())
+    spent["features"] = time.perf_counter() - t0
+    for name in ("churn", "clv"):
+        model, version = reg.load_champion(name, list(fs.catalog))
+        n_rows = len(fs.frame)
+        sample = fs.frame.iloc[:20_000]
+        t0 = time.perf_counter()
+        model.contributions(sample, num_threads=0)
+        spent["pred_contrib"] += (time.perf_counter() - t0) * n_rows / len(sample)
+        t0 = time.perf_counter()
+        PatternTreeShap(model.booster).contributions(model.matrix(fs.frame))
+        spent["pattern"] += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        frames[name] = score_task(model, TASKS[name], fs, model_version=version, options=opts)
+        spent["score_task"] += time.perf_counter() - t0
+        print(f"  {name}: {n_rows:,} eligible accounts, booster {model.booster.num_trees()} trees "
+              f"(up to {model.params.get('num_leaves', '?')} leaves)")
     scores = pd.concat(frames.values(), ignore_index=True)
     var = value_at_risk_rows(frames["churn"], frames["clv"])
     with tempfile.TemporaryDirectory() as tmp:
@@ -157,7 +155,7 @@ def _throughput(crm: str, cfg: Path, accounts: int, seed: int) -> None:
     print(f"scoring {n_rows:,} accounts for churn + clv (all cores): features {spent['features']:.1f} s; bare pred_contrib "
           f"{spent['pred_contrib']:.1f} s (timed on 20,000 rows per model); pattern TreeSHAP {spent['pattern']:.1f} s; "
           f"whole score_task {spent['score_task']:.1f} s; SQLite write-back of {len(scores):,} rows + value at risk "
-          f"{write_s:.1f} s; peak memory growth {mem.growth_mib:,.0f} MiB")
+          f"{write_s:.1f} s")
     print(f"beyond TreeSHAP (calibration mapping, top-k, sentences, JSON, bands, write-back): {after:.1f} s = "
           f"{100 * after / spent['pred_contrib']:.0f}% of the bare pred_contrib call (target <= 20%)")
     print(f"extrapolated to 1M eligible accounts: scoring with reasons + SQLite write-back "
