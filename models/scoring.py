@@ -16,6 +16,7 @@ import pandas as pd
 
 from features.catalog import FeatureSet
 from models.bands import TASK_SCHEME, build_score_rows
+from models.errors import ModelConfigError
 from models.explain import OUTCOME_WORDS, explain_batch
 from models.tasks import TaskSpec
 from models.treeshap import PatternTreeShap
@@ -38,7 +39,7 @@ class ScoringOptions:
 
     def __post_init__(self) -> None:
         if self.treeshap not in TREESHAP_METHODS:
-            raise ValueError(f"scoring.treeshap must be one of {TREESHAP_METHODS}; got {self.treeshap!r}.")
+            raise ModelConfigError(f"scoring.treeshap must be one of {TREESHAP_METHODS}; got {self.treeshap!r}.")
 
 
 def score_task(model, spec: TaskSpec, fs: FeatureSet, *, model_version: int | str,

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from features.catalog import FeatureSet
+from models.errors import ModelConfigError
 from models.scoring import ScoringOptions, score_task
 from models.tasks import TASKS
 from models.train import train_task
@@ -55,5 +56,5 @@ def test_scores_are_the_calibrated_predictions_and_reasons_are_complete(scored):
 
 
 def test_unknown_treeshap_method_is_refused():
-    with pytest.raises(ValueError, match=r"scoring.treeshap must be one of \('pattern', 'lightgbm'\); got 'fast'"):
+    with pytest.raises(ModelConfigError, match=r"scoring.treeshap must be one of \('pattern', 'lightgbm'\); got 'fast'"):
         ScoringOptions(treeshap="fast")
