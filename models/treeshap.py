@@ -157,6 +157,8 @@ class PatternTreeShap:
         self.booster = booster
         self.n_features = booster.num_feature()
         self.trees = tuple(_flatten(t["tree_structure"]) for t in dump["tree_info"])
+        # every feature some tree splits on: the only columns whose decisions are evaluated
+        self._used = sorted({int(f) for tree in self.trees for f in tree.used})
         self._pandas_categorical = booster.pandas_categorical or []
         self._model_str = booster.model_to_string()
         self._copies: list[lgb.Booster] = []
@@ -196,7 +198,7 @@ class PatternTreeShap:
         workers = max(1, min(num_threads or os.cpu_count() or 1, len(self.trees)))
         if n == 0:
             return np.zeros((0, self.n_features + 1))
-        cols = {f: _column(M[:, f]) for f in np.unique(np.concatenate([t.used for t in self.trees] + [[]])).astype(int)}
+        cols = {f: _column(M[:, f]) for f in self._used}
         groups = np.array_split(np.arange(len(self.trees)), workers)
         boosters = self._boosters(workers)
         if workers == 1:
