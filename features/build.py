@@ -100,29 +100,28 @@ def build_features(
     return FeatureSet(frame=frame, catalog=catalog)
 
 
-#: Populations whose rows get features when scoring an entity "as of" a date.
-SCORING_POPULATIONS: dict[str, tuple[str, ...]] = {"account": ("active_customers",),
-                                                   "lead": ("open_leads", "sql_leads")}
-
-
 def features_as_of(
     tables: dict[str, pd.DataFrame],
     entity: str,
     as_of: pd.Timestamp | str,
     *,
-    churn_lookback_days: int = 365,
-    windows_days: Sequence[int] = (30, 90, 365),
+    populations: Sequence[str],
+    churn_lookback_days: int,
+    windows_days: Sequence[int],
 ) -> FeatureSet:
-    """Features of every record scorable at `as_of`: the `crmscore features` command in one pure call.
+    """Features of every record of `populations` at `as_of`: the `crmscore features` command in one pure call.
 
-    Accounts: the active customers at `as_of`; leads: open and SQL leads at `as_of` (one row each, open leads
-    first). Same code path as training, with a one-cutoff spine.
+    `populations` are spine populations of `entity` (the caller knows which ones its tasks score: accounts the
+    active customers, leads the open and the SQL leads); a record in several appears once, in the first one.
+    Same code path as training, with a one-cutoff spine.
     """
     if entity not in ENTITIES:
         raise UnknownOptionError(f"entity={entity!r} is not known; possible values are {list(ENTITIES)}.")
-    spines = [build_spine(tables, pop, [as_of], churn_lookback_days=churn_lookback_days)
-              for pop in SCORING_POPULATIONS[entity]]
+    if not populations:
+        raise InvalidInputError(f"no population given for entity {entity!r}.")
+    spines = [build_spine(tables, pop, [as_of], churn_lookback_days=churn_lookback_days) for pop in populations]
     spine = pd.concat(spines, ignore_index=True) if len(spines) > 1 else spines[0]
+    spine = spine.drop_duplicates("entity_id", ignore_index=True)
     return build_features(tables, spine, entity, windows_days=windows_days)
 
 
@@ -131,4 +130,4 @@ def feature_columns(catalog: dict[str, FeatureInfo], kind: str | None = None) ->
     return [c for c, info in catalog.items() if kind is None or info.kind == kind]
 
 
-__all__ = ["ENTITIES", "SCORING_POPULATIONS", "build_features", "feature_columns", "features_as_of"]
+__all__ = ["ENTITIES", "build_features", "feature_columns", "features_as_of"]

@@ -21,25 +21,21 @@ clv -> top / middle / low
 """
 from __future__ import annotations
 
-from models.errors import ModelError
-from models.tasks import TASKS
-
 from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 
-SCHEMES: tuple[str, ...] = ("churn", "lead", "clv")
+from models.errors import ModelError
+from models.tasks import BAND_SCHEMES
+
+SCHEMES: tuple[str, ...] = BAND_SCHEMES
 
 DEFAULT_THRESHOLDS: dict[str, dict[str, float]] = {
     "churn": {"high_probability": 0.5, "high_top_percent": 10, "medium_probability": 0.25, "medium_top_percent": 30},
     "lead": {"a_top_percent": 10, "b_top_percent": 30, "c_top_percent": 60},
     "clv": {"top_percent": 20, "low_percent": 40},
 }
-
-#: Which band scheme each task uses (from the task registry: one source).
-TASK_SCHEME: dict[str, str] = {name: spec.band_scheme for name, spec in TASKS.items()}
-
 
 class BandError(ModelError, ValueError):
     """Unknown scheme, unknown or inconsistent thresholds, misaligned inputs."""
@@ -105,7 +101,7 @@ def assign_bands(
     ----------
     scores : the reported scores (probability for churn and leads, amount for clv).
     percentiles : from :func:`percentiles` on the same rows (1..100).
-    scheme : "churn", "lead" or "clv" (``TASK_SCHEME`` maps task names).
+    scheme : "churn", "lead" or "clv" (a task's ``band_scheme``).
     thresholds : overrides of ``DEFAULT_THRESHOLDS[scheme]``.
 
     Returns
@@ -154,6 +150,7 @@ def build_score_rows(
     entity_ids: pd.Series | np.ndarray | list,
     scores: np.ndarray | pd.Series,
     *,
+    scheme: str,
     model_version: str,
     reasons_json: list[str] | None = None,
     reason_text: list[str] | None = None,
@@ -163,8 +160,9 @@ def build_score_rows(
 
     Parameters
     ----------
-    task : "churn", "clv", "lead_mql" or "lead_sql" (band scheme from :data:`TASK_SCHEME`).
+    task : the task name (the ``model`` column).
     entity_type : "account" or "lead".
+    scheme : the task's band scheme (``TaskSpec.band_scheme``).
     entity_ids, scores : aligned, one per scored entity (the spine rows at the run's as_of).
     model_version : the registered model version that produced the scores.
     reasons_json, reason_text : from ``models.explain`` (aligned); missing when not explained.
@@ -174,8 +172,6 @@ def build_score_rows(
     -------
     DataFrame with :data:`SCORE_ROW_COLUMNS`, one row per entity, input order.
     """
-    if task not in TASK_SCHEME:
-        raise BandError(f"Unknown task {task!r}. Possible values are: {list(TASK_SCHEME)}.")
     s = pd.Series(np.asarray(scores, dtype=np.float64))
     n = len(s)
     ids = pd.Series(np.asarray(entity_ids, dtype=object)).astype("str")
@@ -183,7 +179,7 @@ def build_score_rows(
         if seq is not None and len(seq) != n:
             raise BandError(f"{name} has {len(seq)} rows but scores has {n}; they must align.")
     pct = percentiles(s)
-    band = assign_bands(s, pct, TASK_SCHEME[task], thresholds)
+    band = assign_bands(s, pct, scheme, thresholds)
     missing_text = pd.Series([np.nan] * n, dtype="str")
     return pd.DataFrame(
         {

@@ -19,10 +19,6 @@ from models.errors import BTYDFitError, TrainingDataError
 from models.tasks import TaskSpec
 from models.train import TrainingData
 
-#: Tables each entity's population needs; a task whose tables are absent is skipped, not failed.
-REQUIRED_TABLES: dict[str, tuple[str, ...]] = {"account": ("accounts",), "lead": ("leads",)}
-
-
 @dataclass(frozen=True)
 class FeatureOptions:
     """How features and spines are built (config sections ``features`` and ``eligibility``)."""
@@ -41,8 +37,8 @@ class CutoffOptions:
 
 
 def missing_tables(tables: Mapping[str, pd.DataFrame], spec: TaskSpec) -> list[str]:
-    """Tables the task needs that the extract lacks (or holds empty), e.g. ``["leads"]``."""
-    return [t for t in REQUIRED_TABLES[spec.entity] if t not in tables or len(tables[t]) == 0]
+    """Tables the task's population needs that the extract lacks (or holds empty), e.g. ``["leads"]``."""
+    return [t for t in spec.population_spec.required_tables if t not in tables or len(tables[t]) == 0]
 
 
 def build_training_data(
@@ -75,7 +71,7 @@ def build_training_data(
     label = make_labels(tables, spine, spec.label, horizon_days)
     fs = build_features(tables, spine, spec.entity, windows_days=options.windows_days)
     baselines: dict[str, pd.Series] = {}
-    if spec.name == "clv" and "orders" in tables and len(tables["orders"]):
+    if "btyd" in spec.baselines and "orders" in tables and len(tables["orders"]):
         try:
             baselines["btyd"] = btyd_baseline(tables["orders"], fs.frame, horizon_days)
         except BTYDFitError:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from features.catalog import FeatureSet
-from models.bands import TASK_SCHEME, build_score_rows
+from models.bands import build_score_rows
 from models.errors import ModelConfigError
 from models.explain import OUTCOME_WORDS, explain_batch
 from models.tasks import TaskSpec
@@ -75,7 +75,7 @@ def score_task(model, spec: TaskSpec, fs: FeatureSet, *, model_version: int | st
         scores.append(ex.score)
         reasons.extend(ex.reasons_json)
         texts.extend(ex.reason_text)
-    scheme_thresholds = (options.band_thresholds or {}).get(TASK_SCHEME[spec.name])
+    scheme_thresholds = (options.band_thresholds or {}).get(spec.band_scheme)
     return build_score_rows(spec.name, spec.entity, frame["entity_id"], np.concatenate(scores),
-                            model_version=str(model_version), reasons_json=reasons, reason_text=texts,
-                            thresholds=scheme_thresholds)
+                            scheme=spec.band_scheme, model_version=str(model_version), reasons_json=reasons,
+                            reason_text=texts, thresholds=scheme_thresholds)

@@ -70,10 +70,11 @@ def generate(
     settings = _settings(config, crm)
     as_of_ts = _timestamp(as_of)
     from crm.synthetic import generate_world, write_world
+    from pipelines.config import generator_horizons
 
     truth_path = truth or settings.workdir / "truth.parquet"
     with console.status(f"Simulating {accounts:,} accounts and {leads:,} leads..."):
-        world = generate_world(accounts, leads, seed, as_of_ts, horizons=settings.horizons.model_dump())
+        world = generate_world(accounts, leads, seed, as_of_ts, horizons=generator_horizons(settings))
     with console.status(f"Writing the CRM to {_show(settings.crm_url)}..."):
         write_world(world, settings.crm_url, truth_path)
     print_counts(world.tables, f"Generated CRM at {_show(settings.crm_url)} (as of {as_of_ts.date()})")
@@ -160,8 +161,10 @@ def features(
 
     import pandas as pd
 
-    if entity not in ("account", "lead"):
-        raise click.BadParameter(f"{entity!r}; possible values are account, lead", param_hint="--entity")
+    from models.tasks import ENTITIES, populations_of
+
+    if entity not in ENTITIES:
+        raise click.BadParameter(f"{entity!r}; possible values are {', '.join(ENTITIES)}", param_hint="--entity")
     as_of_ts = _timestamp(as_of) or pd.Timestamp.now(tz="UTC").floor("s")
     from crm.extract import read_extract
     from crm.privacy import profiling_view
@@ -169,7 +172,8 @@ def features(
 
     with console.status("Reading the extract and building features..."):
         tables = profiling_view(read_extract(settings.crm_url).tables)
-        fs = features_as_of(tables, entity, as_of_ts, churn_lookback_days=settings.eligibility.churn_lookback_days,
+        fs = features_as_of(tables, entity, as_of_ts, populations=populations_of(entity),
+                            churn_lookback_days=settings.eligibility.churn_lookback_days,
                             windows_days=settings.features.windows_days)
     out.parent.mkdir(parents=True, exist_ok=True)
     fs.frame.to_parquet(out, index=False)
@@ -184,7 +188,8 @@ def train(
     crm: CrmOpt = None,
     config: ConfigOpt = None,
     as_of: AsOfOpt = None,
-    models: Annotated[Optional[str], typer.Option(help="Comma-separated tasks: churn,clv,lead_mql,lead_sql (default all).")] = None,
+    models: Annotated[Optional[str], typer.Option(help="Comma-separated tasks of the registry (default all; "
+                                                       "`crmscore tasks` lists them).")] = None,
 ) -> None:
     """Validate, build point-in-time training sets, train and evaluate LightGBM per task, register in MLflow.
 
@@ -216,12 +221,29 @@ def score(crm: CrmOpt = None, config: ConfigOpt = None, as_of: AsOfOpt = None,
         console.print(f"[yellow]{name} not scored:[/yellow] {why}")
 
 
-LIST_KINDS = {"at-risk": "churn", "top-leads": "lead_mql", "sql-leads": "lead_sql", "clv": "clv"}
+@app.command()
+def tasks(config: ConfigOpt = None) -> None:
+    """The registered prediction tasks: who each scores, what it predicts, over which horizon, and its list."""
+    settings = load_settings(config)
+    from rich.table import Table
+
+    from models.tasks import TASKS
+    from pipelines.config import task_horizons
+
+    horizons = task_horizons(settings)
+    t = Table(title="crmscore tasks (models/tasks.py)")
+    for c in ("task", "scores", "predicts", "horizon", "band scheme", "list"):
+        t.add_column(c, overflow="fold")
+    for spec in TASKS.values():
+        t.add_row(spec.name, spec.population_spec.eligibility.split(" (")[0], f"{spec.outcome} ({spec.kind})",
+                  f"{horizons[spec.name]} days", spec.band_scheme, spec.list_name)
+    console.print(t)
 
 
 @app.command("list")
 def list_(
-    kind: Annotated[str, typer.Argument(help="at-risk | top-leads | sql-leads | clv")],
+    kind: Annotated[str, typer.Argument(help="Which list: the list name of a task (`crmscore tasks` lists them: "
+                                             "at-risk, clv, top-leads, sql-leads).")],
     crm: CrmOpt = None,
     config: ConfigOpt = None,
     top: Annotated[int, typer.Option(help="How many rows.", min=1)] = 20,
@@ -234,13 +256,18 @@ def list_(
     at-risk is ranked by value at risk (churn probability x CLV) when both are scored, else by churn probability.
     """
     settings = _settings(config, crm)
-    if kind not in LIST_KINDS:
-        raise click.BadParameter(f"{kind!r}; possible values are {', '.join(LIST_KINDS)}", param_hint="KIND")
+    from models.errors import UnknownTaskError
+    from models.tasks import task_for_list
+
+    try:
+        spec = task_for_list(kind)
+    except UnknownTaskError as exc:
+        raise click.BadParameter(str(exc).removeprefix("unknown list "), param_hint="KIND") from None
     if format not in ("table", "csv", "json"):
         raise click.BadParameter(f"{format!r}; possible values are table, csv, json", param_hint="--format")
     from pipelines.lists import ranked_list
 
-    frame = ranked_list(settings.crm_url, LIST_KINDS[kind], top=top, segment=segment)
+    frame = ranked_list(settings.crm_url, spec.name, top=top, segment=segment)
     if format == "table" and out is None:
         print_list(frame, kind)
         return

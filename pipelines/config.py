@@ -9,6 +9,7 @@ import os
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Literal
 
 import yaml
@@ -31,13 +32,6 @@ class MlflowSettings(_Frozen):
     tracking_uri: str | None = None
     artifact_root: str | None = None
     experiment: str = "crmscore"
-
-
-class Horizons(_Frozen):
-    churn_days: int = Field(90, gt=0)
-    clv_days: int = Field(365, gt=0)
-    lead_mql_days: int = Field(60, gt=0)
-    lead_sql_days: int = Field(90, gt=0)
 
 
 class Eligibility(_Frozen):
@@ -132,7 +126,8 @@ class Settings(_Frozen):
     workdir: Path = Path(".crmscore")
     crm: CrmSettings = CrmSettings()
     mlflow: MlflowSettings = MlflowSettings()
-    horizons: Horizons = Horizons()
+    # task name -> label horizon in days; a task not named uses its registry default (models/tasks.py)
+    horizons: Mapping[str, int] = Field(default_factory=dict)
     eligibility: Eligibility = Eligibility()
     training: Training = Training()
     features: FeatureSettings = FeatureSettings()
@@ -144,6 +139,19 @@ class Settings(_Frozen):
     bands: dict[str, dict[str, float]] = Field(default_factory=dict)
     schedule: ScheduleSettings = ScheduleSettings()
     demo: DemoSettings = DemoSettings()
+
+    @field_validator("horizons")
+    @classmethod
+    def _registered_positive_horizons(cls, v: Mapping[str, int]) -> Mapping[str, int]:
+        from models.tasks import TASKS
+
+        unknown = sorted(set(v) - set(TASKS))
+        if unknown:
+            raise ValueError(f"{unknown} are not registered tasks; name one of {sorted(TASKS)} (`crmscore tasks`)")
+        bad = {k: d for k, d in v.items() if d <= 0}
+        if bad:
+            raise ValueError(f"horizons must be positive day counts, got {bad}")
+        return MappingProxyType(dict(v))  # frozen like the rest of the settings
 
     @field_validator("workdir")
     @classmethod
@@ -171,9 +179,6 @@ class Settings(_Frozen):
     @property
     def reports_dir(self) -> Path:
         return (self.workdir / "reports").resolve()
-
-    def horizon(self, key: str) -> int:
-        return int(getattr(self.horizons, key))
 
 
 def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -216,3 +221,15 @@ def load_settings(config_file: str | Path | None = None, *, crm: str | None = No
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         raise ConfigError(f"invalid configuration: {problems}") from exc
+
+
+def task_horizons(settings: Settings) -> dict[str, int]:
+    """Label horizon (days) of every registered task: ``horizons.<task>`` of the config, else the registry's."""
+    from models.tasks import TASKS, horizon_days
+
+    return {name: horizon_days(spec, settings.horizons) for name, spec in TASKS.items()}
+
+
+def generator_horizons(settings: Settings) -> dict[str, int]:
+    """The horizons handed to the synthetic generator (``<task>_days`` keys; it simulates the tasks it knows)."""
+    return {f"{name}_days": days for name, days in task_horizons(settings).items()}

@@ -16,6 +16,8 @@ def run_demo(settings: Settings, config: Path | None, console: Console) -> None:
     from crm.synthetic import generate_world, write_world
     from crm.writeback import read_scores
     from models.evaluate import compare_with_truth
+    from models.tasks import TASKS
+    from pipelines.config import generator_horizons
     from pipelines.flows import score_flow, set_progress, train_flow
     from pipelines.lists import ranked_list
 
@@ -28,7 +30,7 @@ def run_demo(settings: Settings, config: Path | None, console: Console) -> None:
 
     console.rule(f"1. A synthetic CRM: {d.accounts:,} accounts, {d.leads:,} leads, as of {as_of.date()}")
     with console.status("Simulating two years of a business and its future..."):
-        world = generate_world(d.accounts, d.leads, d.seed, as_of, horizons=settings.horizons.model_dump())
+        world = generate_world(d.accounts, d.leads, d.seed, as_of, horizons=generator_horizons(settings))
         write_world(world, crm, truth_path)
     print_counts(world.tables, "CRM tables")
     console.print(f"Written to {redact(crm)}; PII columns included, as in a real extract; truth kept apart: {truth_path}")
@@ -55,8 +57,9 @@ def run_demo(settings: Settings, config: Path | None, console: Console) -> None:
     console.print(t)
 
     console.rule("5. Lists for marketers")
-    print_list(ranked_list(crm, "churn", top=8), "at-risk (ranked by value at risk = P(churn) x CLV)")
-    print_list(ranked_list(crm, "lead_mql", top=8), "top-leads (marketing-qualified queue)")
+    for spec in TASKS.values():
+        if spec.name in s.rows:
+            print_list(ranked_list(crm, spec.name, top=5), f"{spec.list_name}: {spec.list_title}")
 
     console.rule("Where to look")
     console.print(f"Scores:      {redact(crm)} tables crm_scores, crm_scores_history, crm_value_at_risk")

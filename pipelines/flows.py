@@ -34,7 +34,8 @@ from models.dataset import (
     build_training_data,
     missing_tables,
 )
-from models.tasks import TASKS, TaskSpec, get_task
+from models.errors import TrainingDataError
+from models.tasks import TASKS, TaskSpec, check_registry, horizon_days, tasks_named
 from pipelines.config import Settings, load_settings
 from pipelines.runtime import quiet_great_expectations
 
@@ -97,8 +98,9 @@ def _registry(settings: Settings):
 
 
 def _tasks_to_run(models: str | None) -> list[TaskSpec]:
-    names = [m.strip() for m in (models or ",".join(TASKS)).split(",") if m.strip()]
-    return [get_task(n) for n in names]
+    """The tasks a flow runs (all registered ones by default), after the registry's cross-entry rules."""
+    check_registry(TASKS)
+    return tasks_named(models)
 
 
 def _as_of(as_of: str | None, now: pd.Timestamp) -> pd.Timestamp:
@@ -164,18 +166,24 @@ def _evaluation_settings(settings: Settings):
 
 @task(name="train-model", cache_policy=NO_CACHE)
 def train_one(spec: TaskSpec, tables: Mapping[str, pd.DataFrame], settings: Settings, as_of: pd.Timestamp):
-    """Build the multi-cutoff training set and train, calibrate and evaluate one task (pure calls)."""
+    """Build the multi-cutoff training set and train, calibrate and evaluate one task (pure calls).
+
+    Returns (model, data, None), or (None, None, reason) when the extract holds too little for this task (too few
+    cutoffs, rows or positives to train or to judge it): the task is skipped before anything is registered.
+    """
     from models.train import train_task
 
-    horizon = settings.horizon(spec.horizon_key)
-    data = build_training_data(
-        tables, spec, as_of=as_of, horizon_days=horizon,
-        cutoffs=CutoffOptions(settings.training.cutoff_count, settings.training.cutoff_step_days,
-                              settings.training.min_history_days),
-        options=feature_options(settings))
-    model = train_task(spec, data, _model_params(settings), seed=settings.training.seed,
-                       settings=_evaluation_settings(settings))
-    return model, data
+    try:
+        data = build_training_data(
+            tables, spec, as_of=as_of, horizon_days=horizon_days(spec, settings.horizons),
+            cutoffs=CutoffOptions(settings.training.cutoff_count, settings.training.cutoff_step_days,
+                                  settings.training.min_history_days),
+            options=feature_options(settings))
+        model = train_task(spec, data, _model_params(settings), seed=settings.training.seed,
+                           settings=_evaluation_settings(settings))
+    except TrainingDataError as exc:
+        return None, None, str(exc)
+    return model, data, None
 
 
 def _held_out(model, data) -> tuple[pd.DataFrame, np.ndarray]:
@@ -223,13 +231,6 @@ def _artifacts(model, data, spec: TaskSpec, folder: Path) -> tuple[dict[str, Pat
     return plots, drivers
 
 
-ELIGIBILITY = {
-    "active_customers": "accounts active at the cutoff (consenting, not deleted; an active subscription, or without "
-                        "a subscriptions table a completed order in the look-back)",
-    "open_leads": "open leads at the cutoff (created before it; not SQL, won or lost; consenting, not deleted)",
-    "sql_leads": "SQL leads not yet won or lost at the cutoff (consenting, not deleted)",
-}
-
 KNOWN_LIMITS = [
     "Trained on the history of one CRM extract; a change of process (pricing, sales stages) needs retraining.",
     "Probabilities are calibrated on one out-of-time cutoff; re-check calibration after large population shifts.",
@@ -253,7 +254,7 @@ def register(model, data, spec: TaskSpec, settings: Settings, report: Validation
         all_cuts = list(model.train_cutoffs) + list(model.test_cutoffs)
         card = render_model_card(
             model, spec, version=None, data_window=(min(all_cuts), max(all_cuts)),
-            eligibility_text=ELIGIBILITY[spec.population], extract_fingerprint=report.fingerprint.to_dict(),
+            eligibility_text=spec.population_spec.eligibility, extract_fingerprint=report.fingerprint.to_dict(),
             top_drivers=drivers, known_limits=KNOWN_LIMITS)
         run = registry.log_training_run(
             model, spec, extract_fingerprint=report.fingerprint.to_dict(),
@@ -290,7 +291,12 @@ def train_flow(config_file: str | None = None, crm: str | None = None, as_of: st
             outcomes.append(TrainOutcome(task=spec.name, status="skipped", message=msg))
             continue
         _say(f"{spec.name}: building the training set and training")
-        model, data = train_one(spec, tables, settings, as_of_ts)
+        model, data, too_little = train_one(spec, tables, settings, as_of_ts)
+        if too_little:
+            msg = f"skipped: {too_little}"
+            _say(f"{spec.name}: {msg}")
+            outcomes.append(TrainOutcome(task=spec.name, status="skipped", message=msg))
+            continue
         _say(f"{spec.name}: registering in MLflow and running the champion gate")
         outcomes.append(register(model, data, spec, settings, report))
     return TrainSummary(as_of=str(as_of_ts), fingerprint=report.fingerprint.short, outcomes=outcomes,
@@ -345,11 +351,21 @@ def _record_run(settings: Settings, summary: ScoreSummary, report: ValidationRep
     tmp.replace(folder / f"{summary.scoring_run_id}.json")
 
 
+def _value_at_risk(frames: Mapping[str, pd.DataFrame], specs: list[TaskSpec]) -> pd.DataFrame | None:
+    """P(event) x amount for the task that names an amount partner (churn x clv), when both were scored."""
+    from models.bands import value_at_risk_rows
+
+    pairs = [(s.name, s.value_at_risk_with) for s in specs if s.value_at_risk_with in frames and s.name in frames]
+    if not pairs:
+        return None
+    probability, amount = pairs[0]
+    return value_at_risk_rows(frames[probability], frames[amount])
+
+
 @flow(name="crmscore-score", validate_parameters=False)
 def score_flow(config_file: str | None = None, crm: str | None = None, as_of: str | None = None,
                models: str | None = None, now: str | None = None) -> ScoreSummary:
     """Validate, score every eligible record with each task's champion, write scores back atomically."""
-    from models.bands import value_at_risk_rows
     from models.errors import NoChampionError
 
     settings, as_of_ts, report, tables = _gated_extract(config_file, crm, as_of, now)
@@ -376,7 +392,7 @@ def score_flow(config_file: str | None = None, crm: str | None = None, as_of: st
         raise NoChampionError("no task could be scored: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
     for name, why in skipped.items():
         _say(f"{name}: skipped ({why})")
-    var = value_at_risk_rows(frames["churn"], frames["clv"]) if {"churn", "clv"} <= set(frames) else None
+    var = _value_at_risk(frames, specs)
     scores = pd.concat(list(frames.values()), ignore_index=True)
     run_id = uuid.uuid4().hex
     scored_at = pd.Timestamp.now(tz="UTC").floor("s")

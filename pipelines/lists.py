@@ -7,31 +7,32 @@ import pandas as pd
 
 from crm.extract import read_tables
 from crm.writeback import read_history, read_scores, read_value_at_risk
-from models.tasks import get_task
+from models.tasks import EntitySpec, get_task
 
 
-def _segments(location: str, entity: str) -> pd.DataFrame:
-    """Account segment or lead source per entity, for filtering and display (contract columns only)."""
-    if entity == "account":
-        acc = read_tables(location, tables=["accounts"])["accounts"]
-        return acc[["account_id", "segment"]].rename(columns={"account_id": "entity_id"})
-    leads = read_tables(location, tables=["leads"]).get("leads")
-    if leads is None:
+def _segments(location: str, entity: EntitySpec) -> pd.DataFrame:
+    """The segment column per entity (account segment, lead source), for filtering and display (contract columns)."""
+    table = read_tables(location, tables=[entity.table]).get(entity.table)
+    if table is None:
         return pd.DataFrame({"entity_id": pd.Series(dtype="str"), "segment": pd.Series(dtype="str")})
-    return leads[["lead_id", "source"]].rename(columns={"lead_id": "entity_id", "source": "segment"})
+    return table[[entity.id_column, entity.segment_column]].rename(
+        columns={entity.id_column: "entity_id", entity.segment_column: "segment"})
 
 
 def ranked_list(location: str, task: str, *, top: int, segment: str | None = None) -> pd.DataFrame:
-    """The top ``top`` records of one model's current scores, ranked, with reasons (and value at risk for churn)."""
+    """The top ``top`` records of one model's current scores, ranked, with reasons.
+
+    A task with a value-at-risk partner (churn x clv) is ranked by value at risk when it was written.
+    """
     spec = get_task(task)
     scores = read_scores(location, model=task)
     if scores.empty:
         return pd.DataFrame(columns=["rank", "entity_id", "segment", "score", "band", "reason_text"])
-    frame = scores.merge(_segments(location, spec.entity), on="entity_id", how="left")
+    frame = scores.merge(_segments(location, spec.entity_spec), on="entity_id", how="left")
     if segment is not None:
         frame = frame[frame["segment"] == segment]
     order = "score"
-    if task == "churn":
+    if spec.value_at_risk_with:
         var = read_value_at_risk(location)
         if not var.empty:
             frame = frame.merge(var[["entity_id", "clv", "value_at_risk"]], on="entity_id", how="left")

@@ -287,8 +287,8 @@ def test_rows_from_models_bands_and_explain_write_back_as_is(tmp_path):
     ex = explain_batch(booster.predict(X, pred_contrib=True), lambda r: 1 / (1 + np.exp(-r)), list(X.columns), X,
                        catalog, outcome=OUTCOME_WORDS["churn"], n_up=2, n_down=1)
     ids = [f"A{i:04d}" for i in range(300)]
-    churn = build_score_rows("churn", "account", ids, ex.score, model_version="5", reasons_json=ex.reasons_json, reason_text=ex.reason_text)
-    clv = build_score_rows("clv", "account", ids, rng.gamma(2, 100, 300), model_version="2")
+    churn = build_score_rows("churn", "account", ids, ex.score, scheme="churn", model_version="5", reasons_json=ex.reasons_json, reason_text=ex.reason_text)
+    clv = build_score_rows("clv", "account", ids, rng.gamma(2, 100, 300), scheme="clv", model_version="2")
     url = f"sqlite:///{tmp_path / 'crm.db'}"
     res = write_scores(url, pd.concat([churn, clv], ignore_index=True), scoring_run_id="run-1", as_of=T1, scored_at=AT1,
                        value_at_risk=value_at_risk_rows(churn, clv))

@@ -78,20 +78,22 @@ def test_build_score_rows_fills_every_write_back_column():
     from models.bands import SCORE_ROW_COLUMNS, build_score_rows, value_at_risk_rows
 
     churn = build_score_rows(
-        "churn", "account", ["a1", "a2", "a3", "a4"], np.array([0.9, 0.1, 0.3, 0.05]), model_version="7",
+        "churn", "account", ["a1", "a2", "a3", "a4"], np.array([0.9, 0.1, 0.3, 0.05]), scheme="churn",
+        model_version="7",
         reasons_json=["[]"] * 4, reason_text=["x"] * 4,
     )
     assert tuple(churn.columns) == SCORE_ROW_COLUMNS
     assert churn["score_percentile"].tolist() == [100, 50, 75, 25]
     assert churn["band"].tolist() == ["high", "low", "medium", "low"]
     assert (churn["model"] == "churn").all() and (churn["model_version"] == "7").all()
-    lead = build_score_rows("lead_mql", "lead", ["l1", "l2"], [0.2, 0.4], model_version="1")
+    lead = build_score_rows("lead_mql", "lead", ["l1", "l2"], [0.2, 0.4], scheme="lead", model_version="1")
     assert lead["band"].tolist() == ["C", "A"] and lead["reasons"].isna().all()  # percentiles 50 and 100
-    clv = build_score_rows("clv", "account", ["a1", "a2", "a4"], [100.0, 900.0, 10.0], model_version="2")
+    clv = build_score_rows("clv", "account", ["a1", "a2", "a4"], [100.0, 900.0, 10.0], scheme="clv",
+                           model_version="2")
     var = value_at_risk_rows(churn, clv)
     assert var["entity_id"].tolist() == ["a1", "a2", "a4"]  # a3 has no clv -> no value at risk
     np.testing.assert_allclose(var["value_at_risk"], [90.0, 90.0, 0.5])  # 0.9 x 100, 0.1 x 900, 0.05 x 10
     with pytest.raises(BandError, match="entity_ids has 1 rows but scores has 2"):
-        build_score_rows("churn", "account", ["a"], [0.1, 0.2], model_version="1")
-    with pytest.raises(BandError, match="Unknown task 'rfm'"):
-        build_score_rows("rfm", "account", ["a"], [0.1], model_version="1")
+        build_score_rows("churn", "account", ["a"], [0.1, 0.2], scheme="churn", model_version="1")
+    with pytest.raises(BandError, match="Unknown band scheme 'rfm'"):
+        build_score_rows("upsell", "account", ["a"], [0.1], scheme="rfm", model_version="1")

@@ -5,18 +5,23 @@ import pytest
 from pipelines.config import ConfigError, load_settings
 
 
-def test_defaults_match_the_contract_horizons():
+def test_horizons_default_to_the_registry():
+    from pipelines.config import task_horizons
+
     s = load_settings(env={})
-    assert s.horizons.model_dump() == {"churn_days": 90, "clv_days": 365, "lead_mql_days": 60, "lead_sql_days": 90}
+    assert dict(s.horizons) == {}
+    assert task_horizons(s) == {"churn": 90, "clv": 365, "lead_mql": 60, "lead_sql": 90}
     assert s.crm_url.startswith("sqlite:///") and s.crm_url.endswith(".crmscore/crm.db")
     assert s.tracking_uri.endswith(".crmscore/mlflow.db")
 
 
 def test_overlay_env_and_cli_precedence(tmp_path):
     f = tmp_path / "my.yaml"
-    f.write_text("horizons: {churn_days: 30}\ncrm: {url: sqlite:///from_file.db}\n")
+    f.write_text("horizons: {churn: 30}\ncrm: {url: sqlite:///from_file.db}\n")
     s = load_settings(f, env={})
-    assert s.horizons.churn_days == 30 and s.horizons.clv_days == 365
+    from pipelines.config import task_horizons
+
+    assert task_horizons(s)["churn"] == 30 and task_horizons(s)["clv"] == 365
     assert s.crm_url == "sqlite:///from_file.db"
     s = load_settings(f, env={"CRMSCORE_CRM_URL": "postgresql+psycopg://u@h/db", "CRMSCORE_MLFLOW_URI": "sqlite:///m.db"})
     assert s.crm_url == "postgresql+psycopg://u@h/db" and s.tracking_uri == "sqlite:///m.db"
@@ -27,12 +32,14 @@ def test_overlay_env_and_cli_precedence(tmp_path):
 def test_settings_are_frozen():
     s = load_settings(env={})
     with pytest.raises(Exception):
-        s.horizons.churn_days = 5  # type: ignore[misc]
+        s.horizons = {}  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        s.horizons["churn"] = 5  # type: ignore[index]
 
 
 @pytest.mark.parametrize("text, match", [
-    ("horizons: {churn_days: -1}", r"horizons.churn_days: Input should be greater than 0"),
-    ("horizons: {churn_dayz: 10}", r"horizons.churn_dayz: Extra inputs are not permitted"),
+    ("horizons: {churn: -1}", r"horizons: Value error, horizons must be positive day counts, got \{'churn': -1\}"),
+    ("horizons: {churn_days: 10}", r"horizons: Value error, \['churn_days'\] are not registered tasks; name one of"),
     ("- a list", r"must hold a mapping"),
     ("a: [", r"not valid YAML"),
 ])

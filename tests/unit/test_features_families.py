@@ -348,11 +348,13 @@ def test_features_as_of_scores_active_customers_or_open_and_sql_leads():
     from features.build import features_as_of
 
     tables = account_tables(orders=orders([("a2", T - D, 5.0, 1.0, "completed")]))
-    fs = features_as_of(tables, "account", T)
+    opts = dict(churn_lookback_days=365, windows_days=(30, 90, 365))
+    fs = features_as_of(tables, "account", T, populations=["active_customers"], **opts)
     assert fs.frame["entity_id"].tolist() == ["a2"]   # the only account with an order in the look-back
     ld = leads([{"lead_id": "open", "created_at": T - D}, {"lead_id": "sql", "created_at": T - D, "sql_at": T - SEC},
                 {"lead_id": "lost", "created_at": T - D, "lost_at": T - SEC}])
-    fl = features_as_of({"leads": ld, "activities": activities([], key="lead_id")}, "lead", T)
+    fl = features_as_of({"leads": ld, "activities": activities([], key="lead_id")}, "lead", T,
+                        populations=["open_leads", "sql_leads"], **opts)
     assert fl.frame["entity_id"].tolist() == ["open", "sql"]
     assert fl.frame["funnel__stage"].tolist() == ["new", "sql"]
 
