@@ -31,6 +31,7 @@ class TaskSpec:
         cut-offs are configurable (config ``bands.<scheme>``).
     slice_columns: feature columns whose values define the evaluation slices.
     outcome: readable phrase for reports and reason text ("churns within the horizon").
+    reason_outcome: the words after "raises"/"lowers" in reason text ("churn risk"; see ``models.wording``).
     baselines: names of the baselines every trained model is compared with.
     """
 
@@ -45,6 +46,7 @@ class TaskSpec:
     band_scheme: Literal["churn", "lead", "clv"]
     slice_columns: tuple[str, ...]
     outcome: str
+    reason_outcome: str
     baselines: tuple[str, ...]
 
 
@@ -57,6 +59,7 @@ TASKS: dict[str, TaskSpec] = {
         horizon_key="churn_days", kind="binary", objective="binary", primary_metric="roc_auc",
         band_scheme="churn",
         slice_columns=_ACCOUNT_SLICES, outcome="churns within the horizon",
+        reason_outcome="churn risk",
         baselines=("logistic",),
     ),
     "clv": TaskSpec(
@@ -64,6 +67,7 @@ TASKS: dict[str, TaskSpec] = {
         horizon_key="clv_days", kind="regression", objective="tweedie", primary_metric="normalized_gini",
         band_scheme="clv",
         slice_columns=_ACCOUNT_SLICES, outcome="gross margin over the horizon",
+        reason_outcome="expected value",
         baselines=("mean", "historical_formula"),
     ),
     "lead_mql": TaskSpec(
@@ -71,6 +75,7 @@ TASKS: dict[str, TaskSpec] = {
         horizon_key="lead_mql_days", kind="binary", objective="binary", primary_metric="roc_auc",
         band_scheme="lead",
         slice_columns=_LEAD_SLICES, outcome="is accepted by sales (SQL) within the horizon",
+        reason_outcome="the chance of reaching SQL",
         baselines=("logistic",),
     ),
     "lead_sql": TaskSpec(
@@ -78,6 +83,7 @@ TASKS: dict[str, TaskSpec] = {
         horizon_key="lead_sql_days", kind="binary", objective="binary", primary_metric="roc_auc",
         band_scheme="lead",
         slice_columns=_LEAD_SLICES, outcome="is won within the horizon",
+        reason_outcome="the chance of winning",
         baselines=("logistic",),
     ),
 }
