@@ -1,4 +1,10 @@
-"""Reasons for a score: SHAP contributions mapped to the reported scale, top reasons, readable sentences.
+"""Reasons for a score, fast: SHAP contributions on the reported scale, top reasons, their texts on arrays.
+
+This is the engine scoring uses. The words it writes are specified in :mod:`models.wording`, one value at a
+time; :func:`explain_batch` must give byte for byte the texts that specification gives row by row, and
+``tests/unit/test_explain.py`` (``test_explain_batch_texts_equal_the_per_row_reference``) proves it against
+``tests/reference_reasons.py``, the per-row chain built on :mod:`models.wording`. A change of wording is made in
+:mod:`models.wording` and the reference first; the engine follows until that test passes.
 
 Inputs are plain arrays so this module does not depend on how a model is trained:
 
@@ -8,17 +14,13 @@ Inputs are plain arrays so this module does not depend on how a model is trained
 - ``calibrate``: a vectorised callable mapping raw scores to the reported score (a calibrated
   probability, or an amount for CLV), e.g. ``TrainedModel.calibrate_raw``.
 - ``catalog``: feature column -> an object with attributes ``label``, ``family``, ``kind``
-  (``"numeric"`` or ``"categorical"``) and ``unit`` (see :data:`UNIT_FORMATS`). A plain mapping
-  with those keys works too.
+  (``"numeric"`` or ``"categorical"``) and ``unit`` (see :data:`models.wording.UNIT_FORMATS`). A plain
+  mapping with those keys works too.
 
 Grain: one output per input row, in input order. Nothing here reads a clock or does I/O.
 """
 from __future__ import annotations
 
-from models.errors import ModelError
-
-import json
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,24 +31,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pandas.api.types import infer_dtype, is_bool_dtype, is_float_dtype, is_integer_dtype, is_unsigned_integer_dtype
 
-
-#: Units understood by the value formatter; any other unit (or None) prints as a plain number.
-#: count -> integer; days -> "45 days"; currency -> 2 decimals with thousands separator;
-#: share -> a fraction in [0, 1] shown as a percentage; percent -> already in 0..100.
-UNIT_FORMATS: tuple[str, ...] = ("count", "days", "currency", "share", "percent")
-
-#: Default outcome words per task, used as "raises <outcome>" / "lowers <outcome>".
-OUTCOME_WORDS: dict[str, str] = {
-    "churn": "churn risk",
-    "clv": "expected value",
-    "lead_mql": "the chance of reaching SQL",
-    "lead_sql": "the chance of winning",
-}
-
-MISSING_TEXT = "none recorded"
-
-# Compact JSON as the CRM stores it; NaN and infinity are refused (they are not JSON).
-_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+from models.errors import ModelError
+from models.wording import (
+    CLAUSE_SEPARATOR,
+    MISSING_TEXT,
+    NOTHING_STANDS_OUT,
+    UNIT_FORMATS,
+    clause_head,
+    clause_tail,
+    feature_info,
+    json_value,
+    round_contribution,
+    to_json,
+    value_text,
+)
 
 # Below this |raw - base| the secant slope is numerically meaningless; use the derivative instead.
 _EPS_RAW = 1e-9
@@ -63,10 +61,7 @@ _TEXT_BLOCK_ROWS = 16384
 
 
 class ExplanationError(ModelError, ValueError):
-    """Inputs to the explanation step do not fit together (shapes, names, options).
-
-    Defined here so this module stands alone; the integrator may re-base it on ``models.errors.ModelError``.
-    """
+    """Inputs to the explanation step do not fit together (shapes, names, options)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -240,43 +235,16 @@ def select_reasons(contrib_cal: np.ndarray, *, n_up: int = 3, n_down: int = 1) -
     return ReasonIndex(feature=feature.astype(np.int64), contribution=contribution)
 
 
-def _info(catalog: Mapping[str, Any], feature: str) -> tuple[str, str, str | None]:
-    """(label, kind, unit) of a feature; attribute or mapping access; unknown features fall back to their name."""
-    info = catalog.get(feature)
-    if info is None:
-        return feature, "numeric", None
-    if isinstance(info, Mapping):
-        return info.get("label", feature), info.get("kind", "numeric"), info.get("unit")
-    return getattr(info, "label", feature), getattr(info, "kind", "numeric"), getattr(info, "unit", None)
-
-
-def _json_value(v: Any, kind: str, unit: str | None) -> Any:
-    """A JSON-safe raw value: None for missing, int for counts/days, str for categoricals, float otherwise."""
-    if v is None or v is pd.NA or v is pd.NaT:
-        return None
-    if isinstance(v, (float, np.floating)) and math.isnan(v):
-        return None
-    if kind == "categorical":
-        return str(v)
-    if isinstance(v, (bool, np.bool_)):
-        return bool(v)
-    if isinstance(v, (int, np.integer)):
-        return int(v)
-    f = float(v)
-    if unit in ("count", "days") and f.is_integer():
-        return int(f)
-    return f
-
-
-def _check_inputs(shape: tuple[int, ...], feature_names: list[str], values: pd.DataFrame) -> None:
-    """The contributions (of ``shape``), the feature names and the values must describe the same rows and columns."""
-    if len(shape) != 2 or shape[1] != len(feature_names):
+def _check_inputs(shape: tuple[int, int], feature_names: list[str], values: pd.DataFrame) -> None:
+    """The contributions (``shape`` without the base column), the feature names and the values must describe the
+    same rows and columns."""
+    if shape[1] != len(feature_names):
         raise ExplanationError(
-            f"contrib_cal has shape {shape} but {len(feature_names)} feature names were given; "
-            "pass the calibrated matrix without the base column."
+            f"contrib has {shape[1]} feature columns before the base value but {len(feature_names)} feature names "
+            "were given; pass one name per feature column, in the model's order."
         )
     if len(values) != shape[0]:
-        raise ExplanationError(f"values has {len(values)} rows but contrib_cal has {shape[0]}; they must align.")
+        raise ExplanationError(f"values has {len(values)} rows but contrib has {shape[0]}; they must align.")
 
 
 def _check_columns(feature: np.ndarray, feature_names: list[str], values: pd.DataFrame) -> None:
@@ -293,194 +261,15 @@ def _at_chosen(matrix: np.ndarray, feature: np.ndarray) -> np.ndarray:
     return np.where(chosen, matrix[np.arange(len(feature))[:, None], np.where(chosen, feature, 0)], np.nan)
 
 
-def top_reasons(
-    contrib_cal: np.ndarray,
-    feature_names: Sequence[str],
-    values: pd.DataFrame,
-    catalog: Mapping[str, Any],
-    *,
-    n_up: int = 3,
-    n_down: int = 1,
-    rank_by: np.ndarray | None = None,
-) -> list[list[dict]]:
-    """Per row, the top raising and top lowering reasons.
-
-    Parameters
-    ----------
-    contrib_cal : ndarray, shape (n_rows, n_features)
-        Calibrated contributions (from :func:`calibrated_contributions`), columns in
-        ``feature_names`` order.
-    feature_names : sequence of str
-        Feature column names, one per column of ``contrib_cal``.
-    values : DataFrame
-        The feature values the model saw, one row per row of ``contrib_cal`` (same order); must
-        hold every feature that is selected as a reason.
-    catalog : mapping
-        Feature -> FeatureInfo (label, family, kind, unit).
-    n_up, n_down : int
-        How many raising / lowering reasons per row (config keys ``reasons_up`` / ``reasons_down``).
-    rank_by : ndarray, optional
-        The raw-space contributions, same shape. Reasons are then chosen and signed by them, and each reason also
-        carries its ``raw_contribution``. Calibrated contributions are the raw ones times a positive per-row
-        constant, so the choice is the same wherever that constant is positive; where a flat calibrator step makes
-        it zero (the calibrated score equals the calibrated base) the raw contributions still name the drivers.
-
-    Returns
-    -------
-    list of list of dict
-        One list per row: raising reasons (largest first) then lowering reasons (most negative
-        first), each ``{"feature", "label", "value", "contribution"}``. Rows may hold fewer
-        reasons when fewer contributions are non-zero.
-    """
-    feature_names = list(feature_names)
-    m = np.asarray(contrib_cal)
-    _check_inputs(m.shape, feature_names, values)
-    raw = None if rank_by is None else np.asarray(rank_by, dtype=np.float64)
-    if raw is not None and raw.shape != m.shape:
-        raise ExplanationError(f"rank_by has shape {raw.shape} but contrib_cal has {m.shape}; they must align.")
-    idx = select_reasons(m if raw is None else raw, n_up=n_up, n_down=n_down)
-    _check_columns(idx.feature, feature_names, values)
-    raw_sel = None
-    if raw is not None:  # report calibrated values of the features the raw contributions chose
-        raw_sel = _at_chosen(raw, idx.feature)
-        idx = ReasonIndex(feature=idx.feature, contribution=_at_chosen(m, idx.feature))
-    n, k = idx.feature.shape
-    used = np.unique(idx.feature[idx.feature >= 0])
-    # Per used feature, its JSON-safe values for the rows that selected it (column-wise, not row-wise).
-    val_grid = np.empty((n, k), dtype=object)
-    for j in used:
-        name = feature_names[j]
-        _, kind, unit = _info(catalog, name)
-        rows, slots = np.nonzero(idx.feature == j)
-        col = values[name].to_numpy(dtype=object)[rows]
-        val_grid[rows, slots] = [_json_value(v, kind, unit) for v in col]
-    labels = {j: _info(catalog, feature_names[j])[0] for j in used}
-    feat_l = idx.feature.tolist()
-    con_l = idx.contribution.tolist()
-    val_l = val_grid.tolist()
-    out: list[list[dict]] = []
-    if raw_sel is None:
-        for fr, cr, vr in zip(feat_l, con_l, val_l):
-            out.append([{"feature": feature_names[j], "label": labels[j], "value": v, "contribution": c}
-                        for j, c, v in zip(fr, cr, vr) if j >= 0])
-        return out
-    for fr, cr, rr, vr in zip(feat_l, con_l, raw_sel.tolist(), val_l):
-        out.append([{"feature": feature_names[j], "label": labels[j], "value": v, "contribution": c,
-                     "raw_contribution": r} for j, c, r, v in zip(fr, cr, rr, vr) if j >= 0])
-    return out
-
-
 # ---------------------------------------------------------------------------------------------
-# Sentences and JSON
-# ---------------------------------------------------------------------------------------------
-def _format_values(vals: np.ndarray, kind: str, unit: str | None) -> list[str]:
-    """Format a column of raw values for a sentence, vectorised per feature (one kind/unit)."""
-    s = pd.Series(vals, dtype=object)
-    miss = s.isna().to_numpy()
-    out = np.full(len(s), MISSING_TEXT, dtype=object)
-    ok = ~miss
-    if not ok.any():
-        return out.tolist()
-    if kind == "categorical":
-        out[ok] = s[ok].astype(str).str.replace("_", " ").to_numpy()
-        return out.tolist()
-    x = pd.to_numeric(s[ok], errors="coerce").astype(np.float64).to_numpy()
-    if unit == "count":
-        txt = [f"{int(round(v)):,}" for v in x]
-    elif unit == "days":
-        txt = [f"{int(round(v)):,} day" if round(v) == 1 else f"{int(round(v)):,} days" for v in x]
-    elif unit == "currency":
-        txt = [f"{v:,.2f}" for v in x]
-    elif unit == "share":
-        txt = [f"{v * 100:.0f}%" for v in x]
-    elif unit == "percent":
-        txt = [f"{v:.0f}%" for v in x]
-    else:
-        txt = [f"{int(v):,}" if float(v).is_integer() else f"{v:,.2f}" for v in x]
-    out[ok] = txt
-    return out.tolist()
-
-
-def reason_sentence(reasons: list[dict], catalog: Mapping[str, Any], *, outcome: str = "churn risk") -> str:
-    """One plain sentence for one row's reasons, e.g.
-    ``"Logins in the last 30 days: 2 (raises churn risk); Open support tickets: 3 (raises churn risk)"``.
-
-    Values are formatted by the feature's unit (counts as integers, days, currency with 2
-    decimals, shares as %, categoricals as their label value, missing as "none recorded").
-    ``outcome`` is the words after "raises"/"lowers" (see :data:`OUTCOME_WORDS`). A row without
-    reasons gives "No single factor stands out".
-    """
-    return reason_sentences([reasons], catalog, outcome=outcome)[0]
-
-
-def reason_sentences(
-    reasons_rows: Sequence[list[dict]], catalog: Mapping[str, Any], *, outcome: str = "churn risk"
-) -> list[str]:
-    """Batch :func:`reason_sentence`: values are formatted once per feature over all rows (vectorised).
-
-    Returns one sentence per row, in input order.
-    """
-    flat_row: list[int] = []
-    flat_feat: list[str] = []
-    flat_val: list[Any] = []
-    flat_con: list[float] = []
-    for i, rs in enumerate(reasons_rows):
-        for r in rs:
-            flat_row.append(i)
-            flat_feat.append(r["feature"])
-            flat_val.append(r["value"])
-            flat_con.append(r.get("raw_contribution", r["contribution"]))
-    m = len(flat_feat)
-    text = np.empty(m, dtype=object)
-    if m:
-        feats = np.asarray(flat_feat, dtype=object)
-        vals = np.asarray(flat_val + [None], dtype=object)[:-1]  # keep a 1-D object array even for list values
-        con = np.asarray(flat_con, dtype=np.float64)
-        for name in pd.unique(feats):
-            sel = np.nonzero(feats == name)[0]
-            label, kind, unit = _info(catalog, name)
-            formatted = _format_values(vals[sel], kind, unit)
-            up, down = f" (raises {outcome})", f" (lowers {outcome})"
-            text[sel] = [f"{label}: {v}{up if c > 0 else down}" for v, c in zip(formatted, con[sel])]
-    out: list[list[str]] = [[] for _ in range(len(reasons_rows))]
-    for i, t in zip(flat_row, text.tolist()):
-        out[i].append(t)
-    return ["; ".join(parts) if parts else "No single factor stands out" for parts in out]
-
-
-def reasons_json(reasons_rows: Sequence[list[dict]]) -> list[str]:
-    """Compact JSON text per row (``[{"feature":..,"label":..,"value":..,"contribution":..}, ...]``).
-
-    Contributions are rounded to 6 significant digits: the CRM shows them, the audit trail keeps
-    the raw model in MLflow.
-    """
-    out = []
-    for rs in reasons_rows:
-        out.append(
-            _JSON(
-                [
-                    {
-                        "feature": r["feature"],
-                        "label": r["label"],
-                        "value": r["value"],
-                        "contribution": float(f"{r['contribution']:.6g}"),
-                    }
-                    for r in rs
-                ]
-            )
-        )
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
-# The batch path: the texts of the functions above, built on arrays
+# Texts: the words of models.wording, built on arrays
 # ---------------------------------------------------------------------------------------------
 # Per-row dicts, json encoding and f-strings cost ~40 us a row, and nightly scoring explains millions of rows.
 # Here values are formatted by vectorised arithmetic and pyarrow string kernels, a group of alike features at a
 # time, and reasons and rows are assembled by element-wise concatenation. Each fast formatter knows where its
 # arithmetic could disagree with Python's (exact decimal ties, huge or non-finite values, layouts pyarrow writes
-# differently) and hands exactly those values to the expression the reference path uses: the texts are
-# byte-identical to reasons_json and reason_sentences.
+# differently) and hands exactly those values to the Python expression models.wording uses: the texts are
+# byte-identical to the specification's.
 
 _STR = pa.large_string()  # 64-bit offsets: no size limit to think about, whatever the values hold
 
@@ -570,7 +359,7 @@ def _with_sign(text: pa.Array, negative: np.ndarray) -> pa.Array:
 
 def _thousands(whole: np.ndarray) -> pa.Array:
     """``f"{int(w):,}"`` for integer-valued floats: the leading group of digits, then ``,ddd`` per lower group."""
-    big = ~(np.abs(whole) < _MAX_WHOLE)  # also inf, where int() raises as in the reference
+    big = ~(np.abs(whole) < _MAX_WHOLE)  # also inf, where int() raises as in models.wording
     mag = np.abs(np.where(big, 0.0, whole)).astype(np.int64)
     groups = 1 + (mag >= 10**3) + (mag >= 10**6) + (mag >= 10**9) + (mag >= 10**12)
     text = _digits(mag // 1000 ** (groups - 1))
@@ -603,7 +392,7 @@ def _no_decimals(x: np.ndarray) -> pa.Array:
 
 
 def _number_texts(x: np.ndarray, unit: str | None) -> pa.Array:
-    """Sentence texts of present numeric values, as :func:`_format_values` writes them."""
+    """Sentence texts of present numeric values, as :func:`models.wording.value_text` writes them."""
     if unit in ("count", "days"):
         whole = np.rint(x)
         text = _thousands(whole)
@@ -632,7 +421,7 @@ def _float_json(x: np.ndarray) -> pa.Array:
 
     pyarrow prints the same shortest round-trip digits but lays some out differently: inside repr's fixed-notation
     range a whole number only lacks the ``.0``; texts with an exponent there, and all values outside the range, are
-    written by the json encoder itself (so non-finite values raise its error, as in :func:`reasons_json`).
+    written by the json encoder itself (so non-finite values raise its error, as :data:`models.wording.to_json` does).
     """
     text = pc.cast(pa.array(x), _STR, memory_pool=_POOL)
     mag = np.abs(x)
@@ -640,17 +429,18 @@ def _float_json(x: np.ndarray) -> pa.Array:
     point = ~unsure & (x == np.floor(x))
     if point.any():
         text = pc.if_else(_flags(point), _join(text, ".0"), text, memory_pool=_POOL)
-    return _patch(text, unsure, lambda i: [_JSON(v) for v in x[i].tolist()])
+    return _patch(text, unsure, lambda i: [to_json(v) for v in x[i].tolist()])
 
 
 def _int_json(x: np.ndarray) -> pa.Array:
     """JSON of ``int(v)`` for integer-valued floats."""
     big = ~(np.abs(x) < 2.0**63)
-    return _patch(_digits(np.where(big, 0.0, x)), big, lambda i: [_JSON(int(v)) for v in x[i].tolist()])
+    return _patch(_digits(np.where(big, 0.0, x)), big, lambda i: [to_json(int(v)) for v in x[i].tolist()])
 
 
 def _six_significant(c: np.ndarray) -> np.ndarray:
-    """``float(f"{c:.6g}")`` vectorised: the 6 leading digits as ``rint(|c| * 10**s)``, then scaled back.
+    """:func:`models.wording.round_contribution` vectorised: the 6 leading digits as ``rint(|c| * 10**s)``, then
+    scaled back.
 
     The power of ten is exact up to 1e22, so the scaling rounds once and can round the digits differently from
     Python's exact decimal rounding only within an ulp of a half; scaling back is one correctly rounded operation
@@ -669,15 +459,14 @@ def _six_significant(c: np.ndarray) -> np.ndarray:
     near_half = np.abs(scaled - np.floor(scaled) - 0.5) <= 2 * np.spacing(scaled)
     unsure = ~usable | (scaled < 1e5) | (scaled >= 1e6) | near_half
     out = np.copysign(np.where(shift >= 0, digits / power, digits * power), c)
-    out[unsure] = [float(f"{v:.6g}") for v in c[unsure].tolist()]
+    out[unsure] = [round_contribution(v) for v in c[unsure].tolist()]
     return out
 
 
-def _reference_texts(vals: np.ndarray, kind: str, unit: str | None) -> tuple[pa.Array, pa.Array]:
-    """JSON and sentence texts of raw values the reference way (:func:`_json_value`, then :func:`_format_values`)."""
-    safe = [_json_value(v, kind, unit) for v in vals]
-    return (_texts([_JSON(v) for v in safe]),
-            _texts(_format_values(np.asarray(safe + [None], dtype=object)[:-1], kind, unit)))
+def _spec_texts(vals: np.ndarray, kind: str, unit: str | None) -> tuple[pa.Array, pa.Array]:
+    """JSON and sentence texts of raw values, one at a time by :mod:`models.wording` itself."""
+    safe = [json_value(v, kind, unit) for v in vals]
+    return _texts([to_json(v) for v in safe]), _texts([value_text(v, kind, unit) for v in safe])
 
 
 def _numeric_class(dtype: Any) -> str | None:
@@ -723,15 +512,15 @@ def _numeric_texts(data: np.ndarray, present: np.ndarray, unit: str | None) -> t
         json_text = _split(_is_whole(x), x, _int_json, _float_json)
     else:
         json_text = _float_json(x)
-    # The sentence reads integers and bools (1 or 0) as floats, as pd.to_numeric(...).astype(float) does.
+    # The sentence reads integers and bools (1 or 0) as floats, as models.wording.value_text does.
     sentence = _number_texts(x.astype(np.float64), unit)
     return _spread(json_text, present, "null"), _spread(sentence, present, MISSING_TEXT)
 
 
-def _reference_table(
+def _spec_table(
     col: pd.Series, rows: np.ndarray, kind: str, unit: str | None
 ) -> tuple[np.ndarray, pa.Array, pa.Array]:
-    """A non-numeric feature's texts (or a numeric one's read as categorical), by the reference path.
+    """A non-numeric feature's texts (or a numeric one's read as categorical), by :mod:`models.wording` itself.
 
     ``rows`` are the rows that chose the feature. Returns a code for each row of ``col`` (meaningful at ``rows``)
     and the JSON and sentence texts per code. Where distinct values cannot share a text (unlike 1, 1.0 and True in
@@ -749,7 +538,7 @@ def _reference_table(
         codes, distinct = np.arange(len(rows)), chosen.to_numpy(dtype=object)
     at_row = np.zeros(len(col), dtype=np.int64)
     at_row[rows] = codes
-    return (at_row, *_reference_texts(distinct, kind, unit))
+    return (at_row, *_spec_texts(distinct, kind, unit))
 
 
 @dataclass(frozen=True)
@@ -761,7 +550,7 @@ class _FeatureText:
     unit: str | None
     group: tuple  # features of one group have their values formatted in one pass
     numeric: tuple[np.ndarray, np.ndarray | None] | None  # numeric groups: see _numeric_data
-    table: tuple[np.ndarray, pa.Array, pa.Array] | None  # the others: see _reference_table
+    table: tuple[np.ndarray, pa.Array, pa.Array] | None  # the others: see _spec_table
 
 
 def _feature_text(
@@ -772,15 +561,15 @@ def _feature_text(
     Numeric features read as numbers are grouped by class and unit (their texts depend on nothing else) and
     formatted block by block; any other feature is a group of its own, formatted once per distinct value.
     """
-    label, kind, unit = _info(catalog, name)
+    label, kind, unit = feature_info(catalog, name)
     numeric = None if kind == "categorical" else _numeric_class(column.dtype)
     return _FeatureText(
-        json_head=f'{{"feature":{_JSON(name)},"label":{_JSON(label)},"value":',
-        text_head=f"{label}: ",
+        json_head=f'{{"feature":{to_json(name)},"label":{to_json(label)},"value":',
+        text_head=clause_head(label),
         unit=unit,
         group=(numeric, unit if unit in UNIT_FORMATS else None) if numeric else (None, j),
         numeric=_numeric_data(column, numeric) if numeric else None,
-        table=None if numeric else _reference_table(column, np.flatnonzero((feature == j).any(axis=1)), kind, unit),
+        table=None if numeric else _spec_table(column, np.flatnonzero((feature == j).any(axis=1)), kind, unit),
     )
 
 
@@ -808,16 +597,17 @@ def _row_texts(entries: pa.Array, bounds: np.ndarray) -> list[str]:
 
 def _render(idx: ReasonIndex, feature_names: list[str], values: pd.DataFrame, catalog: Mapping[str, Any], *,
             outcome: str, n_up: int) -> tuple[list[str], list[str]]:
-    """Per row, the JSON text and the sentence of its chosen reasons, as :func:`reasons_json` and
-    :func:`reason_sentences` write them (slots before ``n_up`` raise the outcome, the others lower it).
+    """Per row, the JSON text and the sentence of its chosen reasons, as :mod:`models.wording` specifies them
+    (slots before ``n_up`` raise the outcome, the others lower it).
 
     Works in blocks of rows (see :data:`_TEXT_BLOCK_ROWS`); what depends only on a feature is prepared once.
     """
     used = np.flatnonzero(np.bincount(idx.feature[idx.feature >= 0], minlength=len(feature_names)))
     features = {j: _feature_text(j, feature_names[j], values[feature_names[j]], catalog, idx.feature)
                 for j in used.tolist()}
-    suffixes = _texts([f" (lowers {outcome}); ", f" (lowers {outcome})",
-                       f" (raises {outcome}); ", f" (raises {outcome})"])
+    # Indexed by 2 * raises + last: a clause's tail, then the separator unless it is the row's last.
+    suffixes = _texts([clause_tail(raises, outcome) + end for raises in (False, True)
+                       for end in (CLAUSE_SEPARATOR, "")])
     json_out: list[str] = []
     text_out: list[str] = []
     for start in range(0, len(idx.feature), _TEXT_BLOCK_ROWS):
@@ -881,7 +671,7 @@ def _render_block(feature: np.ndarray, contribution: np.ndarray, first_row: int,
     is_reason = np.ones(entry_bounds[-1], dtype=bool)
     is_reason[entry_bounds[:-1][count == 0]] = False
     return (_row_texts(_spread(json_entries, is_reason, "[]"), entry_bounds),
-            _row_texts(_spread(text_entries, is_reason, "No single factor stands out"), entry_bounds))
+            _row_texts(_spread(text_entries, is_reason, NOTHING_STANDS_OUT), entry_bounds))
 
 
 @dataclass(frozen=True)
@@ -891,8 +681,7 @@ class Explained:
     ``score`` is the calibrated score f(raw), computed from raw directly, so rows on one flat calibration step tie
     exactly (the calibrated contributions plus f(base) reproduce it to rounding); ``raw`` the raw model output
     (contributions + base);
-    ``reasons_json`` and ``reason_text`` are what :func:`reasons_json` and :func:`reason_sentences` give for
-    ``top_reasons(contrib_cal, ..., rank_by=raw contributions)``.
+    ``reasons_json`` and ``reason_text`` are the texts :mod:`models.wording` specifies for each row's reasons.
     """
 
     raw: np.ndarray
@@ -914,9 +703,29 @@ def explain_batch(
 ) -> Explained:
     """The whole chain after ``pred_contrib``: calibrate, pick top reasons, sentences, JSON.
 
-    Reasons are chosen and signed by the raw contributions and report the calibrated ones (see
-    :func:`top_reasons`). The texts are those of :func:`reasons_json` and :func:`reason_sentences`, byte for byte,
-    built on arrays rather than per-row dicts.
+    Parameters
+    ----------
+    contrib : ndarray, shape (n_rows, n_features + 1)
+        Raw-space contributions, base value last.
+    calibrate : callable
+        Vectorised map from raw scores to reported scores (see :func:`calibrated_contributions`).
+    feature_names : sequence of str
+        Feature column names, one per column of ``contrib`` before the base.
+    values : DataFrame
+        The feature values the model saw, one row per row of ``contrib`` (read by position); must hold every
+        feature that is selected as a reason.
+    catalog : mapping
+        Feature -> FeatureInfo (label, family, kind, unit).
+    outcome : str
+        The words after "raises"/"lowers": the task's ``TaskSpec.reason_outcome``.
+    n_up, n_down : int
+        How many raising / lowering reasons per row (config keys ``reasons_up`` / ``reasons_down``).
+
+    Reasons are chosen and signed by the raw contributions (:func:`select_reasons`) and report the calibrated
+    ones. Calibrated contributions are the raw ones times a positive per-row constant, so the choice is the same
+    wherever that constant is positive; where a flat calibrator step makes it zero (the calibrated score equals
+    the calibrated base) the raw contributions still name the drivers. The texts are those :mod:`models.wording`
+    specifies, byte for byte, built on arrays rather than per-row dicts.
     """
     contrib = np.asarray(contrib, dtype=np.float64)
     scale, _, f_raw = _calibration_scale(contrib, calibrate)

@@ -17,7 +17,7 @@ import pandas as pd
 from features.catalog import FeatureSet
 from models.bands import build_score_rows
 from models.errors import ModelConfigError
-from models.explain import OUTCOME_WORDS, explain_batch
+from models.explain import explain_batch
 from models.tasks import TaskSpec
 from models.treeshap import PatternTreeShap
 
@@ -59,7 +59,7 @@ def score_task(model, spec: TaskSpec, fs: FeatureSet, *, model_version: int | st
     if frame["cutoff_ts"].nunique() != 1:
         raise ValueError("score_task scores one cutoff at a time; the feature set holds several")
     scores, reasons, texts = [], [], []
-    outcome = OUTCOME_WORDS.get(spec.name, spec.outcome)
+    outcome = spec.reason_outcome
     names = list(model.feature_names)
     explainer = PatternTreeShap(model.booster) if options.treeshap == "pattern" else None
     for start in range(0, len(frame), options.chunk_rows):

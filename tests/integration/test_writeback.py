@@ -276,7 +276,8 @@ def test_rows_from_models_bands_and_explain_write_back_as_is(tmp_path):
     import lightgbm as lgb
 
     from models.bands import build_score_rows, value_at_risk_rows
-    from models.explain import OUTCOME_WORDS, explain_batch
+    from models.explain import explain_batch
+    from models.tasks import TASKS
 
     rng = np.random.default_rng(5)
     X = pd.DataFrame({"eng__logins_30d": rng.poisson(4, 300).astype(float), "buy__tenure_days": rng.integers(1, 900, 300).astype(float)})
@@ -285,7 +286,7 @@ def test_rows_from_models_bands_and_explain_write_back_as_is(tmp_path):
     catalog = {"eng__logins_30d": {"label": "Logins in the last 30 days", "kind": "numeric", "unit": "count"},
                "buy__tenure_days": {"label": "Tenure", "kind": "numeric", "unit": "days"}}
     ex = explain_batch(booster.predict(X, pred_contrib=True), lambda r: 1 / (1 + np.exp(-r)), list(X.columns), X,
-                       catalog, outcome=OUTCOME_WORDS["churn"], n_up=2, n_down=1)
+                       catalog, outcome=TASKS["churn"].reason_outcome, n_up=2, n_down=1)
     ids = [f"A{i:04d}" for i in range(300)]
     churn = build_score_rows("churn", "account", ids, ex.score, scheme="churn", model_version="5", reasons_json=ex.reasons_json, reason_text=ex.reason_text)
     clv = build_score_rows("clv", "account", ids, rng.gamma(2, 100, 300), scheme="clv", model_version="2")

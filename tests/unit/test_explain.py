@@ -1,4 +1,8 @@
-"""models.explain: calibrated SHAP contributions, top-k reasons, sentences and JSON."""
+"""models.explain (the fast engine) against models.wording (the specification) and tests/reference_reasons.py.
+
+Calibrated SHAP contributions, top-k reasons, and the texts: the wording is pinned by hand-written cases on the
+reference, and explain_batch must write the reference's bytes on awkward batches.
+"""
 from __future__ import annotations
 
 import json
@@ -10,16 +14,9 @@ import pandas as pd
 import pytest
 
 from models import explain
-from models.explain import (
-    ExplanationError,
-    calibrated_contributions,
-    explain_batch,
-    reason_sentence,
-    reason_sentences,
-    reasons_json,
-    select_reasons,
-    top_reasons,
-)
+from models.explain import ExplanationError, calibrated_contributions, explain_batch, select_reasons
+from models.wording import value_text
+from tests.reference_reasons import reason_json, reason_sentence, reference_texts, top_reasons
 
 
 @dataclass(frozen=True)
@@ -147,14 +144,38 @@ def test_top_reasons_dicts_and_configurable_counts():
     assert top_reasons(m, NAMES, values, CATALOG, n_up=0, n_down=0) == [[]]
 
 
-def test_top_reasons_errors_name_the_problem():
-    m = np.zeros((1, 3))
-    with pytest.raises(ExplanationError, match="3\\) but 6 feature names"):
-        top_reasons(m, NAMES, pd.DataFrame(index=[0]), CATALOG)
-    with pytest.raises(ExplanationError, match="values lacks feature columns selected as reasons: \\['eng__logins_30d'\\]"):
-        top_reasons(np.array([[1.0, 0, 0, 0, 0, 0]]), NAMES, pd.DataFrame({"x": [1]}), CATALOG)
+def test_explain_batch_errors_name_the_problem():
+    with pytest.raises(ExplanationError, match="contrib has 3 feature columns before the base value but 6 feature"):
+        explain_batch(np.zeros((1, 4)), sigmoid, NAMES, pd.DataFrame(index=[0]), CATALOG, outcome="x")
+    with pytest.raises(ExplanationError, match="values has 2 rows but contrib has 1"):
+        explain_batch(np.zeros((1, 7)), sigmoid, NAMES, pd.DataFrame(index=[0, 1]), CATALOG, outcome="x")
+    with pytest.raises(ExplanationError, match=r"values lacks feature columns selected as reasons: \['eng__logins_30d'\]"):
+        explain_batch(np.array([[1.0, 0, 0, 0, 0, 0, 0]]), sigmoid, NAMES, pd.DataFrame({"x": [1]}), CATALOG,
+                      outcome="x")
     with pytest.raises(ExplanationError, match="n_up=-1"):
         select_reasons(np.zeros((1, 2)), n_up=-1)
+
+
+@pytest.mark.parametrize(
+    "value,kind,unit,text",
+    [
+        (1, "numeric", "days", "1 day"),           # singular only for exactly one
+        (1.4, "numeric", "days", "1 day"),
+        (-1, "numeric", "days", "-1 days"),
+        (2.5, "numeric", "count", "2"),            # ties go to even, as Python's round
+        (1234567, "numeric", "count", "1,234,567"),
+        (-0.005, "numeric", "currency", "-0.01"),
+        (0.125, "numeric", "share", "12%"),
+        (99.5, "numeric", "percent", "100%"),
+        (True, "numeric", None, "1"),              # bools read as 1 and 0
+        (3.0, "numeric", "parsecs", "3"),          # an unknown unit is a plain number
+        (3.14159, "numeric", None, "3.14"),
+        ("smb_core", "categorical", None, "smb core"),
+        (None, "numeric", "count", "none recorded"),
+    ],
+)
+def test_value_text_writes_each_unit(value, kind, unit, text):
+    assert value_text(value, kind, unit) == text
 
 
 def test_sentence_formats_values_by_unit():
@@ -182,26 +203,7 @@ def test_sentence_share_categorical_missing_and_outcome_words():
         "Industry: financial services (raises the chance of conversion); "
         "Tenure: none recorded (lowers the chance of conversion)"
     )
-    assert reason_sentence([], CATALOG) == "No single factor stands out"
-
-
-def test_batch_sentences_match_single_row_sentences():
-    rng = np.random.default_rng(3)
-    m = rng.normal(size=(50, len(NAMES)))
-    values = pd.DataFrame(
-        {
-            "eng__logins_30d": rng.integers(0, 40, 50).astype(float),
-            "sup__open_tickets": rng.integers(0, 5, 50).astype(float),
-            "buy__tenure_days": np.where(rng.random(50) < 0.2, np.nan, rng.integers(1, 900, 50)),
-            "buy__margin_365d": rng.gamma(2, 300, 50),
-            "eng__email_open_share": rng.random(50),
-            "firm__industry": pd.Series(rng.choice(["retail", "saas", None], 50), dtype="str"),
-        }
-    )
-    rows = top_reasons(m, NAMES, values, CATALOG, n_up=2, n_down=2)
-    batch = reason_sentences(rows, CATALOG, outcome="expected value")
-    assert batch == [reason_sentence(r, CATALOG, outcome="expected value") for r in rows]
-    assert all(s.count("(raises expected value)") <= 2 and s.count("(lowers expected value)") <= 2 for s in batch)
+    assert reason_sentence([], CATALOG, outcome="churn risk") == "No single factor stands out"
 
 
 def test_reasons_json_is_compact_and_round_trips():
@@ -209,7 +211,7 @@ def test_reasons_json_is_compact_and_round_trips():
         [{"feature": "eng__logins_30d", "label": "Logins in the last 30 days", "value": 2, "contribution": 0.123456789}],
         [],
     ]
-    out = reasons_json(rows)
+    out = [reason_json(r) for r in rows]
     assert out[1] == "[]"
     assert " " not in out[0].replace("Logins in the last 30 days", "")
     back = json.loads(out[0])
@@ -251,14 +253,14 @@ def test_flat_calibrator_step_still_names_the_drivers():
     cal, _ = calibrated_contributions(contrib, flat)
     chosen = top_reasons(cal, ["a", "b", "c"], values, catalog, n_up=2, n_down=1, rank_by=contrib[:, :-1])
     assert [r["raw_contribution"] for r in chosen[0]] == [0.8, 0.1, -0.3]
-    assert ex.reasons_json == reasons_json(chosen)
+    assert ex.reasons_json == [reason_json(r) for r in chosen]
     assert ex.reason_text[0].startswith("Feature a: 3 (raises churn risk)")
     assert "Feature b: 1 (lowers churn risk)" in ex.reason_text[0]
     assert ex.reasons_json[1] == "[]" and ex.reason_text[1] == "No single factor stands out"
 
 
 # ---------------------------------------------------------------------------------------------
-# explain_batch builds its texts on arrays; the per-row functions above are the reference
+# explain_batch builds its texts on arrays; tests/reference_reasons.py, row by row, is the reference
 # ---------------------------------------------------------------------------------------------
 MIXED_CATALOG = {
     "cnt": Info('Open "urgent" tickets', "sup", "numeric", "count"),
@@ -277,6 +279,7 @@ MIXED_CATALOG = {
     "city": Info("Ville / 都市", "firm", "categorical", None),
     "tier": Info("Tier code", "firm", "categorical", None),
     "mixed": Info("Mixed codes", "firm", "categorical", None),
+    "legacy": Info("Legacy amount", "buy", "numeric", "currency"),  # numbers in an object column
 }
 
 
@@ -318,6 +321,8 @@ def _mixed_batch(seed: int, n: int) -> tuple[np.ndarray, pd.DataFrame]:
             "city": pd.Series(rng.choice(["Zürich_Nord", 'Quote"d', "Back\\slash", "東京", "", None], n), dtype="str"),
             "tier": rng.integers(0, 4, n),
             "mixed": pd.Series(rng.choice(np.array([1, 1.0, True, "1", None, "x_y"], dtype=object), n), dtype=object),
+            "legacy": pd.Series(rng.choice(np.array([2, 2.675, True, None, np.nan, 10**20, -0.0], dtype=object), n),
+                                dtype=object),
         },
         index=rng.permutation(n) + 1000,  # explain_batch reads rows by position, not by label
     )
@@ -332,13 +337,6 @@ def _mixed_batch(seed: int, n: int) -> tuple[np.ndarray, pd.DataFrame]:
     return np.hstack([raw, base]), values
 
 
-def _reference_chain(contrib, calibrate, names, values, catalog, *, outcome, n_up, n_down):
-    """explain_batch as it was: dicts per row from top_reasons, then reasons_json and reason_sentences."""
-    cal, _ = calibrated_contributions(contrib, calibrate)
-    reasons = top_reasons(cal, names, values, catalog, n_up=n_up, n_down=n_down, rank_by=contrib[:, :-1])
-    return reasons_json(reasons), reason_sentences(reasons, catalog, outcome=outcome)
-
-
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("n_up,n_down", [(3, 1), (2, 2), (0, 2), (3, 0), (0, 0), (20, 20)])
 def test_explain_batch_texts_equal_the_per_row_reference(seed, n_up, n_down, monkeypatch):
@@ -349,7 +347,7 @@ def test_explain_batch_texts_equal_the_per_row_reference(seed, n_up, n_down, mon
     names = list(values.columns)
     ex = explain_batch(contrib, sigmoid, names, values, MIXED_CATALOG, outcome="the chance of SQL", n_up=n_up,
                        n_down=n_down)
-    ref_json, ref_text = _reference_chain(contrib, sigmoid, names, values, MIXED_CATALOG, outcome="the chance of SQL",
+    ref_json, ref_text = reference_texts(contrib, sigmoid, names, values, MIXED_CATALOG, outcome="the chance of SQL",
                                           n_up=n_up, n_down=n_down)
     assert len(ex.reasons_json) == len(ex.reason_text) == len(values)
     for i, (got, want) in enumerate(zip(ex.reasons_json, ref_json)):
@@ -367,7 +365,7 @@ def test_explain_batch_with_fewer_features_than_slots_and_empty_batches():
     catalog = {"a": Info('Label "a"', "f", "numeric", "days"), "b": Info("Bé\\", "f", "categorical", None)}
     contrib = np.array([[0.2, -0.1, 0.3], [0.0, 0.0, 0.3], [-0.4, 0.5, 0.3]])
     ex = explain_batch(contrib, sigmoid, ["a", "b"], values, catalog, outcome="x", n_up=3, n_down=2)
-    assert (ex.reasons_json, ex.reason_text) == _reference_chain(contrib, sigmoid, ["a", "b"], values, catalog,
+    assert (ex.reasons_json, ex.reason_text) == reference_texts(contrib, sigmoid, ["a", "b"], values, catalog,
                                                                  outcome="x", n_up=3, n_down=2)
     assert ex.reason_text[1] == "No single factor stands out" and ex.reasons_json[1] == "[]"
     empty = explain_batch(contrib[:0], sigmoid, ["a", "b"], values.iloc[:0], catalog, outcome="x")
@@ -399,7 +397,7 @@ def test_non_finite_values_are_refused_as_by_the_reference():
     catalog = {"a": Info("A", "f", "numeric", "count")}
     contrib = np.array([[0.5, 0.0], [0.5, 0.0]])
     with pytest.raises(ValueError, match="Out of range float values are not JSON compliant"):
-        _reference_chain(contrib, sigmoid, ["a"], values, catalog, outcome="x", n_up=1, n_down=0)
+        reference_texts(contrib, sigmoid, ["a"], values, catalog, outcome="x", n_up=1, n_down=0)
     with pytest.raises(ValueError, match="Out of range float values are not JSON compliant"):
         explain_batch(contrib, sigmoid, ["a"], values, catalog, outcome="x", n_up=1, n_down=0)
 
