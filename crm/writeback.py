@@ -143,7 +143,8 @@ def _as_dtype(s: pd.Series, logical_type: str, errors: str = "raise") -> pd.Seri
     if logical_type == "timestamp":
         return _parse_ts(s)
     raise ContractDefinitionError(
-        f"output contract type {logical_type!r} has no write-back dtype; expected string, number, integer or timestamp.")
+        f"output contract type {logical_type!r} has no write-back dtype; "
+        "expected string, number, integer or timestamp.")
 
 
 def _conform(frame: pd.DataFrame, schema: OutputTableSchema, run: Mapping[str, object], errors: str) -> pd.DataFrame:
@@ -165,12 +166,11 @@ def _require_columns(frame: pd.DataFrame, schema: OutputTableSchema, what: str, 
         raise WriteBackError(f"{what} is missing column(s) {missing}; expected {list(schema.input_columns)}{hint}.")
 
 
-def _prepare_scores(scores: pd.DataFrame, scoring_run_id: str, as_of: pd.Timestamp, scored_at: pd.Timestamp,
-                    models: tuple[str, ...]) -> pd.DataFrame:
-    """Validate the caller's frame and return it with the contract columns, canonical dtypes."""
-    if not isinstance(scoring_run_id, str) or not scoring_run_id:
-        raise WriteBackError(f"scoring_run_id must be a non-empty string; got {scoring_run_id!r}.")
-    run = {"scoring_run_id": scoring_run_id, "as_of": as_of, "scored_at": scored_at}
+def _prepare_scores(scores: pd.DataFrame, run: Mapping[str, object], models: tuple[str, ...]) -> pd.DataFrame:
+    """Validate the caller's frame and return it with the contract columns, canonical dtypes.
+
+    ``run`` holds the values of the run columns (scoring_run_id, as_of, scored_at).
+    """
     _require_columns(scores, _SCORES, "scores", f" ({', '.join(_SCORES.run_columns[:-1])} and "
                                                 f"{_SCORES.run_columns[-1]} are added by write_scores)")
     df = _conform(scores, _SCORES, run, errors="coerce")
@@ -183,7 +183,8 @@ def _prepare_scores(scores: pd.DataFrame, scoring_run_id: str, as_of: pd.Timesta
         else:
             bad = int(raw[c.name].isna().sum())
         if bad:
-            raise WriteBackError(f"scores.{c.name} has {bad} missing (or non-finite) value(s); every scored row needs one.")
+            raise WriteBackError(
+                f"scores.{c.name} has {bad} missing (or non-finite) value(s); every scored row needs one.")
     for col, allowed in (("entity_type", ENTITY_TYPES), ("model", models)):
         wrong = sorted(set(df[col].unique()) - set(allowed))
         if wrong:
@@ -202,11 +203,10 @@ def _prepare_scores(scores: pd.DataFrame, scoring_run_id: str, as_of: pd.Timesta
     return df
 
 
-def _prepare_value_at_risk(var: pd.DataFrame | None, scoring_run_id: str, as_of: pd.Timestamp, scored_at: pd.Timestamp) -> pd.DataFrame:
+def _prepare_value_at_risk(var: pd.DataFrame | None, run: Mapping[str, object]) -> pd.DataFrame:
     if var is None:
         var = pd.DataFrame({c: [] for c in VALUE_AT_RISK_INPUT})
     _require_columns(var, _VALUE_AT_RISK, "value_at_risk")
-    run = {"scoring_run_id": scoring_run_id, "as_of": as_of, "scored_at": scored_at}
     df = _conform(var, _VALUE_AT_RISK, run, errors="raise")
     key = list(_VALUE_AT_RISK.primary_key)
     if df[key].isna().any().any() or df.duplicated(key).any():
@@ -252,7 +252,8 @@ def _metadata() -> tuple[sa.MetaData, sa.Table, sa.Table, sa.Table]:
     if _HISTORY.columns != _SCORES.columns:
         raise ContractDefinitionError(
             f"contracts {HISTORY_TABLE} and {SCORES_TABLE} declare different columns "
-            f"({list(_HISTORY.column_names)} vs {list(_SCORES.column_names)}); history holds the rows of {SCORES_TABLE}.")
+            f"({list(_HISTORY.column_names)} vs {list(_SCORES.column_names)}); "
+            f"history holds the rows of {SCORES_TABLE}.")
     md = sa.MetaData()
     return md, _sql_table(md, _SCORES), _sql_table(md, _HISTORY), _sql_table(md, _VALUE_AT_RISK)
 
@@ -556,8 +557,11 @@ def write_scores(
         )
     as_of_u = _utc(as_of, "as_of")
     scored_u = _utc(scored_at, "scored_at")
-    df = _prepare_scores(scores, scoring_run_id, as_of_u, scored_u, allowed)
-    var = _prepare_value_at_risk(value_at_risk, scoring_run_id, as_of_u, scored_u)
+    if not isinstance(scoring_run_id, str) or not scoring_run_id:
+        raise WriteBackError(f"scoring_run_id must be a non-empty string; got {scoring_run_id!r}.")
+    run = {"scoring_run_id": scoring_run_id, "as_of": as_of_u, "scored_at": scored_u}
+    df = _prepare_scores(scores, run, allowed)
+    var = _prepare_value_at_risk(value_at_risk, run)
     if _is_url(location):
         replaced, n_var = _write_sql(str(location), df, var, as_of_u, lock_timeout_s, on_stage)
         kind = "sql"
