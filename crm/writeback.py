@@ -13,6 +13,12 @@ goes to its own table ``crm_value_at_risk`` (:data:`VALUE_AT_RISK_COLUMNS`, one 
 replaced as a whole in the same transaction; its history is derivable from the churn and clv rows of
 ``crm_scores_history``).
 
+The three tables are declared as ODCS output contracts (``data_contracts/crm_scores.yaml``,
+``crm_scores_history.yaml``, ``crm_value_at_risk.yaml``, read with ``data_contracts.schema.output_schema``):
+the SQL tables (types, primary keys, nullability, indexes), the column tuples and the read-back dtypes
+are built from them. The model names a run may write are the caller's (``write_scores(models=...)``):
+crm/ does not know the task registry.
+
 Where:
 
 - ``location`` containing ``"://"`` is a SQLAlchemy URL (``sqlite:///path/crm.db``,
@@ -41,7 +47,7 @@ import fcntl
 import math
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,27 +56,26 @@ import pandas as pd
 import sqlalchemy as sa
 
 from crm.errors import ScoringInProgressError, WriteBackError
+from data_contracts.errors import ContractDefinitionError
+from data_contracts.schema import OutputTableSchema, output_schema
 
 SCORES_TABLE = "crm_scores"
 HISTORY_TABLE = "crm_scores_history"
 VALUE_AT_RISK_TABLE = "crm_value_at_risk"
 
+_SCORES = output_schema(SCORES_TABLE)
+_HISTORY = output_schema(HISTORY_TABLE)
+_VALUE_AT_RISK = output_schema(VALUE_AT_RISK_TABLE)
+
 #: Columns of crm_scores and crm_scores_history, in contract order.
-SCORE_COLUMNS: tuple[str, ...] = (
-    "entity_type", "entity_id", "model", "score", "score_percentile", "band", "reasons", "reason_text",
-    "model_version", "scoring_run_id", "as_of", "scored_at",
-)
-#: What the caller provides per row; write_scores adds scoring_run_id, as_of and scored_at.
-INPUT_COLUMNS: tuple[str, ...] = SCORE_COLUMNS[:9]
+SCORE_COLUMNS: tuple[str, ...] = _SCORES.column_names
+#: What the caller provides per row; write_scores adds the run columns (scoring_run_id, as_of, scored_at).
+INPUT_COLUMNS: tuple[str, ...] = _SCORES.input_columns
 #: Columns of crm_value_at_risk (one row per scored account).
-VALUE_AT_RISK_COLUMNS: tuple[str, ...] = (
-    "entity_type", "entity_id", "churn_probability", "clv", "value_at_risk", "scoring_run_id", "as_of", "scored_at",
-)
-VALUE_AT_RISK_INPUT: tuple[str, ...] = VALUE_AT_RISK_COLUMNS[:5]
+VALUE_AT_RISK_COLUMNS: tuple[str, ...] = _VALUE_AT_RISK.column_names
+VALUE_AT_RISK_INPUT: tuple[str, ...] = _VALUE_AT_RISK.input_columns
 
 ENTITY_TYPES = ("account", "lead")
-MODELS = ("churn", "clv", "lead_mql", "lead_sql")
-_NOT_NULL_INPUT = ("entity_type", "entity_id", "model", "score", "score_percentile", "band", "model_version")
 
 DEFAULT_LOCK_TIMEOUT_S = 60.0
 _POLL_S = 0.1
@@ -111,75 +116,101 @@ def _utc(ts: pd.Timestamp | str, name: str) -> pd.Timestamp:
     return t.tz_convert("UTC").as_unit("us")
 
 
-def _prepare_scores(scores: pd.DataFrame, scoring_run_id: str, as_of: pd.Timestamp, scored_at: pd.Timestamp) -> pd.DataFrame:
-    """Validate the caller's frame and return it with the contract columns, canonical dtypes."""
-    if not isinstance(scoring_run_id, str) or not scoring_run_id:
-        raise WriteBackError(f"scoring_run_id must be a non-empty string; got {scoring_run_id!r}.")
-    missing = [c for c in INPUT_COLUMNS if c not in scores.columns]
-    if missing:
+def _allowed_models(models: Collection[str]) -> tuple[str, ...]:
+    """The caller's model names, checked: a non-empty collection of non-empty strings."""
+    if isinstance(models, str) or not isinstance(models, Collection):
         raise WriteBackError(
-            f"scores is missing column(s) {missing}; expected {list(INPUT_COLUMNS)} "
-            "(scoring_run_id, as_of and scored_at are added by write_scores)."
-        )
-    df = pd.DataFrame(
-        {
-            "entity_type": scores["entity_type"].astype("str"),
-            "entity_id": scores["entity_id"].astype("str"),
-            "model": scores["model"].astype("str"),
-            "score": pd.to_numeric(scores["score"], errors="coerce").astype("float64"),
-            "score_percentile": pd.to_numeric(scores["score_percentile"], errors="coerce").astype("Int64"),
-            "band": scores["band"].astype("str"),
-            "reasons": scores["reasons"].astype("str"),
-            "reason_text": scores["reason_text"].astype("str"),
-            "model_version": scores["model_version"].astype("str"),
-        }
-    ).reset_index(drop=True)
-    for c in _NOT_NULL_INPUT:
-        bad = int(scores[c].isna().sum())
-        if c == "score":
-            bad = int((~np.isfinite(df["score"].to_numpy())).sum())
+            f"models must be a collection of model names (e.g. tuple(models.tasks.TASKS)); got {models!r}.")
+    names = tuple(models)
+    if not names or not all(isinstance(m, str) and m for m in names):
+        raise WriteBackError(
+            f"models must name at least one model, each a non-empty string (e.g. tuple(models.tasks.TASKS)); "
+            f"got {names!r}.")
+    return names
+
+
+def _as_dtype(s: pd.Series, logical_type: str, errors: str = "raise") -> pd.Series:
+    """One column in the canonical dtype of its contract type (docs/architecture.md).
+
+    ``errors="coerce"`` turns unreadable numbers into missing values (the caller then reports them).
+    """
+    if logical_type == "string":
+        return s.astype("str")
+    if logical_type == "number":
+        return pd.to_numeric(s, errors=errors).astype("float64")
+    if logical_type == "integer":
+        return pd.to_numeric(s, errors=errors).astype("Int64")
+    if logical_type == "timestamp":
+        return _parse_ts(s)
+    raise ContractDefinitionError(
+        f"output contract type {logical_type!r} has no write-back dtype; "
+        "expected string, number, integer or timestamp.")
+
+
+def _conform(frame: pd.DataFrame, schema: OutputTableSchema, run: Mapping[str, object], errors: str) -> pd.DataFrame:
+    """The table's rows: the caller's input columns in canonical dtypes, the run columns set from ``run``."""
+    frame = frame.reset_index(drop=True)
+    out: dict[str, pd.Series] = {}
+    for c in schema.columns:
+        if c.name in schema.run_columns:
+            dtype = "datetime64[us, UTC]" if c.logical_type == "timestamp" else "str"
+            out[c.name] = pd.Series(run[c.name], index=frame.index, dtype=dtype)
+        else:
+            out[c.name] = _as_dtype(frame[c.name], c.logical_type, errors)
+    return pd.DataFrame(out, index=frame.index)
+
+
+def _require_columns(frame: pd.DataFrame, schema: OutputTableSchema, what: str, hint: str = "") -> None:
+    missing = [c for c in schema.input_columns if c not in frame.columns]
+    if missing:
+        raise WriteBackError(f"{what} is missing column(s) {missing}; expected {list(schema.input_columns)}{hint}.")
+
+
+def _prepare_scores(scores: pd.DataFrame, run: Mapping[str, object], models: tuple[str, ...]) -> pd.DataFrame:
+    """Validate the caller's frame and return it with the contract columns, canonical dtypes.
+
+    ``run`` holds the values of the run columns (scoring_run_id, as_of, scored_at).
+    """
+    _require_columns(scores, _SCORES, "scores", f" ({', '.join(_SCORES.run_columns[:-1])} and "
+                                                f"{_SCORES.run_columns[-1]} are added by write_scores)")
+    df = _conform(scores, _SCORES, run, errors="coerce")
+    raw = scores.reset_index(drop=True)
+    for c in _SCORES.columns:
+        if not c.required or c.name in _SCORES.run_columns:
+            continue
+        if c.logical_type == "number":
+            bad = int((~np.isfinite(df[c.name].to_numpy())).sum())
+        else:
+            bad = int(raw[c.name].isna().sum())
         if bad:
-            raise WriteBackError(f"scores.{c} has {bad} missing (or non-finite) value(s); every scored row needs one.")
-    for col, allowed in (("entity_type", ENTITY_TYPES), ("model", MODELS)):
+            raise WriteBackError(
+                f"scores.{c.name} has {bad} missing (or non-finite) value(s); every scored row needs one.")
+    for col, allowed in (("entity_type", ENTITY_TYPES), ("model", models)):
         wrong = sorted(set(df[col].unique()) - set(allowed))
         if wrong:
             raise WriteBackError(f"scores.{col} has unknown value(s) {wrong[:5]}. Possible values are: {list(allowed)}.")
     pct = df["score_percentile"]
     if ((pct < 1) | (pct > 100)).any():
         raise WriteBackError("scores.score_percentile must be within 1..100 (see models.bands.percentiles).")
-    dup = df.duplicated(["entity_type", "entity_id", "model"])
+    key = list(_SCORES.primary_key)
+    dup = df.duplicated(key)
     if dup.any():
-        first = df.loc[dup, ["entity_type", "entity_id", "model"]].iloc[0].tolist()
+        first = df.loc[dup, key].iloc[0].tolist()
         raise WriteBackError(
-            f"scores has {int(dup.sum())} duplicate (entity_type, entity_id, model) key(s), e.g. {first}; "
-            "crm_scores holds one row per key."
+            f"scores has {int(dup.sum())} duplicate ({', '.join(key)}) key(s), e.g. {first}; "
+            f"{SCORES_TABLE} holds one row per key."
         )
-    df["scoring_run_id"] = scoring_run_id
-    df["as_of"] = pd.Series(as_of, index=df.index, dtype="datetime64[us, UTC]")
-    df["scored_at"] = pd.Series(scored_at, index=df.index, dtype="datetime64[us, UTC]")
     return df
 
 
-def _prepare_value_at_risk(var: pd.DataFrame | None, scoring_run_id: str, as_of: pd.Timestamp, scored_at: pd.Timestamp) -> pd.DataFrame:
+def _prepare_value_at_risk(var: pd.DataFrame | None, run: Mapping[str, object]) -> pd.DataFrame:
     if var is None:
         var = pd.DataFrame({c: [] for c in VALUE_AT_RISK_INPUT})
-    missing = [c for c in VALUE_AT_RISK_INPUT if c not in var.columns]
-    if missing:
-        raise WriteBackError(f"value_at_risk is missing column(s) {missing}; expected {list(VALUE_AT_RISK_INPUT)}.")
-    df = pd.DataFrame(
-        {
-            "entity_type": var["entity_type"].astype("str"),
-            "entity_id": var["entity_id"].astype("str"),
-            "churn_probability": pd.to_numeric(var["churn_probability"]).astype("float64"),
-            "clv": pd.to_numeric(var["clv"]).astype("float64"),
-            "value_at_risk": pd.to_numeric(var["value_at_risk"]).astype("float64"),
-        }
-    ).reset_index(drop=True)
-    if df[["entity_type", "entity_id"]].isna().any().any() or df.duplicated(["entity_type", "entity_id"]).any():
-        raise WriteBackError("value_at_risk needs one row per (entity_type, entity_id), none missing.")
-    df["scoring_run_id"] = scoring_run_id
-    df["as_of"] = pd.Series(as_of, index=df.index, dtype="datetime64[us, UTC]")
-    df["scored_at"] = pd.Series(scored_at, index=df.index, dtype="datetime64[us, UTC]")
+    _require_columns(var, _VALUE_AT_RISK, "value_at_risk")
+    df = _conform(var, _VALUE_AT_RISK, run, errors="raise")
+    key = list(_VALUE_AT_RISK.primary_key)
+    if df[key].isna().any().any() or df.duplicated(key).any():
+        raise WriteBackError(f"value_at_risk needs one row per ({', '.join(key)}), none missing.")
     return df
 
 
@@ -195,47 +226,36 @@ def _ts_type() -> sa.types.TypeEngine:
     return sa.DateTime(timezone=True).with_variant(sa.Text(), "sqlite")
 
 
+def _sql_type(logical_type: str) -> sa.types.TypeEngine:
+    if logical_type == "string":
+        return sa.Text()
+    if logical_type == "number":
+        return sa.Float(53)
+    if logical_type == "integer":
+        return sa.Integer()
+    if logical_type == "timestamp":
+        return _ts_type()
+    raise ContractDefinitionError(
+        f"output contract type {logical_type!r} has no SQL type; expected string, number, integer or timestamp.")
+
+
+def _sql_table(md: sa.MetaData, schema: OutputTableSchema) -> sa.Table:
+    """The table of an output contract: its columns, nullability, primary key and single-column indexes."""
+    columns = [sa.Column(c.name, _sql_type(c.logical_type), nullable=not c.required) for c in schema.columns]
+    key = [sa.PrimaryKeyConstraint(*schema.primary_key)] if schema.primary_key else []
+    indexes = [sa.Index(f"ix_{schema.name}_{c}", c) for c in schema.indexes]
+    return sa.Table(schema.name, md, *columns, *key, *indexes)
+
+
 def _metadata() -> tuple[sa.MetaData, sa.Table, sa.Table, sa.Table]:
+    # One bound row set is inserted into both score tables: their contracts must declare the same columns.
+    if _HISTORY.columns != _SCORES.columns:
+        raise ContractDefinitionError(
+            f"contracts {HISTORY_TABLE} and {SCORES_TABLE} declare different columns "
+            f"({list(_HISTORY.column_names)} vs {list(_SCORES.column_names)}); "
+            f"history holds the rows of {SCORES_TABLE}.")
     md = sa.MetaData()
-
-    def score_cols(pk: bool) -> list[sa.Column]:
-        return [
-            sa.Column("entity_type", sa.Text, nullable=False, primary_key=pk),
-            sa.Column("entity_id", sa.Text, nullable=False, primary_key=pk),
-            sa.Column("model", sa.Text, nullable=False, primary_key=pk),
-            sa.Column("score", sa.Float(53), nullable=False),
-            sa.Column("score_percentile", sa.Integer, nullable=False),
-            sa.Column("band", sa.Text, nullable=False),
-            sa.Column("reasons", sa.Text, nullable=True),
-            sa.Column("reason_text", sa.Text, nullable=True),
-            sa.Column("model_version", sa.Text, nullable=False),
-            sa.Column("scoring_run_id", sa.Text, nullable=False),
-            sa.Column("as_of", _ts_type(), nullable=False),
-            sa.Column("scored_at", _ts_type(), nullable=False),
-        ]
-
-    scores = sa.Table(SCORES_TABLE, md, *score_cols(pk=True))
-    history = sa.Table(
-        HISTORY_TABLE,
-        md,
-        *score_cols(pk=False),
-        sa.Index(f"ix_{HISTORY_TABLE}_entity_id", "entity_id"),
-        sa.Index(f"ix_{HISTORY_TABLE}_scoring_run_id", "scoring_run_id"),
-        sa.Index(f"ix_{HISTORY_TABLE}_as_of", "as_of"),
-    )
-    var = sa.Table(
-        VALUE_AT_RISK_TABLE,
-        md,
-        sa.Column("entity_type", sa.Text, nullable=False, primary_key=True),
-        sa.Column("entity_id", sa.Text, nullable=False, primary_key=True),
-        sa.Column("churn_probability", sa.Float(53), nullable=False),
-        sa.Column("clv", sa.Float(53), nullable=False),
-        sa.Column("value_at_risk", sa.Float(53), nullable=False),
-        sa.Column("scoring_run_id", sa.Text, nullable=False),
-        sa.Column("as_of", _ts_type(), nullable=False),
-        sa.Column("scored_at", _ts_type(), nullable=False),
-    )
-    return md, scores, history, var
+    return md, _sql_table(md, _SCORES), _sql_table(md, _HISTORY), _sql_table(md, _VALUE_AT_RISK)
 
 
 def _write_engine(url: str, lock_timeout_s: float) -> sa.Engine:
@@ -456,7 +476,7 @@ def _write_folder(
         hist_path = folder / f"{HISTORY_TABLE}.parquet"
         replaced = 0
         if hist_path.exists():
-            old = _normalise(pd.read_parquet(hist_path), SCORE_COLUMNS)
+            old = _normalise(pd.read_parquet(hist_path), _HISTORY)
             same = old["as_of"] == as_of
             replaced = int(same.sum())
             hist = pd.concat([old.loc[~same], df], ignore_index=True) if len(old) else df
@@ -491,6 +511,7 @@ def write_scores(
     scoring_run_id: str,
     as_of: pd.Timestamp,
     scored_at: pd.Timestamp,
+    models: Collection[str],
     value_at_risk: pd.DataFrame | None = None,
     lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
     allow_empty: bool = False,
@@ -507,6 +528,8 @@ def write_scores(
     as_of : T, the cutoff the scores were computed at (tz-aware UTC). History rows of any earlier
         run with the same as_of are replaced by this run's rows.
     scored_at : when the run wrote them (tz-aware UTC; read once from the clock by the caller).
+    models : the model names a row's ``model`` may take (the caller's task registry, e.g.
+        ``tuple(models.tasks.TASKS)``); a row of any other model is refused.
     value_at_risk : optional rows (entity_type, entity_id, churn_probability, clv, value_at_risk) for
         ``crm_value_at_risk``; that table is replaced as a whole too (emptied when None).
     lock_timeout_s : how long to wait for another write-back to finish before raising
@@ -526,6 +549,7 @@ def write_scores(
     ScoringInProgressError : another run held the lock for longer than ``lock_timeout_s``.
     """
     start = time.perf_counter()
+    allowed = _allowed_models(models)
     if len(scores) == 0 and not allow_empty:
         raise WriteBackError(
             f"scores is empty: writing it would empty crm_scores at {_safe(str(location))}. "
@@ -533,8 +557,11 @@ def write_scores(
         )
     as_of_u = _utc(as_of, "as_of")
     scored_u = _utc(scored_at, "scored_at")
-    df = _prepare_scores(scores, scoring_run_id, as_of_u, scored_u)
-    var = _prepare_value_at_risk(value_at_risk, scoring_run_id, as_of_u, scored_u)
+    if not isinstance(scoring_run_id, str) or not scoring_run_id:
+        raise WriteBackError(f"scoring_run_id must be a non-empty string; got {scoring_run_id!r}.")
+    run = {"scoring_run_id": scoring_run_id, "as_of": as_of_u, "scored_at": scored_u}
+    df = _prepare_scores(scores, run, allowed)
+    var = _prepare_value_at_risk(value_at_risk, run)
     if _is_url(location):
         replaced, n_var = _write_sql(str(location), df, var, as_of_u, lock_timeout_s, on_stage)
         kind = "sql"
@@ -559,26 +586,21 @@ def _parse_ts(s: pd.Series) -> pd.Series:
     return pd.to_datetime(s, utc=True, format="ISO8601").astype("datetime64[us, UTC]")
 
 
-def _normalise(df: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
-    """Canonical dtypes: text `str`, numbers float64, percentile Int64, timestamps datetime64[us, UTC]."""
+def _normalise(df: pd.DataFrame, schema: OutputTableSchema) -> pd.DataFrame:
+    """The contract columns in canonical dtypes: text `str`, numbers float64, integers Int64, timestamps
+    datetime64[us, UTC] (a column the stored table lacks is all missing)."""
     out = pd.DataFrame(index=range(len(df)))
     df = df.reset_index(drop=True)
-    for c in columns:
-        s = df[c] if c in df.columns else pd.Series([None] * len(df))
-        if c in ("as_of", "scored_at"):
-            out[c] = _parse_ts(s)
-        elif c == "score_percentile":
-            out[c] = pd.to_numeric(s).astype("Int64")
-        elif c in ("score", "churn_probability", "clv", "value_at_risk"):
-            out[c] = pd.to_numeric(s).astype("float64")
-        else:
-            out[c] = s.astype("str")
+    for c in schema.columns:
+        s = df[c.name] if c.name in df.columns else pd.Series([None] * len(df))
+        out[c.name] = _as_dtype(s, c.logical_type)
     return out
 
 
-def _read_table(location: str | os.PathLike, table: str, columns: tuple[str, ...], where: dict[str, str | None]) -> pd.DataFrame:
+def _read_table(location: str | os.PathLike, schema: OutputTableSchema, where: dict[str, str | None]) -> pd.DataFrame:
     where = {k: v for k, v in where.items() if v is not None}
-    empty = _normalise(pd.DataFrame({c: [] for c in columns}), columns)
+    table, columns = schema.name, schema.column_names
+    empty = _normalise(pd.DataFrame({c: [] for c in columns}), schema)
     if _is_url(location):
         eng = _read_engine(str(location))
         try:
@@ -599,7 +621,7 @@ def _read_table(location: str | os.PathLike, table: str, columns: tuple[str, ...
         raw = pd.read_parquet(path)
         for k, v in where.items():
             raw = raw.loc[raw[k] == v]
-    return _normalise(raw, columns)
+    return _normalise(raw, schema)
 
 
 def read_scores(location: str | os.PathLike, *, model: str | None = None, entity_type: str | None = None) -> pd.DataFrame:
@@ -608,7 +630,7 @@ def read_scores(location: str | os.PathLike, *, model: str | None = None, entity
     Returns the :data:`SCORE_COLUMNS` with canonical dtypes (timestamps UTC, reasons as JSON text),
     sorted by (model, entity_type, entity_id); empty when nothing was written yet.
     """
-    df = _read_table(location, SCORES_TABLE, SCORE_COLUMNS, {"model": model, "entity_type": entity_type})
+    df = _read_table(location, _SCORES, {"model": model, "entity_type": entity_type})
     return df.sort_values(["model", "entity_type", "entity_id"], ignore_index=True)
 
 
@@ -617,11 +639,11 @@ def read_history(location: str | os.PathLike, *, entity_id: str | None = None, m
 
     Sorted by (as_of, model, entity_type, entity_id); empty when nothing was written yet.
     """
-    df = _read_table(location, HISTORY_TABLE, SCORE_COLUMNS, {"entity_id": entity_id, "model": model})
+    df = _read_table(location, _HISTORY, {"entity_id": entity_id, "model": model})
     return df.sort_values(["as_of", "model", "entity_type", "entity_id"], ignore_index=True)
 
 
 def read_value_at_risk(location: str | os.PathLike) -> pd.DataFrame:
     """The current value at risk per account (``crm_value_at_risk``), sorted by value_at_risk descending."""
-    df = _read_table(location, VALUE_AT_RISK_TABLE, VALUE_AT_RISK_COLUMNS, {})
+    df = _read_table(location, _VALUE_AT_RISK, {})
     return df.sort_values(["value_at_risk", "entity_id"], ascending=[False, True], ignore_index=True)

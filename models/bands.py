@@ -26,6 +26,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from data_contracts.schema import output_schema
 from models.errors import ModelError
 from models.tasks import BAND_SCHEMES
 
@@ -137,11 +138,9 @@ def assign_bands(
     return pd.Series(band, index=index, dtype="str")
 
 
-#: Columns of the rows handed to ``crm.writeback.write_scores`` (its INPUT_COLUMNS; repeated here because
-#: models/ does not import crm/).
-SCORE_ROW_COLUMNS: tuple[str, ...] = (
-    "entity_type", "entity_id", "model", "score", "score_percentile", "band", "reasons", "reason_text", "model_version",
-)
+#: Columns of the rows handed to ``crm.writeback.write_scores``: the per-row columns of the ``crm_scores``
+#: contract (data_contracts/crm_scores.yaml; write_scores adds the run columns).
+SCORE_ROW_COLUMNS: tuple[str, ...] = output_schema("crm_scores").input_columns
 
 
 def build_score_rows(

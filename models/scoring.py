@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from features.catalog import FeatureSet
-from models.bands import build_score_rows
+from models.bands import SCORE_ROW_COLUMNS, build_score_rows
 from models.errors import ModelConfigError
 from models.explain import explain_batch
 from models.tasks import TaskSpec
@@ -52,10 +52,8 @@ def score_task(model, spec: TaskSpec, fs: FeatureSet, *, model_version: int | st
     score_percentile, band, reasons (JSON text), reason_text, model_version. Row order follows ``fs``.
     """
     frame = fs.frame
-    cols = ["entity_type", "entity_id", "model", "score", "score_percentile", "band", "reasons", "reason_text",
-            "model_version"]
     if frame.empty:
-        return pd.DataFrame({c: pd.Series(dtype="object") for c in cols})
+        return pd.DataFrame({c: pd.Series(dtype="object") for c in SCORE_ROW_COLUMNS})
     if frame["cutoff_ts"].nunique() != 1:
         raise ValueError("score_task scores one cutoff at a time; the feature set holds several")
     scores, reasons, texts = [], [], []

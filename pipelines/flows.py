@@ -337,7 +337,7 @@ def write_back(location: str, scores: pd.DataFrame, var: pd.DataFrame | None, *,
     from crm.writeback import write_scores
 
     return write_scores(location, scores, scoring_run_id=run_id, as_of=as_of, scored_at=scored_at,
-                        value_at_risk=var, lock_timeout_s=lock_timeout_s)
+                        models=tuple(TASKS), value_at_risk=var, lock_timeout_s=lock_timeout_s)
 
 
 def _record_run(settings: Settings, summary: ScoreSummary, report: ValidationReport) -> None:

@@ -31,7 +31,7 @@ def _earlier_scores(url: str) -> None:
         "entity_type": ["account"], "entity_id": ["acc_1"], "model": ["churn"], "score": [0.2],
         "score_percentile": [100], "band": ["high"], "reasons": ["[]"], "reason_text": ["earlier run"],
         "model_version": ["1"]})
-    write_scores(url, rows, scoring_run_id="earlier", as_of=pd.Timestamp("2026-09-01", tz="UTC"),
+    write_scores(url, rows, models=("churn",), scoring_run_id="earlier", as_of=pd.Timestamp("2026-09-01", tz="UTC"),
                  scored_at=pd.Timestamp("2026-09-01T02:00:00", tz="UTC"))
 
 

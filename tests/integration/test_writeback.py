@@ -11,11 +11,14 @@ import sqlalchemy as sa
 import crm.writeback as wb
 from crm.errors import WriteBackError
 from crm.writeback import INPUT_COLUMNS, SCORE_COLUMNS, read_history, read_scores, read_value_at_risk, write_scores
+from models.tasks import TASKS
 
 T1 = pd.Timestamp("2026-03-01", tz="UTC")
 T2 = pd.Timestamp("2026-03-02", tz="UTC")
 AT1 = pd.Timestamp("2026-03-01T02:15:30.123456", tz="UTC")
 AT2 = pd.Timestamp("2026-03-02T02:15:00", tz="UTC")
+#: The model names the pipeline passes (pipelines/flows.py write_back).
+MODELS = tuple(TASKS)
 
 
 def make_scores(ids: range, models=("churn", "clv"), seed: int = 0, version: str = "3") -> pd.DataFrame:
@@ -82,7 +85,7 @@ def test_round_trip_dtypes_and_filters(location):
         {"entity_type": "account", "entity_id": ["A00001", "A00002"], "churn_probability": [0.5, 0.1], "clv": [100.0, 900.0]}
     )
     var["value_at_risk"] = var["churn_probability"] * var["clv"]
-    res = write_scores(location, scores, scoring_run_id="run-1", as_of=T1, scored_at=AT1, value_at_risk=var)
+    res = write_scores(location, scores, models=MODELS, scoring_run_id="run-1", as_of=T1, scored_at=AT1, value_at_risk=var)
     assert (res.rows_written, res.history_rows_replaced, res.value_at_risk_rows) == (60, 0, 2)
     assert res.kind == ("folder" if "://" not in location else "sql")
 
@@ -112,8 +115,8 @@ def test_read_before_any_write_is_empty_with_contract_columns(location):
 def test_crm_scores_is_replaced_as_a_whole_history_appends(location):
     first = make_scores(range(0, 10), models=("churn", "clv"), seed=1)
     second = make_scores(range(5, 15), models=("churn",), seed=2, version="4")
-    write_scores(location, first, scoring_run_id="run-1", as_of=T1, scored_at=AT1)
-    write_scores(location, second, scoring_run_id="run-2", as_of=T2, scored_at=AT2)
+    write_scores(location, first, models=MODELS, scoring_run_id="run-1", as_of=T1, scored_at=AT1)
+    write_scores(location, second, models=MODELS, scoring_run_id="run-2", as_of=T2, scored_at=AT2)
     current = read_scores(location)
     # No clv rows and no A00000..A00004 left over from the first run.
     assert_same_rows(current, expected_rows(second, "run-2", T2, AT2))
@@ -124,10 +127,10 @@ def test_crm_scores_is_replaced_as_a_whole_history_appends(location):
 
 def test_same_as_of_twice_is_idempotent(location):
     scores = make_scores(range(20), seed=3)
-    write_scores(location, make_scores(range(40), seed=9), scoring_run_id="run-0", as_of=T1 - pd.Timedelta(days=1), scored_at=AT1)
-    write_scores(location, scores, scoring_run_id="run-1", as_of=T1, scored_at=AT1)
+    write_scores(location, make_scores(range(40), seed=9), models=MODELS, scoring_run_id="run-0", as_of=T1 - pd.Timedelta(days=1), scored_at=AT1)
+    write_scores(location, scores, models=MODELS, scoring_run_id="run-1", as_of=T1, scored_at=AT1)
     once = read_scores(location)
-    res = write_scores(location, scores, scoring_run_id="run-1-retry", as_of=T1, scored_at=AT2)
+    res = write_scores(location, scores, models=MODELS, scoring_run_id="run-1-retry", as_of=T1, scored_at=AT2)
     assert res.history_rows_replaced == 40
     twice = read_scores(location)
     content = [c for c in SCORE_COLUMNS if c not in ("scoring_run_id", "scored_at")]
@@ -151,7 +154,7 @@ STAGES_FOLDER = ["locked", "files_written", "files_written"]
 def test_failure_mid_write_leaves_previous_scores(location, point):
     stage = (STAGES_SQL if "://" in location else STAGES_FOLDER)[point]
     before_scores = make_scores(range(25), seed=4)
-    write_scores(location, before_scores, scoring_run_id="run-1", as_of=T1, scored_at=AT1)
+    write_scores(location, before_scores, models=MODELS, scoring_run_id="run-1", as_of=T1, scored_at=AT1)
     scores_before, hist_before = read_scores(location), read_history(location)
 
     def boom(s: str) -> None:
@@ -160,7 +163,7 @@ def test_failure_mid_write_leaves_previous_scores(location, point):
 
     with pytest.raises(RuntimeError, match=f"injected failure at {stage}"):
         # same as_of: the history delete of run-1's rows must be rolled back too
-        write_scores(location, make_scores(range(50), seed=5), scoring_run_id="run-2", as_of=T1, scored_at=AT2, on_stage=boom)
+        write_scores(location, make_scores(range(50), seed=5), models=MODELS, scoring_run_id="run-2", as_of=T1, scored_at=AT2, on_stage=boom)
     pd.testing.assert_frame_equal(read_scores(location), scores_before)
     pd.testing.assert_frame_equal(read_history(location), hist_before)
 
@@ -168,7 +171,7 @@ def test_failure_mid_write_leaves_previous_scores(location, point):
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_database_constraint_violation_rolls_back(backend, tmp_path, request, monkeypatch):
     url = f"sqlite:///{tmp_path / 'crm.db'}" if backend == "sqlite" else request.getfixturevalue("pg_url")
-    write_scores(url, make_scores(range(10)), scoring_run_id="run-1", as_of=T1, scored_at=AT1)
+    write_scores(url, make_scores(range(10)), models=MODELS, scoring_run_id="run-1", as_of=T1, scored_at=AT1)
     before = read_scores(url)
     real_prepare = wb._prepare_scores
 
@@ -179,14 +182,14 @@ def test_database_constraint_violation_rolls_back(backend, tmp_path, request, mo
 
     monkeypatch.setattr(wb, "_prepare_scores", prepare_with_null)
     with pytest.raises(WriteBackError, match="violated a constraint and was rolled back \\(previous scores kept\\)"):
-        write_scores(url, make_scores(range(3000), seed=1), scoring_run_id="run-2", as_of=T2, scored_at=AT2)
+        write_scores(url, make_scores(range(3000), seed=1), models=MODELS, scoring_run_id="run-2", as_of=T2, scored_at=AT2)
     pd.testing.assert_frame_equal(read_scores(url), before)
     assert set(read_history(url)["scoring_run_id"]) == {"run-1"}
 
 
 def test_tables_have_contract_columns_keys_and_indexes(tmp_path):
     url = f"sqlite:///{tmp_path / 'crm.db'}"
-    write_scores(url, make_scores(range(3)), scoring_run_id="run-1", as_of=T1, scored_at=AT1)
+    write_scores(url, make_scores(range(3)), models=MODELS, scoring_run_id="run-1", as_of=T1, scored_at=AT1)
     insp = sa.inspect(sa.create_engine(url))
     assert [c["name"] for c in insp.get_columns("crm_scores")] == list(SCORE_COLUMNS)
     assert [c["name"] for c in insp.get_columns("crm_scores_history")] == list(SCORE_COLUMNS)
@@ -207,30 +210,58 @@ def test_invalid_input_is_rejected_before_touching_the_database(tmp_path):
     url = f"sqlite:///{tmp_path / 'crm.db'}"
     good = make_scores(range(3))
     with pytest.raises(WriteBackError, match=r"missing column\(s\) \['band'\]"):
-        write_scores(url, good.drop(columns="band"), scoring_run_id="r", as_of=T1, scored_at=AT1)
+        write_scores(url, good.drop(columns="band"), models=MODELS, scoring_run_id="r", as_of=T1, scored_at=AT1)
     bad = good.copy()
     bad.loc[0, "entity_id"] = None
     with pytest.raises(WriteBackError, match="scores.entity_id has 1 missing"):
-        write_scores(url, bad, scoring_run_id="r", as_of=T1, scored_at=AT1)
+        write_scores(url, bad, models=MODELS, scoring_run_id="r", as_of=T1, scored_at=AT1)
     with pytest.raises(WriteBackError, match=r"unknown value\(s\) \['rfm'\]. Possible values are"):
-        write_scores(url, good.assign(model="rfm"), scoring_run_id="r", as_of=T1, scored_at=AT1)
+        write_scores(url, good.assign(model="rfm"), models=MODELS, scoring_run_id="r", as_of=T1, scored_at=AT1)
     with pytest.raises(WriteBackError, match="duplicate \\(entity_type, entity_id, model\\) key"):
-        write_scores(url, pd.concat([good, good.iloc[:1]]), scoring_run_id="r", as_of=T1, scored_at=AT1)
+        write_scores(url, pd.concat([good, good.iloc[:1]]), models=MODELS, scoring_run_id="r", as_of=T1, scored_at=AT1)
     with pytest.raises(WriteBackError, match="as_of=2026-03-01 00:00:00 has no time zone"):
-        write_scores(url, good, scoring_run_id="r", as_of=pd.Timestamp("2026-03-01"), scored_at=AT1)
+        write_scores(url, good, models=MODELS, scoring_run_id="r", as_of=pd.Timestamp("2026-03-01"), scored_at=AT1)
     with pytest.raises(WriteBackError, match="scores is empty: writing it would empty crm_scores .*allow_empty=True"):
-        write_scores(url, good.iloc[:0], scoring_run_id="r", as_of=T1, scored_at=AT1)
+        write_scores(url, good.iloc[:0], models=MODELS, scoring_run_id="r", as_of=T1, scored_at=AT1)
     with pytest.raises(WriteBackError, match="score_percentile must be within 1..100"):
-        write_scores(url, good.assign(score_percentile=0), scoring_run_id="r", as_of=T1, scored_at=AT1)
+        write_scores(url, good.assign(score_percentile=0), models=MODELS, scoring_run_id="r", as_of=T1, scored_at=AT1)
+    assert not sa.inspect(sa.create_engine(url)).has_table("crm_scores")
+
+
+def test_model_names_are_the_callers(tmp_path):
+    url = f"sqlite:///{tmp_path / 'crm.db'}"
+    rows = make_scores(range(3), models=("churn", "upsell"))
+    with pytest.raises(WriteBackError, match=r"^scores.model has unknown value\(s\) \['upsell'\]. "
+                                             r"Possible values are: \['churn', 'clv'\].$") as err:
+        write_scores(url, rows, models=("churn", "clv"), scoring_run_id="r", as_of=T1, scored_at=AT1)
+    assert "\n" not in str(err.value)
+    assert not sa.inspect(sa.create_engine(url)).has_table("crm_scores")
+    # a fifth task is written as soon as the caller's registry names it
+    res = write_scores(url, rows, models=(*MODELS, "upsell"), scoring_run_id="r", as_of=T1, scored_at=AT1)
+    assert res.rows_written == 6
+    assert sorted(read_scores(url)["model"].unique()) == ["churn", "upsell"]
+    assert len(read_history(url, model="upsell")) == 3
+
+
+@pytest.mark.parametrize(("models", "message"), [
+    ((), r"models must name at least one model"),
+    (("churn", ""), r"models must name at least one model, each a non-empty string"),
+    ("churn", r"models must be a collection of model names \(e.g. tuple\(models.tasks.TASKS\)\); got 'churn'"),
+    (None, r"models must be a collection of model names"),
+])
+def test_models_must_be_a_non_empty_collection_of_names(tmp_path, models, message):
+    url = f"sqlite:///{tmp_path / 'crm.db'}"
+    with pytest.raises(WriteBackError, match=message):
+        write_scores(url, make_scores(range(2)), models=models, scoring_run_id="r", as_of=T1, scored_at=AT1)
     assert not sa.inspect(sa.create_engine(url)).has_table("crm_scores")
 
 
 def test_empty_run_only_when_allowed(location):
-    write_scores(location, make_scores(range(4)), scoring_run_id="run-1", as_of=T1, scored_at=AT1)
+    write_scores(location, make_scores(range(4)), models=MODELS, scoring_run_id="run-1", as_of=T1, scored_at=AT1)
     with pytest.raises(WriteBackError, match="scores is empty"):
-        write_scores(location, make_scores(range(0)), scoring_run_id="run-2", as_of=T2, scored_at=AT2)
+        write_scores(location, make_scores(range(0)), models=MODELS, scoring_run_id="run-2", as_of=T2, scored_at=AT2)
     assert len(read_scores(location)) == 8
-    res = write_scores(location, make_scores(range(0)), scoring_run_id="run-2", as_of=T2, scored_at=AT2, allow_empty=True)
+    res = write_scores(location, make_scores(range(0)), models=MODELS, scoring_run_id="run-2", as_of=T2, scored_at=AT2, allow_empty=True)
     assert res.rows_written == 0 and read_scores(location).empty
     assert len(read_history(location)) == 8
 
@@ -238,19 +269,19 @@ def test_empty_run_only_when_allowed(location):
 def test_folder_layout_and_missing_folder(tmp_path):
     folder = tmp_path / "extract"
     folder.mkdir()
-    write_scores(str(folder), make_scores(range(5)), scoring_run_id="run-1", as_of=T1, scored_at=AT1)
+    write_scores(str(folder), make_scores(range(5)), models=MODELS, scoring_run_id="run-1", as_of=T1, scored_at=AT1)
     names = sorted(p.name for p in (folder / "scores").iterdir())
     assert names == [".writeback.lock", "crm_scores.parquet", "crm_scores_history.parquet", "crm_value_at_risk.parquet"]
     back = pd.read_parquet(folder / "scores" / "crm_scores.parquet")
     assert list(back.columns) == list(SCORE_COLUMNS)
     assert str(back["as_of"].dtype) == "datetime64[us, UTC]"
     with pytest.raises(WriteBackError, match="does not exist"):
-        write_scores(str(tmp_path / "nope"), make_scores(range(5)), scoring_run_id="r", as_of=T1, scored_at=AT1)
+        write_scores(str(tmp_path / "nope"), make_scores(range(5)), models=MODELS, scoring_run_id="r", as_of=T1, scored_at=AT1)
 
 
 def test_folder_failure_between_renames_keeps_previous_current_scores_and_rerun_repairs(tmp_path):
     folder = str(tmp_path)
-    write_scores(folder, make_scores(range(5), seed=1), scoring_run_id="run-1", as_of=T1, scored_at=AT1)
+    write_scores(folder, make_scores(range(5), seed=1), models=MODELS, scoring_run_id="run-1", as_of=T1, scored_at=AT1)
     before = read_scores(folder)
     new = make_scores(range(8), seed=2)
 
@@ -259,10 +290,10 @@ def test_folder_failure_between_renames_keeps_previous_current_scores_and_rerun_
             raise OSError("disk vanished")
 
     with pytest.raises(OSError, match="disk vanished"):
-        write_scores(folder, new, scoring_run_id="run-2", as_of=T2, scored_at=AT2, on_stage=boom)
+        write_scores(folder, new, models=MODELS, scoring_run_id="run-2", as_of=T2, scored_at=AT2, on_stage=boom)
     pd.testing.assert_frame_equal(read_scores(folder), before)  # never a mix of runs
     assert not list((tmp_path / "scores").glob(".*.tmp-*"))  # temp files cleaned up
-    write_scores(folder, new, scoring_run_id="run-2", as_of=T2, scored_at=AT2)
+    write_scores(folder, new, models=MODELS, scoring_run_id="run-2", as_of=T2, scored_at=AT2)
     assert_same_rows(read_scores(folder), expected_rows(new, "run-2", T2, AT2))
     assert read_history(folder).groupby("scoring_run_id").size().to_dict() == {"run-1": 10, "run-2": 16}
 
@@ -291,7 +322,7 @@ def test_rows_from_models_bands_and_explain_write_back_as_is(tmp_path):
     churn = build_score_rows("churn", "account", ids, ex.score, scheme="churn", model_version="5", reasons_json=ex.reasons_json, reason_text=ex.reason_text)
     clv = build_score_rows("clv", "account", ids, rng.gamma(2, 100, 300), scheme="clv", model_version="2")
     url = f"sqlite:///{tmp_path / 'crm.db'}"
-    res = write_scores(url, pd.concat([churn, clv], ignore_index=True), scoring_run_id="run-1", as_of=T1, scored_at=AT1,
+    res = write_scores(url, pd.concat([churn, clv], ignore_index=True), models=MODELS, scoring_run_id="run-1", as_of=T1, scored_at=AT1,
                        value_at_risk=value_at_risk_rows(churn, clv))
     assert res.rows_written == 600 and res.value_at_risk_rows == 300
     got = read_scores(url, model="churn").set_index("entity_id").loc[ids]
