@@ -89,7 +89,7 @@ def _budget(crm: str, cfg: Path) -> None:
                               SearchConfig(63, 50, 0.02, 0.7))))):
         t0 = time.perf_counter()
         m = train_task(TASKS["churn"], data, params, seed=42)
-        print(f"churn {name}: held-out AUC {m.metrics['roc_auc']:.4f}, trees {m.booster.num_trees()}, "
+        print(f"churn {name}: held-out AUC {m.report.metrics['roc_auc']:.4f}, trees {m.predictor.booster.num_trees()}, "
               f"train {time.perf_counter() - t0:.1f} s")
 
 
@@ -141,7 +141,7 @@ def _throughput(crm: str, cfg: Path, accounts: int, seed: int) -> None:
         frames[name] = score_task(model, TASKS[name], fs, model_version=version, options=opts)
         spent["score_task"] += time.perf_counter() - t0
         print(f"  {name}: {n_rows:,} eligible accounts, booster {model.booster.num_trees()} trees "
-              f"(up to {model.params.get('num_leaves', '?')} leaves)")
+              f"(up to {max(t['num_leaves'] for t in model.booster.dump_model()['tree_info'])} leaves)")
     scores = pd.concat(frames.values(), ignore_index=True)
     var = value_at_risk_rows(frames["churn"], frames["clv"])
     with tempfile.TemporaryDirectory() as tmp:

@@ -161,10 +161,10 @@ def cdnow_clv(*, seed: int = 0, root: Path = DATA, **kwargs) -> dict[str, object
         t0 = time.perf_counter()
         model = train_task(TASKS["clv"], data, params, seed=seed, settings=replace(settings, purge_label_overlap=purge))
         out["runs"][label] = {
-            "comparison": model.comparison(), "train_s": time.perf_counter() - t0,
-            "fit_cutoffs": [str(c.date()) for c in model.train_cutoffs],
-            "valid_cutoff": str(model.valid_cutoffs[0].date()), "test_cutoff": str(model.test_cutoffs[0].date()),
-            "best_iteration": model.best_iteration, "max_trees": model.params["max_trees"],
+            "comparison": model.report.comparison(), "train_s": time.perf_counter() - t0,
+            "fit_cutoffs": [str(c.date()) for c in model.report.train_cutoffs],
+            "valid_cutoff": str(model.report.valid_cutoffs[0].date()), "test_cutoff": str(model.report.test_cutoffs[0].date()),
+            "best_iteration": model.report.best_iteration, "max_trees": model.report.params["max_trees"],
         }
     return out
 

@@ -1,7 +1,7 @@
 """Registry figures: fresh-store creation, one log_training_run (log + register), loading the champion.
 
 Run: ``python -m benchmarks.run registry`` (or ``python -m benchmarks.bench_registry [rows] [features]``).
-The model is a real LightGBM binary model on seeded random rows behind the TrainedModel interface; the
+The model is a real LightGBM binary model on seeded random rows (a Predictor and a TrainingReport); the
 store is a SQLite file and an artifact folder in a temporary directory (removed afterwards).
 """
 from __future__ import annotations
@@ -33,36 +33,38 @@ class _Spec:
 
 
 class _BenchModel:
-    """A LightGBM model with the TrainedModel attributes the registry reads."""
+    """A LightGBM model as the registry receives it: a ``Predictor`` and a ``TrainingReport``."""
 
     def __init__(self, n_rows: int, n_features: int, rounds: int = 100) -> None:
         import lightgbm as lgb
         from sklearn.metrics import roc_auc_score
 
+        from models.calibration import SigmoidCalibrator
+        from models.encoding import CategoricalVocabulary
+        from models.predictor import Predictor
+        from models.train import TrainingReport
+
         rng = np.random.default_rng(0)
         X = pd.DataFrame(rng.normal(size=(n_rows, n_features)), columns=[f"eng__f{i}" for i in range(n_features)])
         y = (rng.random(n_rows) < 1 / (1 + np.exp(-X.iloc[:, 0] + 0.5 * X.iloc[:, 1]))).astype(int).to_numpy()
-        self.task = "churn"
-        self.feature_names = tuple(X.columns)
-        self.catalog = {c: _Info(f"Feature {c}", "eng", "numeric", None) for c in X.columns}
-        self.params = {"objective": "binary", "num_leaves": 31, "verbose": -1, "seed": 0}
-        self.booster = lgb.train(self.params, lgb.Dataset(X, label=y), num_boost_round=rounds)
-        self.best_iteration = rounds
+        params = {"objective": "binary", "num_leaves": 31, "verbose": -1, "seed": 0}
+        self.predictor = Predictor(
+            task="churn", feature_names=tuple(X.columns),
+            catalog={c: _Info(f"Feature {c}", "eng", "numeric", None) for c in X.columns},
+            vocab=CategoricalVocabulary(), booster=lgb.train(params, lgb.Dataset(X, label=y), num_boost_round=rounds),
+            calibrator=SigmoidCalibrator())
         cut = pd.Timestamp("2025-01-01", tz="UTC")
-        self.train_cutoffs, self.valid_cutoffs, self.test_cutoffs = [cut], [cut], [cut]
-        p = self.predict(X)
-        self.metrics = {"roc_auc": float(roc_auc_score(y, p)), "ece": 0.01}
-        self.baseline_metrics = {"prior_rate": {"roc_auc": 0.5}}
-        self.slice_metrics = pd.DataFrame([{"slice_column": "all", "slice_value": "all", "n": n_rows,
-                                            "metric": "roc_auc", "value": self.metrics["roc_auc"]}])
-        self.evaluation_frame = pd.DataFrame({"y_true": y, "y_pred": p})
+        p = self.predictor.predict(X)
+        auc = float(roc_auc_score(y, p))
+        self.report = TrainingReport(
+            task="churn", feature_names=tuple(X.columns), params=params, best_iteration=rounds,
+            train_cutoffs=(cut,), valid_cutoffs=(cut,), test_cutoffs=(cut,), metrics={"roc_auc": auc, "ece": 0.01},
+            baseline_metrics={"prior_rate": {"roc_auc": 0.5}},
+            slice_metrics=pd.DataFrame([{"slice_column": "all", "slice_value": "all", "n": n_rows,
+                                         "metric": "roc_auc", "value": auc}]),
+            slice_collapses=pd.DataFrame(), evaluation_frame=pd.DataFrame({"y_true": y, "y_pred": p}),
+            search_results=[], calibration_oof_ece={}, seed=0)
         self.X = X
-
-    def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        return self.booster.predict(frame[list(self.feature_names)])
-
-    def contributions(self, frame: pd.DataFrame) -> np.ndarray:
-        return self.booster.predict(frame[list(self.feature_names)], pred_contrib=True)
 
 
 def main(n_rows: int = 20_000, n_features: int = 40, repeats: int = 3) -> None:
@@ -72,27 +74,27 @@ def main(n_rows: int = 20_000, n_features: int = 40, repeats: int = 3) -> None:
     from models.registry import Registry
 
     model = _BenchModel(n_rows, n_features)
-    print(f"model: {n_rows} rows x {n_features} features, {model.best_iteration} trees")
+    print(f"model: {n_rows} rows x {n_features} features, {model.report.best_iteration} trees")
     with tempfile.TemporaryDirectory(prefix="bench-registry-") as tmp:
         root = Path(tmp)
         start = time.perf_counter()
         registry = Registry(f"sqlite:///{root / 'mlflow.db'}", root / "mlartifacts", experiment="bench")
         print(f"Registry() on a fresh SQLite store (creates tables + experiment): {time.perf_counter() - start:.2f} s")
-        ev = model.evaluation_frame
+        ev = model.report.evaluation_frame
         plots = {"calibration": calibration_curve_plot(ev.y_true, ev.y_pred, root / "p" / "cal.png"),
                  "lift": lift_chart(ev.y_true, ev.y_pred, root / "p" / "lift.png")}
-        card = render_model_card(model, _Spec(), version=None, data_window=(None, None), eligibility_text="all",
+        card = render_model_card(model.report, _Spec(), version=None, data_window=(None, None), eligibility_text="all",
                                  extract_fingerprint={}, top_drivers=[], known_limits=[])
         for i in range(repeats):
             info = registry.log_training_run(
-                model, _Spec(), extract_fingerprint={"rows": n_rows}, contract_result={"success": True},
+                model.predictor, model.report, _Spec(), extract_fingerprint={"rows": n_rows}, contract_result={"success": True},
                 cutoffs={}, feature_labels={}, plots=plots, card_md=card, run_name=f"bench-{i}",
                 input_example=model.X.head(5))
             print(f"log_training_run #{i + 1} (version {info.version}): {info.seconds:.2f} s")
         registry.set_alias("churn", info.version, "champion")
         for i in range(repeats):
             start = time.perf_counter()
-            registry.load_champion("churn", model.feature_names)
+            registry.load_champion("churn", model.predictor.feature_names)
             print(f"load_champion #{i + 1}: {time.perf_counter() - start:.2f} s")
         start = time.perf_counter()
         registry.history("churn")

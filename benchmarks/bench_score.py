@@ -117,7 +117,7 @@ def _bench_writeback(scores: pd.DataFrame) -> dict[str, float]:
 
 
 class _Model:
-    """The parts of ``TrainedModel`` that ``score_task`` uses, around a plain booster and a calibration map."""
+    """The parts of ``Predictor`` that ``score_task`` uses, around a plain booster and a calibration map."""
 
     def __init__(self, booster, catalog: dict[str, _Info], calibrate) -> None:
         self.booster, self.catalog, self.calibrate_raw = booster, catalog, calibrate

@@ -70,26 +70,26 @@ def main(n_rows: int = 100_000, n_features: int = 60, n_cutoffs: int = 12, *,
     model = train_task(TASKS["churn"], data, params, seed=0)
     train_s = time.perf_counter() - t0
     out = {"rows": float(len(data.frame)), "features": float(n_features), "cutoffs": float(n_cutoffs),
-           "train_seconds": train_s, "auc": model.metrics["roc_auc"],
-           "auc_logistic": model.baseline_metrics["logistic"]["roc_auc"],
-           "ece": model.metrics["ece"], "ece_uncalibrated": model.metrics["ece_uncalibrated"],
-           "best_iteration": float(model.best_iteration), "num_leaves": float(model.params["num_leaves"])}
+           "train_seconds": train_s, "auc": model.report.metrics["roc_auc"],
+           "auc_logistic": model.report.baseline_metrics["logistic"]["roc_auc"],
+           "ece": model.report.metrics["ece"], "ece_uncalibrated": model.report.metrics["ece_uncalibrated"],
+           "best_iteration": float(model.report.best_iteration), "num_leaves": float(model.report.params["num_leaves"])}
     print(f"train churn: {len(data.frame):,} rows x {n_features} features, {n_cutoffs} cutoffs, "
           f"{len(params.search)} configs, budget <= {params.max_trees} trees, <= {params.max_leaves} leaves, "
           f"<= {params.max_total_leaves} leaves in all, depth <= {params.max_depth}: {train_s:.1f} s")
-    print(f"  chosen: {model.params['num_leaves']} leaves, lr {model.params['learning_rate']}, "
-          f"{model.best_iteration} trees, calibration {model.params['calibration']} "
-          f"(oof ECE {({k: round(v, 4) for k, v in model.calibration_oof_ece.items()})})")
+    print(f"  chosen: {model.report.params['num_leaves']} leaves, lr {model.report.params['learning_rate']}, "
+          f"{model.report.best_iteration} trees, calibration {model.report.params['calibration']} "
+          f"(oof ECE {({k: round(v, 4) for k, v in model.report.calibration_oof_ece.items()})})")
     print(f"  held-out AUC {out['auc']:.4f} (logistic baseline {out['auc_logistic']:.4f}); "
           f"ECE {out['ece']:.4f} (uncalibrated {out['ece_uncalibrated']:.4f})")
 
     x = data.frame.head(shap_rows)
     t0, c0 = time.perf_counter(), time.process_time()
-    model.contributions(x)
+    model.predictor.contributions(x)
     shap_s, shap_cpu = time.perf_counter() - t0, time.process_time() - c0
     out["shap_rows_per_cpu_s"] = shap_rows / shap_cpu
     t0 = time.perf_counter()
-    model.predict(x)
+    model.predictor.predict(x)
     pred_s = time.perf_counter() - t0
     out["shap_rows_per_s"] = shap_rows / shap_s
     out["predict_rows_per_s"] = shap_rows / pred_s
@@ -104,7 +104,7 @@ def main(n_rows: int = 100_000, n_features: int = 60, n_cutoffs: int = 12, *,
     from models.encoding import prepare_matrix
 
     sub = data.frame.head(min(20_000, len(data.frame)))
-    xm = prepare_matrix(sub, model.feature_names, model.vocab)
+    xm = prepare_matrix(sub, model.predictor.feature_names, model.predictor.vocab)
     full = lgb.train(dict(objective="binary", num_leaves=params.max_leaves, max_depth=params.max_depth,
                           min_child_samples=5, learning_rate=0.05, verbose=-1, num_threads=params.n_jobs,
                           seed=0, deterministic=True),
@@ -129,14 +129,14 @@ def main(n_rows: int = 100_000, n_features: int = 60, n_cutoffs: int = 12, *,
                                                    feature_fraction=0.8),))
         t0 = time.perf_counter()
         big = train_task(TASKS["churn"], data, free, seed=0)
-        out["auc_unconstrained"] = big.metrics["roc_auc"]
-        out["unconstrained_trees"] = float(big.best_iteration)
+        out["auc_unconstrained"] = big.report.metrics["roc_auc"]
+        out["unconstrained_trees"] = float(big.report.best_iteration)
         out["unconstrained_seconds"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        big.contributions(x.head(1000))
+        big.predictor.contributions(x.head(1000))
         out["unconstrained_shap_rows_per_s"] = 1000 / (time.perf_counter() - t0)
         print(f"  unconstrained (127 leaves, no depth cap, <= 2000 trees): AUC {out['auc_unconstrained']:.4f} "
-              f"with {big.best_iteration} trees in {out['unconstrained_seconds']:.1f} s; "
+              f"with {big.report.best_iteration} trees in {out['unconstrained_seconds']:.1f} s; "
               f"TreeSHAP {out['unconstrained_shap_rows_per_s']:,.0f} rows/s; "
               f"budget costs {out['auc_unconstrained'] - out['auc']:+.4f} AUC")
     if clv_rows:
@@ -182,14 +182,14 @@ def compare_clv_objectives(n_rows: int = 50_000, n_features: int = 30, n_cutoffs
     tw = train_task(TASKS["clv"], data, params, seed=0)
     tw_s = time.perf_counter() - t0
     cut = data.frame["cutoff_ts"]
-    fit_m = cut.isin(tw.train_cutoffs).to_numpy()
-    val_m = cut.isin(tw.valid_cutoffs).to_numpy()
-    test_m = cut.isin(tw.test_cutoffs).to_numpy()
-    X = prepare_matrix(data.frame, tw.feature_names, tw.vocab)
+    fit_m = cut.isin(tw.report.train_cutoffs).to_numpy()
+    val_m = cut.isin(tw.report.valid_cutoffs).to_numpy()
+    test_m = cut.isin(tw.report.test_cutoffs).to_numpy()
+    X = prepare_matrix(data.frame, tw.predictor.feature_names, tw.predictor.vocab)
     y = data.label.to_numpy()
-    common = dict(n_estimators=params.max_trees, num_leaves=tw.params["num_leaves"], max_depth=params.max_depth,
-                  learning_rate=tw.params["learning_rate"], min_child_samples=tw.params["min_child_samples"],
-                  colsample_bytree=tw.params["feature_fraction"], subsample=params.bagging_fraction,
+    common = dict(n_estimators=params.max_trees, num_leaves=tw.report.params["num_leaves"], max_depth=params.max_depth,
+                  learning_rate=tw.report.params["learning_rate"], min_child_samples=tw.report.params["min_child_samples"],
+                  colsample_bytree=tw.report.params["feature_fraction"], subsample=params.bagging_fraction,
                   subsample_freq=1, random_state=0, n_jobs=params.n_jobs, verbose=-1)
     stop = [lgb.early_stopping(params.early_stopping_rounds, verbose=False)]
     t0 = time.perf_counter()
@@ -200,8 +200,8 @@ def compare_clv_objectives(n_rows: int = 50_000, n_features: int = 30, n_cutoffs
         X[pos_fit], y[pos_fit], eval_X=(X[pos_val],), eval_y=(y[pos_val],), callbacks=stop)
     two_s = time.perf_counter() - t0
     two_part = clf.predict_proba(X[test_m])[:, 1] * reg.predict(X[test_m])
-    out = {"tweedie": {**regression_metrics(y[test_m], tw.evaluation_frame["score"].to_numpy()),
-                       "seconds": tw_s, "trees": tw.best_iteration},
+    out = {"tweedie": {**regression_metrics(y[test_m], tw.report.evaluation_frame["score"].to_numpy()),
+                       "seconds": tw_s, "trees": tw.report.best_iteration},
            "two_part": {**regression_metrics(y[test_m], two_part), "seconds": two_s,
                         "trees": clf.booster_.best_iteration + reg.booster_.best_iteration}}
     print(f"clv objectives on {len(data.frame):,} rows x {n_features} features, {n_cutoffs} cutoffs "

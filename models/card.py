@@ -120,7 +120,7 @@ def render_model_card(
     Parameters
     ----------
     model
-        A ``models.train.TrainedModel`` (uses ``task``, ``feature_names``, ``params``, ``best_iteration``,
+        A ``models.train.TrainingReport`` (uses ``task``, ``feature_names``, ``params``, ``best_iteration``,
         ``train/valid/test_cutoffs``, ``metrics``, ``baseline_metrics``, ``slice_metrics``, ``evaluation_frame``).
     spec
         The task spec (frozen dataclass with at least ``name``, ``entity``, ``primary_metric``).

@@ -1,7 +1,7 @@
 """Categorical vocabulary and the feature matrix handed to LightGBM.
 
 LightGBM rejects pandas 3 ``str``/object columns; it accepts ``category``. The vocabulary is fitted
-once on training rows, stored in the :class:`~models.train.TrainedModel`, and applied identically at
+once on training rows, stored in the :class:`~models.predictor.Predictor`, and applied identically at
 training and scoring time: a ``category`` column with FIXED categories, so a value never seen in
 training (or dropped as rare) becomes NaN, which LightGBM routes like a missing value.
 """

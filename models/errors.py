@@ -32,3 +32,7 @@ class NoChampionError(ModelError):
 
 class ModelConfigError(ModelError):
     """Training parameters or settings that are unknown or out of range."""
+
+
+class ArtifactFormatError(ModelError):
+    """A saved model artifact of another format version than this code reads (retrain, or use the code that wrote it)."""

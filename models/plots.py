@@ -137,7 +137,7 @@ def shap_summary_plot(contributions: np.ndarray, X: pd.DataFrame, labels: Sequen
     Parameters
     ----------
     contributions
-        ``TrainedModel.contributions(X)``: shape (rows, features + 1), the last column being the base value
+        ``Predictor.contributions(X)``: shape (rows, features + 1), the last column being the base value
         (LightGBM ``pred_contrib`` layout); a (rows, features) array is accepted too.
     X
         The feature frame the contributions were computed on (same rows and column order); categorical
@@ -181,7 +181,7 @@ def waterfall_plot(contributions: np.ndarray, values: pd.Series, labels: Sequenc
                    *, title: str = "", max_display: int = 12) -> Path:
     """SHAP waterfall of one record: from the base value to its raw score, feature by feature.
 
-    ``contributions`` is one row of ``TrainedModel.contributions`` (features then the base value, raw space);
+    ``contributions`` is one row of ``Predictor.contributions`` (features then the base value, raw space);
     ``values`` the record's feature values (same order); ``labels`` readable feature labels.
     shap's waterfall draws on pyplot's current figure, so the figure is created, saved and closed here.
     """

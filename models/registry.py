@@ -2,10 +2,16 @@
 
 One training run of a task becomes one MLflow run (params, held-out/baseline/slice metrics, feature list
 with readable labels, task spec, cutoffs, extract fingerprint, data-contract result, plots, model card)
-and one version of the registered model ``crmscore-<task>``. The model is stored as an MLflow pyfunc
-wrapping the pickled ``TrainedModel``; the project itself loads it back unwrapped. Serving uses the
+and one version of the registered model ``crmscore-<task>``. The model is the ``Predictor`` folder of
+:func:`models.predictor.save_predictor` (LightGBM model text + JSON, with a format version; no pickle),
+logged as the artifact of an MLflow pyfunc "model from code"; the project reads that folder back with
+:func:`models.predictor.load_predictor`, which refuses another format version. Serving uses the
 ``champion`` alias (``models:/crmscore-churn@champion``); a candidate that fails the gate gets
 ``challenger``. Stages are not used (deprecated in MLflow 3).
+
+Idempotent logging: ``log_training_run(..., candidate_id=...)`` tags the run and the version with the id;
+called again with the same id (a retried task) it returns the version already registered instead of
+creating a second one.
 
 Nothing happens at import time: mlflow is imported on first use (after ``MLFLOW_DISABLE_TELEMETRY`` has a
 default, because mlflow starts its telemetry client at import), and the process-wide MLflow tracking and
@@ -18,16 +24,12 @@ Construct one ``Registry`` (which creates the DB and the experiment) before fann
 """
 from __future__ import annotations
 
-from models.evaluate import slices_long
-
 import contextlib
 import dataclasses
 import enum
-import functools
 import json
 import logging
 import os
-import pickle
 import re
 import tempfile
 import threading
@@ -42,14 +44,38 @@ import numpy as np
 import pandas as pd
 
 from models.errors import ModelError, ModelSignatureMismatch, NoChampionError
+from models.evaluate import slices_long
+from models.predictor import Predictor, load_predictor, save_predictor
 
 log = logging.getLogger(__name__)
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 MODEL_NAME = "model"
-_TRAINED_MODEL_ARTIFACT = "trained_model"
-_PIP_PACKAGES = ("mlflow", "lightgbm", "pandas", "numpy", "scikit-learn", "pyarrow", "cloudpickle")
+_PREDICTOR_ARTIFACT = "predictor"
+CANDIDATE_TAG = "crmscore.candidate_id"
+_PIP_PACKAGES = ("mlflow", "lightgbm", "pandas", "numpy", "scikit-learn", "pyarrow")
+# The pyfunc is an MLflow "model from code": this source is logged as a file beside the predictor folder,
+# so the MLflow model holds no pickle either. Only `mlflow models serve`-style callers run it.
+_PYFUNC_CODE = '''"""crmscore pyfunc: scores with the predictor folder logged beside this file (models.predictor)."""
+import mlflow
+import numpy as np
+
+
+class CrmscorePyfunc(mlflow.pyfunc.PythonModel):
+    _skip_type_hint_validation = True
+
+    def load_context(self, context):
+        from models.predictor import load_predictor
+
+        self.predictor = load_predictor(context.artifacts["predictor"])
+
+    def predict(self, context, model_input, params=None):
+        return np.asarray(self.predictor.predict(model_input), dtype=float)
+
+
+mlflow.models.set_model(CrmscorePyfunc())
+'''
 _METRIC_KEY_BAD = re.compile(r"[^A-Za-z0-9_\-. /]")
 # The process-wide MLflow URIs are swapped per call; serialise the swaps between threads.
 _URI_LOCK = threading.RLock()
@@ -101,32 +127,6 @@ def _mlflow() -> Any:
     import mlflow
 
     return mlflow
-
-
-@functools.cache
-def _pyfunc_wrapper_class() -> type:
-    """The pyfunc wrapper, defined lazily so that importing this module does not import mlflow.
-
-    The wrapper holds nothing itself: the ``TrainedModel`` is a plain pickle artifact, loaded in
-    ``load_context``, so it can also be read without mlflow.
-    """
-    mlflow = _mlflow()
-
-    class CrmscorePyfunc(mlflow.pyfunc.PythonModel):
-        # Inputs are checked against the logged signature; MLflow's extra type-hint validation of
-        # ``predict`` is not wanted (and would warn at every class creation and unpickling).
-        _skip_type_hint_validation = True
-        trained_model: Any = None
-
-        def load_context(self, context: Any) -> None:
-            with open(context.artifacts[_TRAINED_MODEL_ARTIFACT], "rb") as fh:
-                self.trained_model = pickle.load(fh)
-
-        # Unannotated on purpose: MLflow reads predict's type hints as a (list-based) input schema.
-        def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
-            return np.asarray(self.trained_model.predict(model_input), dtype=float)
-
-    return CrmscorePyfunc
 
 
 def _json_default(obj: Any) -> Any:
@@ -300,7 +300,8 @@ class Registry:
     # ----------------------------------------------------------------- logging
     def log_training_run(
         self,
-        model: Any,
+        predictor: Predictor,
+        report: Any,
         spec: Any,
         *,
         extract_fingerprint: Mapping[str, Any],
@@ -312,13 +313,17 @@ class Registry:
         run_name: str | None = None,
         input_example: pd.DataFrame | None = None,
         tags: Mapping[str, str] | None = None,
+        candidate_id: str | None = None,
     ) -> RunInfo:
         """Log one trained model as an MLflow run and register it as a new version of ``crmscore-<task>``.
 
         Parameters
         ----------
-        model
-            A ``models.train.TrainedModel`` (picklable; see module docs for the attributes used).
+        predictor
+            The fitted ``models.predictor.Predictor``: saved with ``save_predictor`` as the model artifact.
+        report
+            The ``models.train.TrainingReport`` (params, best_iteration, cutoffs, metrics, baselines, slices):
+            logged as params, metrics and documents.
         spec
             The task spec (frozen dataclass); logged as ``task_spec.json`` via ``dataclasses.asdict``.
         extract_fingerprint
@@ -341,6 +346,11 @@ class Registry:
             to str). Default: one row of missing values.
         tags
             Extra run tags.
+        candidate_id
+            Idempotency key of this candidate, computed once by the caller (e.g. a uuid): stored as the
+            ``crmscore.candidate_id`` tag of the run and the version. When a version with this id is already
+            registered (a retry after a failure that came after the version was created), that version is
+            returned and no second one is created. Without it, every call registers a new version.
 
         Returns
         -------
@@ -352,32 +362,44 @@ class Registry:
         from mlflow.entities import Metric, Param, RunTag
         from mlflow.models import Model
 
-        task = str(getattr(model.task, "name", model.task))  # TrainedModel.task is the TaskSpec
+        task = predictor.task
         name = registered_model_name(task)
-        feature_names = list(model.feature_names)
+        if candidate_id is not None:
+            done = self._candidate_version(task, candidate_id)
+            if done is not None:
+                # A retry of a call that registered the version and failed afterwards: finish the run, reuse it.
+                if self._client.get_run(done.run_id).info.status != "FINISHED":
+                    self._client.set_terminated(done.run_id, "FINISHED")
+                log.info("Candidate %s of %s is already registered as version %s; not registering it again.",
+                         candidate_id, name, done.version)
+                return RunInfo(run_id=done.run_id, version=int(done.version), registered_model=name,
+                               model_uri=f"models:/{name}/{int(done.version)}", experiment_id=self.experiment_id,
+                               seconds=time.perf_counter() - start)
+        candidate_tags = {CANDIDATE_TAG: candidate_id} if candidate_id is not None else {}
+        feature_names = list(predictor.feature_names)
         now_ms = int(time.time() * 1000)
 
-        params: dict[str, Any] = {f"lgb.{k}": v for k, v in dict(model.params).items()}
+        params: dict[str, Any] = {f"lgb.{k}": v for k, v in dict(report.params).items()}
         params.update({
             "task": task,
-            "best_iteration": model.best_iteration,
+            "best_iteration": report.best_iteration,
             "n_features": len(feature_names),
-            "n_train_cutoffs": len(model.train_cutoffs),
-            "n_valid_cutoffs": len(model.valid_cutoffs),
-            "n_test_cutoffs": len(model.test_cutoffs),
+            "n_train_cutoffs": len(report.train_cutoffs),
+            "n_valid_cutoffs": len(report.valid_cutoffs),
+            "n_test_cutoffs": len(report.test_cutoffs),
         })
-        for split, values in (("train", model.train_cutoffs), ("valid", model.valid_cutoffs),
-                              ("test", model.test_cutoffs)):
+        for split, values in (("train", report.train_cutoffs), ("valid", report.valid_cutoffs),
+                              ("test", report.test_cutoffs)):
             first, last = _window(values)
             params[f"{split}_first_cutoff"], params[f"{split}_last_cutoff"] = first, last
         for key in ("horizon_days", "data_window_start", "data_window_end"):
             if key in cutoffs:
                 params[key] = _json_default(cutoffs[key]) if not isinstance(cutoffs[key], int | float) else cutoffs[key]
 
-        metrics: dict[str, float] = {_metric_key(k): float(v) for k, v in model.metrics.items()}
-        for baseline, values in model.baseline_metrics.items():
+        metrics: dict[str, float] = {_metric_key(k): float(v) for k, v in report.metrics.items()}
+        for baseline, values in report.baseline_metrics.items():
             metrics.update({_metric_key("baseline", baseline, k): float(v) for k, v in values.items()})
-        sm = slices_long(model.slice_metrics)
+        sm = slices_long(report.slice_metrics)
         if sm is not None and len(sm):
             for row in sm.itertuples(index=False):
                 metrics[_metric_key("slice", row.slice_column, row.slice_value, row.metric)] = float(row.value)
@@ -385,7 +407,7 @@ class Registry:
 
         features = []
         for col in feature_names:
-            info = model.catalog.get(col)
+            info = predictor.catalog.get(col)
             features.append({
                 "name": col,
                 "label": feature_labels.get(col, getattr(info, "label", col)),
@@ -397,7 +419,7 @@ class Registry:
         run = self._client.create_run(
             self.experiment_id,
             run_name=run_name,
-            tags={"crmscore.task": task, "crmscore.registered_model": name, **dict(tags or {})},
+            tags={"crmscore.task": task, "crmscore.registered_model": name, **dict(tags or {}), **candidate_tags},
         )
         run_id = run.info.run_id
         try:
@@ -418,14 +440,14 @@ class Registry:
                     "features.json": _dumps(features),
                     "cutoffs.json": _dumps({
                         **dict(cutoffs),
-                        "train_cutoffs": list(model.train_cutoffs),
-                        "valid_cutoffs": list(model.valid_cutoffs),
-                        "test_cutoffs": list(model.test_cutoffs),
+                        "train_cutoffs": list(report.train_cutoffs),
+                        "valid_cutoffs": list(report.valid_cutoffs),
+                        "test_cutoffs": list(report.test_cutoffs),
                     }),
                     "extract_fingerprint.json": _dumps(dict(extract_fingerprint)),
                     "contract_result.json": _dumps(dict(contract_result)),
-                    "metrics.json": _dumps({"held_out": dict(model.metrics),
-                                            "baselines": dict(model.baseline_metrics)}),
+                    "metrics.json": _dumps({"held_out": dict(report.metrics),
+                                            "baselines": dict(report.baseline_metrics)}),
                     "model_card.md": card_md,
                 }
                 for filename, text in documents.items():
@@ -439,11 +461,11 @@ class Registry:
                         raise ModelError(f"Plot {plot_name!r} was not written: {plot_path} does not exist.")
                     self._client.log_artifact(run_id, str(plot_path), "plots")
 
-                pickle_path = Path(tmp) / "trained_model.pkl"
-                with open(pickle_path, "wb") as fh:
-                    pickle.dump(model, fh, protocol=pickle.HIGHEST_PROTOCOL)
-                signature = self._signature(model)
-                example = self._input_example(model, input_example)
+                predictor_dir = save_predictor(predictor, Path(tmp) / _PREDICTOR_ARTIFACT)
+                code_path = Path(tmp) / "crmscore_pyfunc.py"
+                code_path.write_text(_PYFUNC_CODE, encoding="utf-8")
+                signature = self._signature(predictor)
+                example = self._input_example(predictor, input_example)
                 # The logged model must be created in our experiment explicitly: left to MLflow it lands
                 # in the default experiment "0", whose artifacts go to ./mlruns in the current folder.
                 logged = self._client.create_logged_model(
@@ -460,8 +482,8 @@ class Registry:
                         name=MODEL_NAME,
                         flavor=mlflow.pyfunc,
                         run_id=run_id,
-                        python_model=_pyfunc_wrapper_class()(),
-                        artifacts={_TRAINED_MODEL_ARTIFACT: str(pickle_path)},
+                        python_model=str(code_path),
+                        artifacts={_PREDICTOR_ARTIFACT: str(predictor_dir)},
                         pip_requirements=_pip_requirements(),
                         signature=signature,
                         input_example=example,
@@ -473,7 +495,7 @@ class Registry:
                 mv = self._client.create_model_version(
                     name, source=info.model_uri, run_id=run_id, model_id=logged.model_id, await_creation_for=0,
                     tags={"run_id": run_id, "n_features": str(len(feature_names)),
-                          "primary_metric": str(getattr(spec, "primary_metric", ""))},
+                          "primary_metric": str(getattr(spec, "primary_metric", "")), **candidate_tags},
                 )
             version = int(mv.version)
             self._client.set_terminated(run_id, "FINISHED")
@@ -484,11 +506,11 @@ class Registry:
                        experiment_id=self.experiment_id, seconds=time.perf_counter() - start)
 
     @staticmethod
-    def _signature(model: Any) -> Any:
+    def _signature(model: Predictor) -> Any:
         """Signature from the catalog: categorical features as (optional) strings, the rest as doubles.
 
         pandas ``category`` columns break pyfunc signatures, so callers pass categoricals as strings and the
-        ``TrainedModel`` maps them to its fixed vocabulary.
+        ``Predictor`` maps them to its fixed vocabulary.
         """
         from mlflow.models import ModelSignature
         from mlflow.types import ColSpec, DataType, Schema, TensorSpec
@@ -500,7 +522,7 @@ class Registry:
         return ModelSignature(inputs=Schema(cols), outputs=Schema([TensorSpec(np.dtype("float64"), (-1,))]))
 
     @staticmethod
-    def _input_example(model: Any, frame: pd.DataFrame | None) -> pd.DataFrame:
+    def _input_example(model: Predictor, frame: pd.DataFrame | None) -> pd.DataFrame:
         names = list(model.feature_names)
         if frame is None:
             frame = pd.DataFrame({c: [np.nan] for c in names})
@@ -534,18 +556,50 @@ class Registry:
             return None
         return ChampionInfo(task=task, version=int(mv.version), run_id=mv.run_id, metrics=self._run_metrics(mv.run_id))
 
-    def load_model(self, task: str, alias: str = CHAMPION) -> tuple[Any, int]:
-        """Load the ``TrainedModel`` behind ``models:/crmscore-<task>@<alias>``.
+    def _candidate_version(self, task: str, candidate_id: str) -> Any | None:
+        """The registered version tagged with ``candidate_id``, or None (no such version, or no registered model)."""
+        try:
+            versions = self._client.search_model_versions(f"name = '{registered_model_name(task)}'")
+        except Exception as exc:
+            if _is_not_found(exc):
+                return None
+            raise
+        found = [mv for mv in versions if (mv.tags or {}).get(CANDIDATE_TAG) == candidate_id]
+        return min(found, key=lambda mv: int(mv.version)) if found else None
+
+    def _load_predictor(self, task: str, version: int) -> Predictor:
+        """Download version ``version``'s artifacts and read its predictor folder (no code of the artifact runs)."""
+        uri = f"models:/{registered_model_name(task)}/{int(version)}"
+        # Download into a folder we remove again: the Predictor is fully in memory once read.
+        with tempfile.TemporaryDirectory(prefix="crmscore-load-") as tmp, self._scoped() as mlflow, _quiet_mlflow():
+            try:
+                local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
+            except Exception as exc:
+                if _is_not_found(exc):
+                    raise NoChampionError(f"version {version} of {registered_model_name(task)!r} is not in "
+                                          f"{self.tracking_uri}") from exc
+                raise
+            flavor = mlflow.models.Model.load(str(local)).flavors.get("python_function", {})
+            entry = (flavor.get("artifacts") or {}).get(_PREDICTOR_ARTIFACT) or {}
+            # A version without a predictor artifact (the pickled models of earlier releases) is refused by
+            # load_predictor as format version 0.
+            folder = local / entry["path"] if "path" in entry else local / "artifacts" / _PREDICTOR_ARTIFACT
+            return load_predictor(folder, source=uri)
+
+    def load_model(self, task: str, alias: str = CHAMPION) -> tuple[Predictor, int]:
+        """Load the ``Predictor`` behind ``models:/crmscore-<task>@<alias>``.
 
         Returns
         -------
-        tuple[TrainedModel, int]
-            The unwrapped model and its version.
+        tuple[Predictor, int]
+            The predictor and its version.
 
         Raises
         ------
         NoChampionError
             If no version carries the alias.
+        ArtifactFormatError
+            If that version was saved in another artifact format version (retrain to replace it).
         """
         mv = self._version_by_alias(task, alias)
         if mv is None:
@@ -554,24 +608,11 @@ class Registry:
                 f"(registered model {registered_model_name(task)!r}). Run `crmscore train --task {task}` first."
             )
         version = int(mv.version)
-        # Download into a folder we remove again: the TrainedModel is fully in memory once unpickled.
-        with tempfile.TemporaryDirectory(prefix="crmscore-load-") as tmp, self._scoped() as mlflow, _quiet_mlflow():
-            pyfunc_model = mlflow.pyfunc.load_model(
-                f"models:/{registered_model_name(task)}/{version}", dst_path=tmp, suppress_warnings=True)
-        return pyfunc_model.unwrap_python_model().trained_model, version
+        return self._load_predictor(task, version), version
 
-    def load_version(self, task: str, version: int) -> Any:
-        """The ``TrainedModel`` of one registered version (for explaining a past score with the model that made it)."""
-        with tempfile.TemporaryDirectory(prefix="crmscore-load-") as tmp, self._scoped() as mlflow, _quiet_mlflow():
-            try:
-                pyfunc_model = mlflow.pyfunc.load_model(
-                    f"models:/{registered_model_name(task)}/{int(version)}", dst_path=tmp, suppress_warnings=True)
-            except Exception as exc:
-                if _is_not_found(exc):
-                    raise NoChampionError(
-                        f"version {version} of {registered_model_name(task)!r} is not in {self.tracking_uri}") from exc
-                raise
-        return pyfunc_model.unwrap_python_model().trained_model
+    def load_version(self, task: str, version: int) -> Predictor:
+        """The ``Predictor`` of one registered version (for explaining a past score with the model that made it)."""
+        return self._load_predictor(task, version)
 
     def load_champion(self, task: str, expected_features: Sequence[str]) -> tuple[Any, int]:
         """Load the champion of a task, refusing it if its features differ from the features at hand.
@@ -585,7 +626,7 @@ class Registry:
 
         Returns
         -------
-        tuple[TrainedModel, int]
+        tuple[Predictor, int]
 
         Raises
         ------

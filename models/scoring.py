@@ -44,7 +44,7 @@ class ScoringOptions:
 
 def score_task(model, spec: TaskSpec, fs: FeatureSet, *, model_version: int | str,
                options: ScoringOptions = ScoringOptions()) -> pd.DataFrame:
-    """Score every row of ``fs`` (one cutoff) with ``model``.
+    """Score every row of ``fs`` (one cutoff) with ``model`` (a :class:`models.predictor.Predictor`).
 
     Returns
     -------

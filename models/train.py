@@ -35,7 +35,7 @@ from models.baselines import (
     historical_horizon_margin,
     logistic_baseline,
 )
-from models.calibration import BINARY_METHODS, Calibrator, fit_calibrator
+from models.calibration import BINARY_METHODS, CalibrationChoice, fit_calibrator
 from models.encoding import (
     ID_COLUMNS,
     CategoricalVocabulary,
@@ -45,6 +45,7 @@ from models.encoding import (
 )
 from models.errors import ModelConfigError, TrainingDataError
 from models.evaluate import slice_collapse, slice_metrics, task_metrics
+from models.predictor import Predictor
 from models.tasks import TaskSpec
 
 
@@ -180,22 +181,16 @@ class TrainingData:
     baseline_predictions: Mapping[str, pd.Series] = field(default_factory=dict)
 
 
-@dataclass
-class TrainedModel:
-    """A fitted task model: picklable, no MLflow.
+@dataclass(frozen=True)
+class TrainingReport:
+    """How a model was trained and how it did on the held-out fold (never needed to score).
 
-    ``predict`` gives the reported score (calibrated probability, or expected amount for CLV);
-    ``predict_raw`` the booster's raw score (log-odds, or log-mean for Tweedie);
-    ``contributions`` exact TreeSHAP in raw space (last column = base value, rows sum to the raw score);
-    ``calibrate_raw`` maps raw scores to reported scores.
+    ``metrics``, ``baseline_metrics``, ``slice_metrics`` and ``evaluation_frame`` come from the held-out
+    (last) cutoff only; ``params`` are the LightGBM settings of the chosen config.
     """
 
-    task: TaskSpec
+    task: str
     feature_names: tuple[str, ...]
-    catalog: Mapping[str, Any]
-    vocab: CategoricalVocabulary
-    booster: lgb.Booster
-    calibrator: Calibrator
     params: dict[str, Any]
     best_iteration: int
     train_cutoffs: tuple[pd.Timestamp, ...]
@@ -215,58 +210,42 @@ class TrainedModel:
         rows = {"model": self.metrics, **self.baseline_metrics}
         return pd.DataFrame.from_dict(rows, orient="index")
 
-    def matrix(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """The LightGBM input for ``frame`` (raises ModelSignatureMismatch on a missing feature)."""
-        return prepare_matrix(frame, self.feature_names, self.vocab)
 
-    def predict_raw(self, frame: pd.DataFrame) -> np.ndarray:
-        """Raw booster score per row of ``frame``: log-odds (binary) or log of the expected amount (Tweedie)."""
-        return np.asarray(self.booster.predict(self.matrix(frame), raw_score=True), dtype=float)
+@dataclass(frozen=True)
+class TrainedModel:
+    """What :func:`train_task` returns: the fitted predictor (registered, scored with) and the training report.
 
-    def calibrate_raw(self, raw: np.ndarray) -> np.ndarray:
-        """The reported score for raw scores (monotone; used to explain the calibrated score)."""
-        return self.calibrator.transform(np.asarray(raw, dtype=float))
+    Only ``predictor`` is registered and loaded back (:mod:`models.predictor`); the report goes to the
+    tracking run as metrics and documents.
+    """
 
-    def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        """Reported score per row: calibrated probability (binary) or expected margin (clv)."""
-        return self.calibrate_raw(self.predict_raw(frame))
-
-    def contributions(self, frame: pd.DataFrame, *, num_threads: int = 0) -> np.ndarray:
-        """Exact TreeSHAP per row in raw space: shape (n, n_features + 1), last column the base value.
-
-        LightGBM's ``pred_contrib`` on every row: the reference, for a few rows (an explanation, a plot). Scoring
-        many rows uses :class:`models.treeshap.PatternTreeShap`, the same numbers at a fraction of the cost.
-        ``num_threads`` 0 lets LightGBM use every core (scoring runs alone); training keeps its own ``n_jobs``.
-        """
-        return np.asarray(self.booster.predict(self.matrix(frame), pred_contrib=True, num_threads=num_threads),
-                          dtype=float)
+    predictor: Predictor
+    report: TrainingReport
 
 
-def _validate(spec: TaskSpec, data: TrainingData) -> tuple[list[str], np.ndarray]:
-    frame, label = data.frame, data.label
-    missing_ids = [c for c in ID_COLUMNS if c not in frame.columns]
-    if missing_ids:
-        raise TrainingDataError(f"Training frame lacks {missing_ids}; expected a FeatureSet frame "
-                                "(entity_id, cutoff_ts, features).")
+def _check_inputs(
+    spec: TaskSpec, frame: pd.DataFrame, label: pd.Series, catalog: Mapping[str, Any]
+) -> tuple[list[str], np.ndarray]:
+    """The checks shared by :func:`train_task` and :func:`cross_validate`; returns (feature columns, label as float)."""
     if len(label) != len(frame) or not label.index.equals(frame.index):
         raise TrainingDataError(
             f"Label ({len(label)} rows) is not aligned with the frame ({len(frame)} rows): "
-            "build it from the same spine, in the same order.")
+            "build it from the same rows, with the same index and order.")
     if label.isna().any():
         raise TrainingDataError(f"Label {label.name!r} has {int(label.isna().sum())} missing values; "
-                                "rows whose horizon is not complete must be dropped before training.")
+                                "drop those rows (e.g. rows whose horizon is not complete) before training.")
+    # entity_id / cutoff_ts, when present, identify rows; they are never features.
     features = [c for c in frame.columns if c not in ID_COLUMNS]
-    no_info = [c for c in features if c not in data.catalog]
-    if no_info:
-        raise TrainingDataError(f"Feature columns without a catalog entry: {no_info}.")
     if not features:
         raise TrainingDataError("The training frame holds no feature columns.")
+    no_info = [c for c in features if c not in catalog]
+    if no_info:
+        raise TrainingDataError(f"Feature columns without a catalog entry: {no_info}.")
     y = label.astype(float).to_numpy()
     if spec.kind == "binary" and not np.isin(y, (0.0, 1.0)).all():
         raise TrainingDataError(f"Task {spec.name!r} is binary but label {label.name!r} holds "
                                 f"values other than 0/1: {sorted(set(y.tolist()))[:5]}...")
     return features, y
-
 
 def split_cutoffs(
     cutoffs: pd.Series, *, horizon_days: int | None = None, purge_label_overlap: bool = False
@@ -364,6 +343,60 @@ def _search(
     return (*best, search_results)
 
 
+@dataclass(frozen=True)
+class _FoldFit:
+    """What the fold recipe produced: the fitted parts and the test rows' scores."""
+
+    vocab: CategoricalVocabulary
+    booster: lgb.Booster
+    calibration: CalibrationChoice
+    best_score: float
+    best_iteration: int
+    best_cfg: SearchConfig
+    search_results: list[dict[str, Any]]
+    raw_test: np.ndarray
+    score_test: np.ndarray
+
+
+def _fit_fold(
+    spec: TaskSpec, params: LightGBMParams, settings: EvaluationSettings, frame: pd.DataFrame,
+    features: list[str], cat_cols: list[str], y_all: np.ndarray, fit_idx: np.ndarray, valid_idx: np.ndarray,
+    test_idx: np.ndarray, seed: int,
+) -> _FoldFit:
+    """The training recipe of one fold, shared by :func:`train_task` and :func:`cross_validate`.
+
+    Vocabulary on the fit rows -> matrix -> search with early stopping on the validation rows -> trim to
+    the best iteration -> calibration on the validation rows -> raw and reported scores of the test rows.
+    ``*_idx`` are row positions in ``frame`` / ``y_all``; the test rows are read only to be scored.
+    """
+    y_fit, y_valid = y_all[fit_idx], y_all[valid_idx]
+    # Tweedie needs y >= 0, but a horizon's gross margin can be negative (loss-making orders): the
+    # booster learns E[max(y, 0)]; the held-out metrics still use the realised y.
+    clip = spec.objective == "tweedie"
+    y_fit_obj = np.clip(y_fit, 0.0, None) if clip else y_fit
+    y_valid_obj = np.clip(y_valid, 0.0, None) if clip else y_valid
+    # The vocabulary is fitted on the fit rows only: validation/test values unseen there behave
+    # exactly as unseen values will at scoring time.
+    vocab = fit_vocabulary(frame.iloc[fit_idx], cat_cols, min_count=params.min_category_count,
+                           max_categories=params.max_categories)
+    X_all = prepare_matrix(frame, features, vocab)
+    X_fit, X_valid, X_test = X_all.iloc[fit_idx], X_all.iloc[valid_idx], X_all.iloc[test_idx]
+    best_score, best_iteration, full_booster, best_cfg, search_results = _search(
+        spec, params, X_fit, y_fit_obj, X_valid, y_valid, y_valid_obj, seed)
+    booster = _trim(full_booster, best_iteration)
+    choice = fit_calibrator(booster.predict(X_valid, raw_score=True), y_valid, kind=spec.kind,
+                            method=settings.calibration, ece_bins=settings.ece_bins, seed=seed)
+    raw_test = booster.predict(X_test, raw_score=True)
+    return _FoldFit(vocab=vocab, booster=booster, calibration=choice, best_score=best_score,
+                    best_iteration=best_iteration, best_cfg=best_cfg, search_results=search_results,
+                    raw_test=raw_test, score_test=choice.calibrator.transform(raw_test))
+
+
+def _check_search(params: LightGBMParams) -> None:
+    if not params.search:
+        raise TrainingDataError("LightGBMParams.search is empty: give at least one SearchConfig.")
+
+
 def train_task(
     spec: TaskSpec,
     data: TrainingData,
@@ -384,14 +417,18 @@ def train_task(
 
     Returns
     -------
-    TrainedModel whose metrics, baseline_metrics and slice_metrics are computed on the last cutoff only.
+    TrainedModel: the predictor, and a report whose metrics, baseline_metrics and slice_metrics are computed
+    on the last cutoff only.
     """
     params = params or LightGBMParams()
     settings = settings or EvaluationSettings()
-    if not params.search:
-        raise TrainingDataError("LightGBMParams.search is empty: give at least one SearchConfig.")
-    features, y_all = _validate(spec, data)
+    _check_search(params)
     frame = data.frame
+    missing_ids = [c for c in ID_COLUMNS if c not in frame.columns]
+    if missing_ids:
+        raise TrainingDataError(f"Training frame lacks {missing_ids}; expected a FeatureSet frame "
+                                "(entity_id, cutoff_ts, features).")
+    features, y_all = _check_inputs(spec, frame, data.label, data.catalog)
     fit_c, valid_c, test_c = split_cutoffs(
         frame["cutoff_ts"], horizon_days=data.horizon_days, purge_label_overlap=settings.purge_label_overlap)
     cut = frame["cutoff_ts"]
@@ -406,37 +443,17 @@ def train_task(
                     f"The {name} fold of task {spec.name!r} holds a single class ({len(yy)} rows); "
                     "add cutoffs or widen the population.")
 
-    # Tweedie needs y >= 0, but a horizon's gross margin can be negative (loss-making orders): the
-    # booster learns E[max(y, 0)]; the held-out metrics still use the realised y.
-    clip = spec.objective == "tweedie"
-    y_fit_obj = np.clip(y_fit, 0.0, None) if clip else y_fit
-    y_valid_obj = np.clip(y_valid, 0.0, None) if clip else y_valid
-
     cat_cols = categorical_columns(data.catalog, features)
-    # The vocabulary is fitted on the fit fold only: validation/test values unseen there behave
-    # exactly as unseen values will at scoring time.
-    vocab = fit_vocabulary(frame.loc[fit_m], cat_cols, min_count=params.min_category_count,
-                           max_categories=params.max_categories)
-    X_all = prepare_matrix(frame, features, vocab)
-    X_fit, X_valid, X_test = X_all.loc[fit_m], X_all.loc[valid_m], X_all.loc[test_m]
+    fold = _fit_fold(spec, params, settings, frame, features, cat_cols, y_all, np.flatnonzero(fit_m),
+                     np.flatnonzero(valid_m), np.flatnonzero(test_m), seed)
+    calibrator, raw_test, score_test = fold.calibration.calibrator, fold.raw_test, fold.score_test
 
-    best_score, best_iteration, full_booster, best_cfg, search_results = _search(
-        spec, params, X_fit, y_fit_obj, X_valid, y_valid, y_valid_obj, seed)
-    booster = _trim(full_booster, best_iteration)
-
-    raw_valid = booster.predict(X_valid, raw_score=True)
-    choice = fit_calibrator(raw_valid, y_valid, kind=spec.kind, method=settings.calibration,
-                            ece_bins=settings.ece_bins, seed=seed)
-    calibrator = choice.calibrator
-
-    raw_test = booster.predict(X_test, raw_score=True)
-    score_test = calibrator.transform(raw_test)
     metrics = task_metrics(spec.kind, y_test, score_test, ece_bins=settings.ece_bins)
     if spec.kind == "binary":
         metrics["ece_uncalibrated"] = task_metrics(
             "binary", y_test, 1 / (1 + np.exp(-raw_test)), ece_bins=settings.ece_bins)["ece"]
-    metrics[f"valid_{spec.primary_metric}"] = best_score
-    if clip:
+    metrics[f"valid_{spec.primary_metric}"] = fold.best_score
+    if spec.objective == "tweedie":
         metrics["labels_clipped_at_zero"] = float((y_fit < 0).sum() + (y_valid < 0).sum())
 
     test_frame = frame.loc[test_m]
@@ -464,6 +481,7 @@ def train_task(
                                max_drop=settings.collapse_max_drop)
     metrics["slice_collapse_count"] = float(len(collapses))
 
+    best_cfg = fold.best_cfg
     used = {**best_cfg.__dict__, "num_leaves": min(best_cfg.num_leaves, params.max_leaves),
             "max_depth": params.max_depth, "max_trees": trees_allowed(params, best_cfg),
             "max_total_leaves": params.max_total_leaves, "objective": spec.objective,
@@ -473,14 +491,35 @@ def train_task(
     if spec.objective == "tweedie":
         used["tweedie_variance_power"] = params.tweedie_variance_power
 
-    return TrainedModel(
-        task=spec, feature_names=tuple(features), catalog=dict(data.catalog), vocab=vocab, booster=booster,
-        calibrator=calibrator, params=used, best_iteration=best_iteration,
+    catalog = {c: data.catalog[c] for c in features}
+    predictor = Predictor(task=spec.name, feature_names=tuple(features), catalog=catalog, vocab=fold.vocab,
+                          booster=fold.booster, calibrator=calibrator)
+    report = TrainingReport(
+        task=spec.name, feature_names=tuple(features), params=used, best_iteration=fold.best_iteration,
         train_cutoffs=tuple(pd.Timestamp(c) for c in fit_c), valid_cutoffs=tuple(pd.Timestamp(c) for c in valid_c),
         test_cutoffs=tuple(pd.Timestamp(c) for c in test_c), metrics=metrics, baseline_metrics=baseline_metrics,
         slice_metrics=slices, slice_collapses=collapses, evaluation_frame=eval_frame,
-        search_results=search_results, calibration_oof_ece=choice.oof_ece, seed=seed,
+        search_results=fold.search_results, calibration_oof_ece=fold.calibration.oof_ece, seed=seed,
     )
+    return TrainedModel(predictor=predictor, report=report)
+
+
+def _simple_baselines(
+    spec: TaskSpec, frame: pd.DataFrame, settings: EvaluationSettings, features: list[str], cat_cols: list[str],
+    fit_idx: np.ndarray, test_idx: np.ndarray, y_all: np.ndarray, seed: int,
+) -> dict[str, dict[str, float]]:
+    """The baseline every task gets, fitted on the fit rows and scored on the test rows (row positions).
+
+    Binary: ``logistic`` (:func:`models.baselines.logistic_baseline`); regression: ``mean`` of the fit rows.
+    """
+    y_fit, y_test = y_all[fit_idx], y_all[test_idx]
+    if spec.kind == "binary":
+        numeric = [c for c in features if c not in set(cat_cols)]
+        pipe = logistic_baseline(numeric, cat_cols, min_frequency=settings.logistic_min_frequency, seed=seed)
+        pipe.fit(frame.iloc[fit_idx][features], y_fit.astype(int))
+        p = pipe.predict_proba(frame.iloc[test_idx][features])[:, 1]
+        return {"logistic": task_metrics("binary", y_test, p, ece_bins=settings.ece_bins)}
+    return {"mean": task_metrics("regression", y_test, np.full(len(y_test), y_fit.mean()))}
 
 
 def _baselines(
@@ -489,18 +528,11 @@ def _baselines(
 ) -> dict[str, dict[str, float]]:
     """Baselines fitted on the same fit fold and scored on the same held-out fold as the model."""
     frame = data.frame
-    y_fit, y_test = y_all[fit_m], y_all[test_m]
-    out: dict[str, dict[str, float]] = {}
-    if spec.kind == "binary":
-        numeric = [c for c in features if c not in set(cat_cols)]
-        pipe = logistic_baseline(numeric, cat_cols, min_frequency=settings.logistic_min_frequency, seed=seed)
-        pipe.fit(frame.loc[fit_m, features], y_fit.astype(int))
-        p = pipe.predict_proba(frame.loc[test_m, features])[:, 1]
-        out["logistic"] = task_metrics("binary", y_test, p, ece_bins=settings.ece_bins)
-        return out
-    out["mean"] = task_metrics("regression", y_test, np.full(len(y_test), y_fit.mean()))
+    y_test = y_all[test_m]
+    out = _simple_baselines(spec, frame, settings, features, cat_cols, np.flatnonzero(fit_m), np.flatnonzero(test_m),
+                            y_all, seed)
     col = settings.margin_per_year_column
-    if col in frame.columns and data.horizon_days:
+    if spec.kind != "binary" and col in frame.columns and data.horizon_days:
         past = pd.to_numeric(frame[col], errors="coerce").astype(float)
         buyers = fit_m & (past.fillna(0).to_numpy() > 0)
         zero_share = float((y_all[buyers] <= 0).mean()) if buyers.any() else 0.0
@@ -521,38 +553,6 @@ def with_search(params: LightGBMParams, *configs: SearchConfig) -> LightGBMParam
     return replace(params, search=tuple(configs))
 
 
-def _validate_cross_section(
-    spec: TaskSpec, frame: pd.DataFrame, label: pd.Series, catalog: Mapping[str, Any], folds: int,
-    valid_fraction: float,
-) -> tuple[list[str], np.ndarray]:
-    if folds < 2:
-        raise ModelConfigError(f"cross_validate needs folds >= 2; got {folds}.")
-    if not 0 < valid_fraction < 1:
-        raise ModelConfigError(f"valid_fraction must be in (0, 1); got {valid_fraction}.")
-    if len(label) != len(frame) or not label.index.equals(frame.index):
-        raise TrainingDataError(f"Label ({len(label)} rows) is not aligned with the frame ({len(frame)} rows): "
-                                "same index, same order expected.")
-    if label.isna().any():
-        raise TrainingDataError(f"Label {label.name!r} has {int(label.isna().sum())} missing values; drop those rows.")
-    # entity_id / cutoff_ts, when present, identify rows; they are never features.
-    features = [c for c in frame.columns if c not in ID_COLUMNS]
-    if not features:
-        raise TrainingDataError("The frame holds no feature columns.")
-    no_info = [c for c in features if c not in catalog]
-    if no_info:
-        raise TrainingDataError(f"Feature columns without a catalog entry: {no_info}.")
-    y = label.astype(float).to_numpy()
-    if spec.kind == "binary":
-        if not np.isin(y, (0.0, 1.0)).all():
-            raise TrainingDataError(f"Task {spec.name!r} is binary but label {label.name!r} holds values other "
-                                    f"than 0/1: {sorted(set(y.tolist()))[:5]}...")
-        smallest = int(min((y == 1).sum(), (y == 0).sum()))
-        if smallest < folds:
-            raise TrainingDataError(f"The rarer class has {smallest} rows; {folds}-fold stratified CV needs at "
-                                    f"least {folds}.")
-    return features, y
-
-
 def cross_validate(
     spec: TaskSpec,
     frame: pd.DataFrame,
@@ -571,9 +571,9 @@ def cross_validate(
     fold plays the role of ``train_task``'s held-out cutoff. Within each fold's training rows an
     inner split (stratified for binary tasks, ``valid_fraction`` of the rows) plays the validation
     cutoff: early stopping, the choice among ``params.search`` and calibration use it, the booster is
-    fitted on the rest (the "fit" rows), exactly as ``train_task`` does. The categorical vocabulary
-    and the logistic baseline are fitted on the fit rows only, as in ``train_task``. The test fold is
-    never seen before scoring.
+    fitted on the rest (the "fit" rows), by the same fold recipe as ``train_task``. The categorical
+    vocabulary and the logistic baseline are fitted on the fit rows only, as in ``train_task``. The test
+    fold is never seen before scoring.
 
     Parameters
     ----------
@@ -598,13 +598,20 @@ def cross_validate(
 
     params = params or LightGBMParams()
     settings = settings or EvaluationSettings()
-    if not params.search:
-        raise TrainingDataError("LightGBMParams.search is empty: give at least one SearchConfig.")
-    features, y_all = _validate_cross_section(spec, frame, label, catalog, folds, valid_fraction)
+    _check_search(params)
+    if folds < 2:
+        raise ModelConfigError(f"cross_validate needs folds >= 2; got {folds}.")
+    if not 0 < valid_fraction < 1:
+        raise ModelConfigError(f"valid_fraction must be in (0, 1); got {valid_fraction}.")
+    features, y_all = _check_inputs(spec, frame, label, catalog)
     binary = spec.kind == "binary"
+    if binary:
+        smallest = int(min((y_all == 1).sum(), (y_all == 0).sum()))
+        if smallest < folds:
+            raise TrainingDataError(f"The rarer class has {smallest} rows; {folds}-fold stratified CV needs at "
+                                    f"least {folds}.")
     splitter = (StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed) if binary
                 else KFold(n_splits=folds, shuffle=True, random_state=seed))
-    clip = spec.objective == "tweedie"
     cat_cols = categorical_columns(catalog, features)
     rows: list[dict[str, Any]] = []
     for k, (train_idx, test_idx) in enumerate(splitter.split(np.zeros(len(y_all)), y_all if binary else None)):
@@ -612,35 +619,18 @@ def cross_validate(
             train_idx, test_size=valid_fraction, random_state=seed + k,
             stratify=y_all[train_idx] if binary else None)
         fit_idx, valid_idx = np.sort(fit_idx), np.sort(valid_idx)
-        y_fit, y_valid, y_test = y_all[fit_idx], y_all[valid_idx], y_all[test_idx]
-        y_fit_obj = np.clip(y_fit, 0.0, None) if clip else y_fit
-        y_valid_obj = np.clip(y_valid, 0.0, None) if clip else y_valid
-
-        vocab = fit_vocabulary(frame.iloc[fit_idx], cat_cols, min_count=params.min_category_count,
-                               max_categories=params.max_categories)
-        X_all = prepare_matrix(frame, features, vocab)
-        X_fit, X_valid, X_test = X_all.iloc[fit_idx], X_all.iloc[valid_idx], X_all.iloc[test_idx]
-        best_score, best_iteration, full_booster, best_cfg, _ = _search(
-            spec, params, X_fit, y_fit_obj, X_valid, y_valid, y_valid_obj, seed)
-        booster = _trim(full_booster, best_iteration)
-        choice = fit_calibrator(booster.predict(X_valid, raw_score=True), y_valid, kind=spec.kind,
-                                method=settings.calibration, ece_bins=settings.ece_bins, seed=seed)
-        score = choice.calibrator.transform(booster.predict(X_test, raw_score=True))
+        fold = _fit_fold(spec, params, settings, frame, features, cat_cols, y_all, fit_idx, valid_idx, test_idx,
+                         seed)
         sizes = {"fold": k, "n_fit": len(fit_idx), "n_valid": len(valid_idx)}
         rows.append({**sizes, "model": "lightgbm",
-                     **task_metrics(spec.kind, y_test, score, ece_bins=settings.ece_bins),
-                     "best_iteration": best_iteration, "num_leaves": min(best_cfg.num_leaves, params.max_leaves),
-                     "learning_rate": best_cfg.learning_rate, "calibration": choice.calibrator.method,
-                     f"valid_{spec.primary_metric}": best_score})
-        if binary:
-            numeric = [c for c in features if c not in set(cat_cols)]
-            pipe = logistic_baseline(numeric, cat_cols, min_frequency=settings.logistic_min_frequency, seed=seed)
-            pipe.fit(frame.iloc[fit_idx][features], y_fit.astype(int))
-            p = pipe.predict_proba(frame.iloc[test_idx][features])[:, 1]
-            rows.append({**sizes, "model": "logistic", **task_metrics("binary", y_test, p, ece_bins=settings.ece_bins)})
-        else:
-            rows.append({**sizes, "model": "mean",
-                         **task_metrics("regression", y_test, np.full(len(y_test), y_fit.mean()))})
+                     **task_metrics(spec.kind, y_all[test_idx], fold.score_test, ece_bins=settings.ece_bins),
+                     "best_iteration": fold.best_iteration,
+                     "num_leaves": min(fold.best_cfg.num_leaves, params.max_leaves),
+                     "learning_rate": fold.best_cfg.learning_rate, "calibration": fold.calibration.calibrator.method,
+                     f"valid_{spec.primary_metric}": fold.best_score})
+        for name, metrics in _simple_baselines(spec, frame, settings, features, cat_cols, fit_idx, test_idx, y_all,
+                                               seed).items():
+            rows.append({**sizes, "model": name, **metrics})
     out = pd.DataFrame(rows)
     lead = ["fold", "model", "n_fit", "n_valid"]
     return out[lead + [c for c in out.columns if c not in lead]]

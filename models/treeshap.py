@@ -15,7 +15,7 @@ LightGBM 4.x; :meth:`PatternTreeShap.check` compares with a direct ``pred_contri
 and the scoring path runs it on every call, so a rule that ever drifted would stop a run rather than write
 wrong reasons.
 
-Pure: no I/O, no clock. Input is the frame LightGBM would get (``TrainedModel.matrix``: float64 columns and
+Pure: no I/O, no clock. Input is the frame LightGBM would get (``Predictor.matrix``: float64 columns and
 ``category`` columns with the training categories).
 """
 from __future__ import annotations
@@ -171,7 +171,7 @@ class PatternTreeShap:
         cat_cols = [c for c in X.columns if isinstance(X[c].dtype, pd.CategoricalDtype)]
         if len(cat_cols) != len(self._pandas_categorical):
             raise TreeShapError(f"The frame has {len(cat_cols)} categorical columns; the booster was trained with "
-                                f"{len(self._pandas_categorical)}. Build the matrix with TrainedModel.matrix.")
+                                f"{len(self._pandas_categorical)}. Build the matrix with Predictor.matrix.")
         out = np.empty(X.shape, dtype=np.float64, order="F")
         cats = dict(zip(cat_cols, self._pandas_categorical))
         for j, col in enumerate(X.columns):

@@ -187,14 +187,14 @@ def train_one(spec: TaskSpec, tables: Mapping[str, pd.DataFrame], settings: Sett
 
 
 def _held_out(model, data) -> tuple[pd.DataFrame, np.ndarray]:
-    mask = data.frame["cutoff_ts"].isin(list(model.test_cutoffs)).to_numpy()
+    mask = data.frame["cutoff_ts"].isin(list(model.report.test_cutoffs)).to_numpy()
     return data.frame.loc[mask], np.asarray(data.label.to_numpy()[mask], dtype=float)
 
 
 def _champion_metrics_on(registry, spec: TaskSpec, frame: pd.DataFrame, y: np.ndarray,
                          settings: Settings) -> tuple[dict[str, float] | None, str]:
     """The current champion scored on the candidate's held-out rows (the same data), or None if none/incompatible."""
-    from models.errors import ModelSignatureMismatch, NoChampionError
+    from models.errors import ArtifactFormatError, ModelSignatureMismatch, NoChampionError
     from models.evaluate import task_metrics
 
     if registry.champion(spec.name) is None:
@@ -206,6 +206,8 @@ def _champion_metrics_on(registry, spec: TaskSpec, frame: pd.DataFrame, y: np.nd
         return None, "no champion yet"
     except ModelSignatureMismatch as exc:
         return None, f"the champion's features differ from today's ({exc}); it cannot be compared"
+    except ArtifactFormatError as exc:
+        return None, f"the champion was saved in another artifact format ({exc}); it cannot be compared"
     pred = champ.predict(frame)
     return task_metrics(spec.kind, y, pred, ece_bins=settings.evaluation.ece_bins), f"champion v{version}"
 
@@ -214,16 +216,17 @@ def _artifacts(model, data, spec: TaskSpec, folder: Path) -> tuple[dict[str, Pat
     """Calibration curve, lift chart and SHAP summary on the held-out fold; the global drivers for the card."""
     from models.plots import calibration_curve_plot, lift_chart, shap_summary_plot
 
-    ev = model.evaluation_frame
+    ev = model.report.evaluation_frame
+    predictor = model.predictor
     plots: dict[str, Path] = {}
     if spec.kind == "binary":
         plots["calibration_curve"] = calibration_curve_plot(ev["y"], ev["score"], folder / "calibration.png")
     plots["lift_chart"] = lift_chart(ev["y"], ev["score"], folder / "lift.png")
     frame, _ = _held_out(model, data)
     sample = frame.sample(n=min(len(frame), 2000), random_state=0) if len(frame) else frame
-    contrib = model.contributions(sample)[:, :-1]
-    labels = [model.catalog[c].label for c in model.feature_names]
-    plots["shap_summary"] = shap_summary_plot(contrib, sample[list(model.feature_names)], labels,
+    contrib = predictor.contributions(sample)[:, :-1]
+    labels = [predictor.catalog[c].label for c in predictor.feature_names]
+    plots["shap_summary"] = shap_summary_plot(contrib, sample[list(predictor.feature_names)], labels,
                                               folder / "shap_summary.png")
     mean_abs = np.abs(contrib).mean(axis=0)
     order = np.argsort(-mean_abs)[:10]
@@ -239,40 +242,62 @@ KNOWN_LIMITS = [
 
 
 @task(name="register-model", retries=2, retry_delay_seconds=3, cache_policy=NO_CACHE)
-def register(model, data, spec: TaskSpec, settings: Settings, report: ValidationReport) -> TrainOutcome:
-    """Log the run to MLflow, register the version, and move `champion` only if the gate says so."""
+def log_candidate(model, data, spec: TaskSpec, settings: Settings, report: ValidationReport, candidate_id: str):
+    """Log the run to MLflow and register the candidate's version; idempotent, so it may be retried.
+
+    ``candidate_id`` is computed once by the caller: a retry after the version was created returns that version
+    instead of registering a second one.
+    """
     from models.card import render_model_card
+
+    registry = _registry(settings)
+    trained = model.report
+    frame, _ = _held_out(model, data)
+    with tempfile.TemporaryDirectory() as tmp:
+        plots, drivers = _artifacts(model, data, spec, Path(tmp))
+        cutoffs = {"train": [str(c) for c in trained.train_cutoffs],
+                   "valid": [str(c) for c in trained.valid_cutoffs],
+                   "test": [str(c) for c in trained.test_cutoffs], "horizon_days": data.horizon_days}
+        all_cuts = list(trained.train_cutoffs) + list(trained.test_cutoffs)
+        card = render_model_card(
+            trained, spec, version=None, data_window=(min(all_cuts), max(all_cuts)),
+            eligibility_text=spec.population_spec.eligibility, extract_fingerprint=report.fingerprint.to_dict(),
+            top_drivers=drivers, known_limits=KNOWN_LIMITS)
+        return registry.log_training_run(
+            model.predictor, trained, spec, extract_fingerprint=report.fingerprint.to_dict(),
+            contract_result={"ok": report.ok, "failed_warnings": [r.rule for r in report.warnings],
+                             "rules": len(report.results), "validated_at": str(report.validated_at)},
+            cutoffs=cutoffs,
+            feature_labels={c: model.predictor.catalog[c].label for c in model.predictor.feature_names},
+            plots=plots, card_md=card, run_name=f"{spec.name}-{pd.Timestamp(trained.test_cutoffs[-1]).date()}",
+            input_example=frame.head(5), candidate_id=candidate_id)
+
+
+@task(name="champion-gate", cache_policy=NO_CACHE)
+def champion_gate(model, data, spec: TaskSpec, settings: Settings, run) -> TrainOutcome:
+    """Score the champion on the candidate's held-out rows; move `champion` only if the gate says so. Not retried."""
     from models.champion import GateConfig, promote_if_better
 
     registry = _registry(settings)
     frame, y = _held_out(model, data)
     champ_metrics, champ_note = _champion_metrics_on(registry, spec, frame, y, settings)
-    with tempfile.TemporaryDirectory() as tmp:
-        plots, drivers = _artifacts(model, data, spec, Path(tmp))
-        cutoffs = {"train": [str(c) for c in model.train_cutoffs], "valid": [str(c) for c in model.valid_cutoffs],
-                   "test": [str(c) for c in model.test_cutoffs], "horizon_days": data.horizon_days}
-        all_cuts = list(model.train_cutoffs) + list(model.test_cutoffs)
-        card = render_model_card(
-            model, spec, version=None, data_window=(min(all_cuts), max(all_cuts)),
-            eligibility_text=spec.population_spec.eligibility, extract_fingerprint=report.fingerprint.to_dict(),
-            top_drivers=drivers, known_limits=KNOWN_LIMITS)
-        run = registry.log_training_run(
-            model, spec, extract_fingerprint=report.fingerprint.to_dict(),
-            contract_result={"ok": report.ok, "failed_warnings": [r.rule for r in report.warnings],
-                             "rules": len(report.results), "validated_at": str(report.validated_at)},
-            cutoffs=cutoffs, feature_labels={c: model.catalog[c].label for c in model.feature_names},
-            plots=plots, card_md=card, run_name=f"{spec.name}-{pd.Timestamp(model.test_cutoffs[-1]).date()}",
-            input_example=frame.head(5))
     gate = GateConfig(primary_metric=spec.primary_metric, min_improvement=settings.gate.min_improvement,
                       max_ece=settings.gate.max_ece, min_slice_n=settings.gate.min_slice_n,
                       min_ece_n=settings.gate.min_ece_n)
-    decision = promote_if_better(registry, spec.name, run.version, model.metrics, champ_metrics, gate,
-                                 slice_metrics=model.slice_metrics)
+    trained = model.report
+    decision = promote_if_better(registry, spec.name, run.version, trained.metrics, champ_metrics, gate,
+                                 slice_metrics=trained.slice_metrics)
     status = "champion" if decision.promote else "challenger"
     why = "; ".join(decision.reasons)
     return TrainOutcome(task=spec.name, status=status, message=f"{why} (compared with {champ_note})",
-                        version=run.version, metrics=dict(model.metrics),
-                        baseline_metrics={k: dict(v) for k, v in model.baseline_metrics.items()}, run_id=run.run_id)
+                        version=run.version, metrics=dict(trained.metrics),
+                        baseline_metrics={k: dict(v) for k, v in trained.baseline_metrics.items()}, run_id=run.run_id)
+
+
+def register(model, data, spec: TaskSpec, settings: Settings, report: ValidationReport) -> TrainOutcome:
+    """Register the candidate (a retried, idempotent task), then run the champion gate once, outside the retries."""
+    run = log_candidate(model, data, spec, settings, report, candidate_id=uuid.uuid4().hex)
+    return champion_gate(model, data, spec, settings, run)
 
 
 @flow(name="crmscore-train", validate_parameters=False)

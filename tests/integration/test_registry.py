@@ -1,9 +1,9 @@
 """MLflow registry on a real SQLite tracking store under tmp_path: log -> register -> load, the champion gate,
 signature refusal, and no artifact outside tmp_path.
 
-The model here is a small real LightGBM model behind the ``TrainedModel`` interface of ``models.train``
-(task, feature_names, catalog, params, best_iteration, cutoffs, metrics, baselines, slices,
-evaluation_frame, predict, contributions), trained on seeded synthetic rows.
+The model here is a small real LightGBM model: a ``models.predictor.Predictor`` and a
+``models.train.TrainingReport`` (params, best_iteration, cutoffs, metrics, baselines, slices,
+evaluation_frame), trained on seeded synthetic rows.
 """
 from __future__ import annotations
 
@@ -19,11 +19,15 @@ import pandas as pd
 import pytest
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
+from models.calibration import SigmoidCalibrator
 from models.card import render_model_card
 from models.champion import GateConfig, promote_if_better
-from models.errors import ModelSignatureMismatch, NoChampionError
+from models.encoding import CategoricalVocabulary, prepare_matrix
+from models.errors import ArtifactFormatError, ModelSignatureMismatch, NoChampionError
 from models.plots import calibration_curve_plot, lift_chart
-from models.registry import Registry, registered_model_name
+from models.predictor import Predictor
+from models.registry import CANDIDATE_TAG, Registry, registered_model_name
+from models.train import TrainingReport
 
 REGIONS = ("north", "south", "west")
 FEATURES = ("eng__logins_30d", "sup__tickets_90d", "buy__noise", "firm__region")
@@ -73,51 +77,36 @@ def make_rows(n: int, seed: int, cutoffs: list[pd.Timestamp]) -> tuple[pd.DataFr
 
 
 class TinyTrainedModel:
-    """A real (tiny) LightGBM binary model satisfying the TrainedModel interface used by the registry."""
+    """A real (tiny) LightGBM binary model: a ``Predictor`` and the ``TrainingReport`` the registry logs."""
 
     def __init__(self, X: pd.DataFrame, y: np.ndarray, X_test: pd.DataFrame, y_test: np.ndarray, *,
                  rounds: int, num_leaves: int, shuffle_labels: bool = False, seed: int = 0,
                  train_cutoffs=(), valid_cutoffs=(), test_cutoffs=()) -> None:
-        self.task = "churn"
-        self.feature_names = FEATURES
-        self.catalog = dict(CATALOG)
-        self.vocabulary = {"firm__region": list(REGIONS)}
-        self.params = {"objective": "binary", "num_leaves": num_leaves, "learning_rate": 0.1, "seed": seed,
-                       "verbose": -1, "num_threads": 1, "min_data_in_leaf": 5}
+        vocab = CategoricalVocabulary(categories={"firm__region": REGIONS})
+        lgb_params = {"objective": "binary", "num_leaves": num_leaves, "learning_rate": 0.1, "seed": seed,
+                      "verbose": -1, "num_threads": 1, "min_data_in_leaf": 5}
         if shuffle_labels:
             y = np.random.default_rng(seed).permutation(y)
-        self.booster = lgb.train(self.params, lgb.Dataset(self._encode(X), label=y), num_boost_round=rounds)
-        self.best_iteration = rounds
-        self.train_cutoffs = list(train_cutoffs)
-        self.valid_cutoffs = list(valid_cutoffs)
-        self.test_cutoffs = list(test_cutoffs)
-        p = self.predict(X_test)
-        self.metrics = binary_metrics(y_test, p)
+        booster = lgb.train(lgb_params, lgb.Dataset(prepare_matrix(X, FEATURES, vocab), label=y),
+                            num_boost_round=rounds)
+        self.predictor = Predictor(task="churn", feature_names=FEATURES, catalog=dict(CATALOG), vocab=vocab,
+                                   booster=booster, calibrator=SigmoidCalibrator())
+        p = self.predictor.predict(X_test)
         prior = np.full(len(y_test), float(np.mean(y)))
         recency = 1 / (1 + X_test["eng__logins_30d"].to_numpy())
-        self.baseline_metrics = {"prior_rate": binary_metrics(y_test, prior),
-                                 "low_logins_rule": binary_metrics(y_test, recency)}
-        self.evaluation_frame = pd.DataFrame({"y": y_test, "score": p,
-                                              "firm__region": X_test["firm__region"].to_numpy()})
+        evaluation = pd.DataFrame({"y": y_test, "score": p, "firm__region": X_test["firm__region"].to_numpy()})
         rows = []
-        for value, part in self.evaluation_frame.groupby("firm__region"):
+        for value, part in evaluation.groupby("firm__region"):
             rows.append({"slice_column": "firm__region", "slice_value": value, "n": len(part),
                          "metric": "roc_auc", "value": roc_auc_score(part["y"], part["score"])})
-        self.slice_metrics = pd.DataFrame(rows)
-
-    def _encode(self, frame: pd.DataFrame) -> pd.DataFrame:
-        out = frame.loc[:, list(self.feature_names)].copy()
-        out["firm__region"] = pd.Categorical(out["firm__region"].astype("str"),
-                                             categories=self.vocabulary["firm__region"])
-        for col in ("eng__logins_30d", "sup__tickets_90d", "buy__noise"):
-            out[col] = out[col].astype(float)
-        return out
-
-    def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        return self.booster.predict(self._encode(frame))
-
-    def contributions(self, frame: pd.DataFrame) -> np.ndarray:
-        return self.booster.predict(self._encode(frame), pred_contrib=True)
+        self.report = TrainingReport(
+            task="churn", feature_names=FEATURES, params=lgb_params, best_iteration=rounds,
+            train_cutoffs=tuple(train_cutoffs), valid_cutoffs=tuple(valid_cutoffs), test_cutoffs=tuple(test_cutoffs),
+            metrics=binary_metrics(y_test, p),
+            baseline_metrics={"prior_rate": binary_metrics(y_test, prior),
+                              "low_logins_rule": binary_metrics(y_test, recency)},
+            slice_metrics=pd.DataFrame(rows), slice_collapses=pd.DataFrame(), evaluation_frame=evaluation,
+            search_results=[], calibration_oof_ece={}, seed=seed)
 
 
 def binary_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
@@ -186,24 +175,24 @@ def registry(tmp_path: Path, workdir: Path, empty_store: Path) -> Registry:
 
 
 def log(registry: Registry, model: TinyTrainedModel, tmp_path: Path, tag: str,
-        example: pd.DataFrame | None = None):
+        example: pd.DataFrame | None = None, candidate_id: str | None = None):
     plots_dir = tmp_path / f"plots-{tag}"
-    ev = model.evaluation_frame
+    ev = model.report.evaluation_frame
     plots = {"calibration": calibration_curve_plot(ev["y"], ev["score"], plots_dir / "calibration.png"),
              "lift": lift_chart(ev["y"], ev["score"], plots_dir / "lift.png")}
-    card = render_model_card(model, Spec(), version=None,
+    card = render_model_card(model.report, Spec(), version=None,
                              data_window=(pd.Timestamp("2024-01-01", tz="UTC"), pd.Timestamp("2025-12-31", tz="UTC")),
                              eligibility_text="Active customers with a subscription at the cutoff.",
                              extract_fingerprint={"accounts_rows": 1500}, top_drivers=[("Logins", 0.4)],
                              known_limits=["Synthetic data."])
     return registry.log_training_run(
-        model, Spec(),
+        model.predictor, model.report, Spec(),
         extract_fingerprint={"accounts_rows": 1500, "sha256": "ab" * 32},
         contract_result={"success": True, "failed": []},
         cutoffs={"train": TRAIN_CUTOFFS, "test": TEST_CUTOFFS, "horizon_days": 90},
         feature_labels={k: v.label for k, v in CATALOG.items()},
         plots=plots, card_md=card, run_name=f"churn-{tag}",
-        input_example=example,
+        input_example=example, candidate_id=candidate_id,
     )
 
 
@@ -219,18 +208,18 @@ def test_log_register_load_round_trip_predicts_identically(registry, data, tmp_p
     loaded, version = registry.load_model("churn", alias="challenger")
     assert version == 1
     X_test = data["X_test"]
-    np.testing.assert_array_equal(loaded.predict(X_test), model.predict(X_test))
-    np.testing.assert_array_equal(loaded.contributions(X_test), model.contributions(X_test))
+    np.testing.assert_array_equal(loaded.predict(X_test), model.predictor.predict(X_test))
+    np.testing.assert_array_equal(loaded.contributions(X_test), model.predictor.contributions(X_test))
 
     # The pyfunc path (what `mlflow models serve` would use) gives the same scores from string categoricals.
     with registry._scoped() as mlflow:
         pyfunc = mlflow.pyfunc.load_model("models:/crmscore-churn@challenger")
-        np.testing.assert_allclose(pyfunc.predict(X_test[list(FEATURES)]), model.predict(X_test))
+        np.testing.assert_allclose(pyfunc.predict(X_test[list(FEATURES)]), model.predictor.predict(X_test))
 
     client = registry._client
     run = client.get_run(info.run_id)
     assert run.info.status == "FINISHED"
-    assert run.data.metrics["roc_auc"] == pytest.approx(model.metrics["roc_auc"])
+    assert run.data.metrics["roc_auc"] == pytest.approx(model.report.metrics["roc_auc"])
     assert run.data.metrics["baseline.prior_rate.roc_auc"] == pytest.approx(0.5)
     assert "slice.firm__region.south.roc_auc" in run.data.metrics
     assert run.data.params["best_iteration"] == "60"
@@ -245,8 +234,12 @@ def test_log_register_load_round_trip_predicts_identically(registry, data, tmp_p
     spec = json.loads(Path(client.download_artifacts(info.run_id, "task_spec.json", str(tmp_path))).read_text())
     assert spec == {"name": "churn", "entity": "account", "primary_metric": "roc_auc",
                     "horizon_key": "churn_days", "bands": [0.2, 0.5]}
-    # Artifacts live under the configured root, not in mlflow's default ./mlruns.
-    assert any((tmp_path / "store" / "mlartifacts" / "crmscore-test").rglob("trained_model.pkl"))
+    # Artifacts live under the configured root, not in mlflow's default ./mlruns; the model is LightGBM's
+    # text and JSON (plus the pyfunc's source), with no pickle that a refactor of project classes could break.
+    stored = [p for p in (tmp_path / "store" / "mlartifacts" / "crmscore-test").rglob("*") if p.is_file()]
+    predictor_files = sorted(p.name for p in stored if p.parent.name == "predictor")
+    assert predictor_files == ["booster.txt", "predictor.json"]
+    assert [p.name for p in stored if p.suffix == ".pkl"] == []
 
 
 def test_gate_keeps_worse_model_as_challenger_and_promotes_better(registry, data, tmp_path):
@@ -255,31 +248,31 @@ def test_gate_keeps_worse_model_as_challenger_and_promotes_better(registry, data
 
     weak = train(data, n=150, rounds=4, num_leaves=3)
     v1 = log(registry, weak, tmp_path, "weak").version
-    first = promote_if_better(registry, "churn", v1, weak.metrics, None, gate, slice_metrics=weak.slice_metrics)
+    first = promote_if_better(registry, "churn", v1, weak.report.metrics, None, gate, slice_metrics=weak.report.slice_metrics)
     assert first.promote and registry.champion("churn").version == v1
 
     def champion_on(candidate: TinyTrainedModel) -> dict[str, float]:
         # Score the current champion on the candidate's held-out rows: same data, comparable numbers.
-        champ_model, _ = registry.load_champion("churn", candidate.feature_names)
+        champ_model, _ = registry.load_champion("churn", candidate.predictor.feature_names)
         return binary_metrics(y_test, champ_model.predict(X_test))
 
     shuffled = train(data, shuffle_labels=True, seed=3)
     v2 = log(registry, shuffled, tmp_path, "shuffled").version
-    decision = promote_if_better(registry, "churn", v2, shuffled.metrics, champion_on(shuffled), gate)
+    decision = promote_if_better(registry, "churn", v2, shuffled.report.metrics, champion_on(shuffled), gate)
     assert not decision.promote
     assert any("does not beat champion" in r for r in decision.reasons), decision.reasons
     assert registry.champion("churn").version == v1
 
     strong = train(data)
-    assert strong.metrics["roc_auc"] > weak.metrics["roc_auc"] + 0.002  # the premise of this test
+    assert strong.report.metrics["roc_auc"] > weak.report.metrics["roc_auc"] + 0.002  # the premise of this test
     v3 = log(registry, strong, tmp_path, "strong").version
-    decision = promote_if_better(registry, "churn", v3, strong.metrics, champion_on(strong), gate,
-                                 slice_metrics=strong.slice_metrics)
+    decision = promote_if_better(registry, "churn", v3, strong.report.metrics, champion_on(strong), gate,
+                                 slice_metrics=strong.report.slice_metrics)
     assert decision.promote, decision.reasons
 
     champ = registry.champion("churn")
     assert champ.version == v3
-    assert champ.metrics["roc_auc"] == pytest.approx(strong.metrics["roc_auc"])
+    assert champ.metrics["roc_auc"] == pytest.approx(strong.report.metrics["roc_auc"])
     history = {v.version: v for v in registry.history("churn")}
     assert [v.version for v in registry.history("churn")] == [3, 2, 1]
     assert history[v3].aliases == ("champion",)
@@ -289,7 +282,7 @@ def test_gate_keeps_worse_model_as_challenger_and_promotes_better(registry, data
     assert "does not beat champion" in history[v2].tags["gate_reasons"]
     loaded, version = registry.load_champion("churn", list(FEATURES))
     assert version == v3
-    np.testing.assert_array_equal(loaded.predict(X_test), strong.predict(X_test))
+    np.testing.assert_array_equal(loaded.predict(X_test), strong.predictor.predict(X_test))
 
 
 def test_load_champion_refuses_other_features_and_missing_champion(registry, data, tmp_path):
@@ -351,3 +344,41 @@ def test_parallel_processes_log_into_a_store_created_beforehand(registry, tmp_pa
     assert [p.returncode for p in procs] == [0, 0, 0], [err[-2000:] for _, err in outs]
     assert sorted(int(out.split()[-1]) for out, _ in outs) == [1, 2, 3]
     assert [v.version for v in registry.history("churn")] == [3, 2, 1]
+
+
+def test_a_retry_after_the_version_was_created_registers_no_second_version(registry, data, tmp_path, monkeypatch):
+    model = train(data, rounds=10)
+    real_set_terminated = registry._client.set_terminated
+    failures = []
+
+    def fail_once_when_finishing(run_id, status=None, *args, **kwargs):
+        # The version exists by now; a transient store error hits the last step of the call.
+        if status == "FINISHED" and not failures:
+            failures.append(run_id)
+            raise ConnectionError("transient store error")
+        return real_set_terminated(run_id, status, *args, **kwargs)
+
+    monkeypatch.setattr(registry._client, "set_terminated", fail_once_when_finishing)
+    with pytest.raises(ConnectionError):
+        log(registry, model, tmp_path, "try1", candidate_id="cand-1")
+    assert [v.version for v in registry.history("churn")] == [1]  # the failure came after version creation
+
+    again = log(registry, model, tmp_path, "try2", candidate_id="cand-1")
+    assert again.version == 1 and again.run_id == failures[0]
+    history = registry.history("churn")
+    assert [v.version for v in history] == [1] and history[0].tags[CANDIDATE_TAG] == "cand-1"
+    assert registry._client.get_run(again.run_id).info.status == "FINISHED"
+    # Another candidate is another version.
+    assert log(registry, model, tmp_path, "other", candidate_id="cand-2").version == 2
+
+
+def test_a_version_of_another_artifact_format_is_refused_in_one_line(registry, data, tmp_path, monkeypatch):
+    import models.predictor
+
+    info = log(registry, train(data, rounds=5), tmp_path, "f")
+    registry.set_alias("churn", info.version, "champion")
+    monkeypatch.setattr(models.predictor, "FORMAT_VERSION", models.predictor.FORMAT_VERSION + 1)
+    with pytest.raises(ArtifactFormatError, match=r"models:/crmscore-churn/1 has format version 1 .*reads format "
+                                                  r"version 2\. Retrain with `crmscore train`") as exc:
+        registry.load_champion("churn", list(FEATURES))
+    assert "\n" not in str(exc.value)

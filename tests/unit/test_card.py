@@ -22,7 +22,7 @@ class Spec:
 
 @dataclass
 class FittedRecord:
-    """The TrainedModel attributes the card reads, filled from a real fitted model on seeded rows."""
+    """The TrainingReport attributes the card reads, filled from a real fitted model on seeded rows."""
 
     task: str
     feature_names: tuple[str, ...]

@@ -1,4 +1,4 @@
-"""Training: out-of-time split, search, calibration, baselines, and the TrainedModel interface.
+"""Training: out-of-time split, search, calibration, baselines, and the Predictor / TrainingReport interface.
 
 The data are tiny seeded frames in the FeatureSet shape (entity_id, cutoff_ts, features; a catalog of
 FeatureInfo-like records) with a known non-linear signal: the outcome depends on the SIGN of
@@ -6,7 +6,6 @@ x1 * x2 (an interaction a logistic regression cannot represent) plus a segment e
 """
 from __future__ import annotations
 
-import pickle
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -95,25 +94,25 @@ def churn_model(churn_data):
 
 
 def test_binary_model_beats_chance_and_the_logistic_baseline(churn_model):
-    auc = churn_model.metrics["roc_auc"]
+    auc = churn_model.report.metrics["roc_auc"]
     assert auc > 0.8
-    assert auc > churn_model.baseline_metrics["logistic"]["roc_auc"] + 0.1
-    assert churn_model.metrics["lift_top_decile"] > 1.3
-    table = churn_model.comparison()
+    assert auc > churn_model.report.baseline_metrics["logistic"]["roc_auc"] + 0.1
+    assert churn_model.report.metrics["lift_top_decile"] > 1.3
+    table = churn_model.report.comparison()
     assert list(table.index) == ["model", "logistic"]
     assert table.loc["model", "roc_auc"] == auc
 
 
 def test_oot_split_records_cutoffs_and_evaluates_only_the_last(churn_model, churn_data):
     cutoffs = sorted(churn_data.frame["cutoff_ts"].unique())
-    assert churn_model.test_cutoffs == (cutoffs[-1],)
-    assert churn_model.valid_cutoffs == (cutoffs[-2],)
-    assert churn_model.train_cutoffs == tuple(cutoffs[:-2])
-    assert cutoffs[-1] not in churn_model.train_cutoffs + churn_model.valid_cutoffs
-    ev = churn_model.evaluation_frame
+    assert churn_model.report.test_cutoffs == (cutoffs[-1],)
+    assert churn_model.report.valid_cutoffs == (cutoffs[-2],)
+    assert churn_model.report.train_cutoffs == tuple(cutoffs[:-2])
+    assert cutoffs[-1] not in churn_model.report.train_cutoffs + churn_model.report.valid_cutoffs
+    ev = churn_model.report.evaluation_frame
     assert (ev["cutoff_ts"] == cutoffs[-1]).all()
     assert str(ev["cutoff_ts"].dtype) == "datetime64[us, UTC]" and ev["entity_id"].dtype == "str"
-    assert len(churn_model.evaluation_frame) == (churn_data.frame["cutoff_ts"] == cutoffs[-1]).sum()
+    assert len(churn_model.report.evaluation_frame) == (churn_data.frame["cutoff_ts"] == cutoffs[-1]).sum()
 
 
 def test_last_cutoff_labels_never_influence_the_fitted_model(churn_model, churn_data):
@@ -121,41 +120,41 @@ def test_last_cutoff_labels_never_influence_the_fitted_model(churn_model, churn_
     last = churn_data.frame["cutoff_ts"] == churn_data.frame["cutoff_ts"].max()
     flipped = churn_data.label.where(~last, 1.0 - churn_data.label)
     other = train_task(TASKS["churn"], replace(churn_data, label=flipped), FAST, seed=7, settings=SETTINGS)
-    assert other.booster.model_to_string() == churn_model.booster.model_to_string()
-    assert other.calibrator == churn_model.calibrator
-    assert other.metrics["roc_auc"] < 0.5  # while the held-out metrics do see the flipped labels
+    assert other.predictor.booster.model_to_string() == churn_model.predictor.booster.model_to_string()
+    assert other.predictor.calibrator == churn_model.predictor.calibrator
+    assert other.report.metrics["roc_auc"] < 0.5  # while the held-out metrics do see the flipped labels
 
 
 def test_unseen_category_and_missing_values_at_predict_time(churn_model, churn_data):
     new = churn_data.frame.head(50).copy()
     new["firm__segment"] = pd.Series(["martian"] * 25 + [np.nan] * 25, dtype="str", index=new.index)
-    p = churn_model.predict(new)
+    p = churn_model.predictor.predict(new)
     assert p.shape == (50,) and np.all((p > 0) & (p < 1))
     # An unseen value is scored exactly as a missing one.
     as_missing = new.assign(firm__segment=pd.Series([np.nan] * 50, dtype="str", index=new.index))
-    np.testing.assert_allclose(p, churn_model.predict(as_missing))
+    np.testing.assert_allclose(p, churn_model.predictor.predict(as_missing))
 
 
 def test_missing_feature_column_raises_with_its_name(churn_model, churn_data):
     with pytest.raises(ModelSignatureMismatch, match=r"missing \['eng__x2'\]"):
-        churn_model.predict(churn_data.frame.drop(columns=["eng__x2"]))
+        churn_model.predictor.predict(churn_data.frame.drop(columns=["eng__x2"]))
 
 
 def test_contributions_sum_to_raw_score_and_calibration_maps_raw(churn_model, churn_data):
     x = churn_data.frame.head(200)
-    contrib = churn_model.contributions(x)
-    assert contrib.shape == (200, len(churn_model.feature_names) + 1)
-    raw = churn_model.predict_raw(x)
+    contrib = churn_model.predictor.contributions(x)
+    assert contrib.shape == (200, len(churn_model.predictor.feature_names) + 1)
+    raw = churn_model.predictor.predict_raw(x)
     np.testing.assert_allclose(contrib.sum(axis=1), raw, atol=1e-6)
-    np.testing.assert_allclose(churn_model.calibrate_raw(raw), churn_model.predict(x))
+    np.testing.assert_allclose(churn_model.predictor.calibrate_raw(raw), churn_model.predictor.predict(x))
 
 
 def test_booster_is_trimmed_to_best_iteration_within_budget(churn_model):
-    assert churn_model.booster.num_trees() == churn_model.best_iteration <= FAST.max_trees
-    assert churn_model.params["num_leaves"] <= FAST.max_leaves
-    leaves = [t["num_leaves"] for t in churn_model.booster.dump_model()["tree_info"]]
+    assert churn_model.predictor.booster.num_trees() == churn_model.report.best_iteration <= FAST.max_trees
+    assert churn_model.report.params["num_leaves"] <= FAST.max_leaves
+    leaves = [t["num_leaves"] for t in churn_model.predictor.booster.dump_model()["tree_info"]]
     assert max(leaves) <= FAST.max_leaves and sum(leaves) <= FAST.max_total_leaves
-    assert len(churn_model.search_results) == len(FAST.search)
+    assert len(churn_model.report.search_results) == len(FAST.search)
 
 
 def test_total_leaves_budget_lets_small_trees_grow_longer():
@@ -165,18 +164,13 @@ def test_total_leaves_budget_lets_small_trees_grow_longer():
     assert trees_allowed(p, SearchConfig(63, 20, 0.1, 1.0)) == 200  # leaves capped at 15 first
 
 
-def test_trained_model_pickles(churn_model, churn_data):
-    back = pickle.loads(pickle.dumps(churn_model))
-    np.testing.assert_array_equal(back.predict(churn_data.frame), churn_model.predict(churn_data.frame))
-
-
 def test_slice_metrics_and_calibration_record(churn_model):
-    s = churn_model.slice_metrics
+    s = churn_model.report.slice_metrics
     assert set(s["slice_column"]) <= {"firm__segment", "firm__country"}
     assert (s["n"] >= SETTINGS.slice_min_size).all()
     assert {"firm__segment", "firm__country"} <= set(s["slice_column"])
-    assert churn_model.params["calibration"] in {"isotonic", "platt"}
-    assert churn_model.metrics["slice_collapse_count"] == len(churn_model.slice_collapses)
+    assert churn_model.report.params["calibration"] in {"isotonic", "platt"}
+    assert churn_model.report.metrics["slice_collapse_count"] == len(churn_model.report.slice_collapses)
 
 
 def test_calibration_lowers_ece_when_the_booster_is_miscalibrated():
@@ -188,21 +182,21 @@ def test_calibration_lowers_ece_when_the_booster_is_miscalibrated():
     early = cut < sorted(cut.unique())[-2]
     label = data.label.where(~early | (rng.uniform(size=len(cut)) > 0.5), 1.0)
     m = train_task(TASKS["churn"], replace(data, label=label), FAST, seed=1, settings=SETTINGS)
-    assert m.metrics["ece_uncalibrated"] > 0.1
-    assert m.metrics["ece"] < m.metrics["ece_uncalibrated"] / 2
+    assert m.report.metrics["ece_uncalibrated"] > 0.1
+    assert m.report.metrics["ece"] < m.report.metrics["ece_uncalibrated"] / 2
 
 
 def test_clv_tweedie_beats_the_mean_and_reports_historical_formula():
     m = train_task(TASKS["clv"], make_data("clv", seed=1), FAST, seed=3, settings=SETTINGS)
-    assert m.params["objective"] == "tweedie"
-    mean = m.baseline_metrics["mean"]
-    assert m.metrics["normalized_gini"] > 0.4 > mean["normalized_gini"]
-    assert m.metrics["mae"] < mean["mae"]
-    assert 0.7 < m.metrics["total_ratio"] < 1.3
-    hist = m.baseline_metrics["historical_formula"]
-    assert m.metrics["normalized_gini"] > hist["normalized_gini"]
+    assert m.report.params["objective"] == "tweedie"
+    mean = m.report.baseline_metrics["mean"]
+    assert m.report.metrics["normalized_gini"] > 0.4 > mean["normalized_gini"]
+    assert m.report.metrics["mae"] < mean["mae"]
+    assert 0.7 < m.report.metrics["total_ratio"] < 1.3
+    hist = m.report.baseline_metrics["historical_formula"]
+    assert m.report.metrics["normalized_gini"] > hist["normalized_gini"]
     assert 0 < hist["annual_churn_rate"] < 1 and hist["customer_equity"] > 0
-    assert np.all(m.predict(make_data("clv", seed=9).frame) >= 0)
+    assert np.all(m.predictor.predict(make_data("clv", seed=9).frame) >= 0)
 
 
 def test_clv_with_some_negative_margins_trains_on_clipped_labels():
@@ -211,16 +205,16 @@ def test_clv_with_some_negative_margins_trains_on_clipped_labels():
     label.iloc[::50] = -25.0  # loss-making accounts
     m = train_task(TASKS["clv"], replace(data, label=label), FAST, seed=0, settings=SETTINGS)
     n_neg_fit_valid = int((label[~data.frame["cutoff_ts"].eq(data.frame["cutoff_ts"].max())] < 0).sum())
-    assert m.metrics["labels_clipped_at_zero"] == n_neg_fit_valid > 0
-    assert (m.evaluation_frame["y"] < 0).any()  # evaluation keeps the realised margin
+    assert m.report.metrics["labels_clipped_at_zero"] == n_neg_fit_valid > 0
+    assert (m.report.evaluation_frame["y"] < 0).any()  # evaluation keeps the realised margin
 
 
 def test_external_baseline_predictions_are_evaluated_on_the_held_out_rows(churn_data):
     oracle = pd.Series(np.where(churn_data.label > 0, 0.9, 0.1), index=churn_data.frame.index)
     m = train_task(TASKS["churn"], replace(churn_data, baseline_predictions={"oracle": oracle}), FAST, seed=7,
                    settings=SETTINGS)
-    assert m.baseline_metrics["oracle"]["roc_auc"] == pytest.approx(1.0)
-    assert "baseline_oracle" in m.evaluation_frame
+    assert m.report.baseline_metrics["oracle"]["roc_auc"] == pytest.approx(1.0)
+    assert "baseline_oracle" in m.report.evaluation_frame
 
 
 @pytest.mark.parametrize("name", sorted(TASKS))
@@ -230,10 +224,10 @@ def test_every_registered_task_trains_scores_and_explains(name):
     data = replace(data, label=data.label.rename(spec.label))
     m = train_task(spec, data, FAST, seed=0, settings=SETTINGS)
     x = data.frame.head(30)
-    assert m.predict(x).shape == (30,)
-    np.testing.assert_allclose(m.contributions(x).sum(axis=1), m.predict_raw(x), atol=1e-6)
-    assert set(m.baseline_metrics) >= set(spec.baselines)
-    assert np.isfinite(m.metrics[spec.primary_metric])
+    assert m.predictor.predict(x).shape == (30,)
+    np.testing.assert_allclose(m.predictor.contributions(x).sum(axis=1), m.predictor.predict_raw(x), atol=1e-6)
+    assert set(m.report.baseline_metrics) >= set(spec.baselines)
+    assert np.isfinite(m.report.metrics[spec.primary_metric])
 
 
 def test_too_few_cutoffs_is_refused(churn_data):
@@ -268,8 +262,8 @@ def test_purge_drops_training_cutoffs_whose_labels_reach_past_the_test_cutoff():
 
 def test_same_seed_same_model(churn_data, churn_model):
     again = train_task(TASKS["churn"], churn_data, FAST, seed=7, settings=SETTINGS)
-    assert again.booster.model_to_string() == churn_model.booster.model_to_string()
-    assert again.metrics == churn_model.metrics
+    assert again.predictor.booster.model_to_string() == churn_model.predictor.booster.model_to_string()
+    assert again.report.metrics == churn_model.report.metrics
 
 
 def test_config_mappings_build_params_and_refuse_unknown_or_bad_values():

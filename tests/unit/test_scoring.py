@@ -1,6 +1,6 @@
 """models.scoring.score_task: the pattern TreeSHAP path writes exactly what LightGBM's pred_contrib path writes.
 
-A real TrainedModel (the training tests' seeded data with a known interaction, two categoricals with missing
+A real Predictor (the training tests' seeded data with a known interaction, two categoricals with missing
 values) scores one cutoff with each TreeSHAP method and several chunk sizes; the crm_scores rows must agree.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ def scored(request):
     kind = request.param
     task = TASKS["churn" if kind == "binary" else "clv"]
     data = make_data(kind, n=600, seed=3)
-    model = train_task(task, data, FAST, seed=7, settings=SETTINGS)
+    model = train_task(task, data, FAST, seed=7, settings=SETTINGS).predictor
     last = data.frame["cutoff_ts"] == data.frame["cutoff_ts"].max()
     frame = data.frame[last].reset_index(drop=True)
     frame.loc[::17, "firm__segment"] = "a segment never seen in training"
