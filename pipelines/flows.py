@@ -146,26 +146,11 @@ class TrainSummary:
     tracking_uri: str
 
 
-def _model_params(settings: Settings):
-    from models.train import LightGBMParams, SearchConfig
-
-    m = settings.model
-    kwargs = m.model_dump(exclude={"search"})
-    if m.search:
-        kwargs["search"] = tuple(SearchConfig(**p.model_dump()) for p in m.search)
-    return LightGBMParams(**kwargs)
-
-
-def _evaluation_settings(settings: Settings):
-    from models.train import EvaluationSettings
-
-    return EvaluationSettings(**settings.evaluation.model_dump())
-
-
 @task(name="train-model", cache_policy=NO_CACHE)
 def train_one(spec: TaskSpec, tables: Mapping[str, pd.DataFrame], settings: Settings, as_of: pd.Timestamp):
     """Build the multi-cutoff training set and train, calibrate and evaluate one task (pure calls)."""
     from models.train import train_task
+    from pipelines.model_config import evaluation_settings, lightgbm_params
 
     horizon = settings.horizon(spec.horizon_key)
     data = build_training_data(
@@ -173,8 +158,8 @@ def train_one(spec: TaskSpec, tables: Mapping[str, pd.DataFrame], settings: Sett
         cutoffs=CutoffOptions(settings.training.cutoff_count, settings.training.cutoff_step_days,
                               settings.training.min_history_days),
         options=feature_options(settings))
-    model = train_task(spec, data, _model_params(settings), seed=settings.training.seed,
-                       settings=_evaluation_settings(settings))
+    model = train_task(spec, data, lightgbm_params(settings), seed=settings.training.seed,
+                       settings=evaluation_settings(settings))
     return model, data
 
 
@@ -241,7 +226,8 @@ KNOWN_LIMITS = [
 def register(model, data, spec: TaskSpec, settings: Settings, report: ValidationReport) -> TrainOutcome:
     """Log the run to MLflow, register the version, and move `champion` only if the gate says so."""
     from models.card import render_model_card
-    from models.champion import GateConfig, promote_if_better
+    from models.champion import promote_if_better
+    from pipelines.model_config import gate_config
 
     registry = _registry(settings)
     frame, y = _held_out(model, data)
@@ -262,9 +248,7 @@ def register(model, data, spec: TaskSpec, settings: Settings, report: Validation
             cutoffs=cutoffs, feature_labels={c: model.catalog[c].label for c in model.feature_names},
             plots=plots, card_md=card, run_name=f"{spec.name}-{pd.Timestamp(model.test_cutoffs[-1]).date()}",
             input_example=frame.head(5))
-    gate = GateConfig(primary_metric=spec.primary_metric, min_improvement=settings.gate.min_improvement,
-                      max_ece=settings.gate.max_ece, min_slice_n=settings.gate.min_slice_n,
-                      min_ece_n=settings.gate.min_ece_n)
+    gate = gate_config(settings, spec.primary_metric)
     decision = promote_if_better(registry, spec.name, run.version, model.metrics, champ_metrics, gate,
                                  slice_metrics=model.slice_metrics)
     status = "champion" if decision.promote else "challenger"
