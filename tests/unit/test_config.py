@@ -35,6 +35,10 @@ def test_settings_are_frozen():
     ("horizons: {churn_dayz: 10}", r"horizons.churn_dayz: Extra inputs are not permitted"),
     ("- a list", r"must hold a mapping"),
     ("a: [", r"not valid YAML"),
+    ("model: {max_tree: 100}", r"model.max_tree: Extra inputs are not permitted"),
+    ("model: {search: []}", r"model.search: .*at least 1 item"),
+    ("evaluation: {collapse_min_n: 0}", r"evaluation.collapse_min_n: Input should be greater than 0"),
+    ("gate: {min_primary: {auc: 0.6}}", r"gate.min_primary: .*no quality metric called \['auc'\]"),
 ])
 def test_bad_config_is_a_clear_error(tmp_path, text, match):
     f = tmp_path / "bad.yaml"
@@ -88,15 +92,3 @@ def test_a_partial_overlay_of_the_model_sections_keeps_the_packaged_rest(tmp_pat
     assert (g.max_ece, g.min_primary, g.min_slice_n, g.min_ece_n) == (None, 0.6, e.collapse_min_n, 500)
     assert gate_config(s, "normalized_gini").min_primary is None  # no floor listed for it
 
-
-@pytest.mark.parametrize("text, match", [
-    ("model: {max_tree: 100}", r"model.max_tree: Extra inputs are not permitted"),
-    ("model: {search: []}", r"model.search: .*at least 1 item"),
-    ("evaluation: {collapse_min_n: 0}", r"evaluation.collapse_min_n: Input should be greater than 0"),
-    ("gate: {min_primary: {auc: 0.6}}", r"gate.min_primary: .*no quality metric called \['auc'\]"),
-])
-def test_bad_model_sections_are_a_clear_error(tmp_path, text, match):
-    f = tmp_path / "bad.yaml"
-    f.write_text(text)
-    with pytest.raises(ConfigError, match=match):
-        load_settings(f, env={})
