@@ -6,7 +6,7 @@ Run: `python -m benchmarks.run pipeline` (env: BENCH_ACCOUNTS, BENCH_LEADS, BENC
 2. `train_flow` for all four tasks (validation, features, search, calibration, MLflow, gate): wall time.
 3. `score_flow`: wall time; the written scores against the simulation's realized future, beside the true
    probabilities (`models.evaluate.compare_with_truth`).
-4. The default budget against an unconstrained LightGBM on the same churn training set (held-out AUC).
+4. The production budget against an unconstrained LightGBM on the same churn training set (held-out AUC).
 5. Scoring throughput with reasons (TreeSHAP, calibration mapping, top-k, sentences, JSON) and the SQLite
    write-back, on a second world of BENCH_SCORE_ACCOUNTS (200k) distinct accounts; extrapolated to 1M accounts.
 """
@@ -72,25 +72,31 @@ def _run(root: Path, cfg: Path, crm: str, n_acc: int, n_leads: int, seed: int, s
 
 
 def _budget(crm: str, cfg: Path) -> None:
-    """Held-out churn AUC of the default budget against an unconstrained model on the same data."""
+    """Held-out churn AUC of the production budget against an unconstrained model on the same training set."""
+    from dataclasses import replace
+
     from crm.extract import read_extract
     from crm.privacy import profiling_view
-    from models.dataset import CutoffOptions, FeatureOptions, build_training_data
     from models.tasks import TASKS
-    from models.train import LightGBMParams, SearchConfig, train_task
+    from models.train import SearchConfig, train_task
+    from pipelines.config import load_settings
+    from pipelines.flows import train_one
+    from pipelines.model_config import evaluation_settings, lightgbm_params
 
+    settings = load_settings(cfg, crm=crm, env={})
     tables = profiling_view(read_extract(crm).tables)
-    data = build_training_data(tables, TASKS["churn"], as_of=pd.Timestamp(AS_OF, tz="UTC"), horizon_days=90,
-                               cutoffs=CutoffOptions(), options=FeatureOptions())
-    for name, params in (("default budget (<= 3000 leaves in all, <= 15 per tree, depth 6)", LightGBMParams()),
-                         ("unconstrained 2000 trees/63 leaves/no depth limit",
-                          LightGBMParams(max_trees=2000, max_leaves=63, max_depth=-1, search=(
-                              SearchConfig(63, 20, 0.05, 0.8), SearchConfig(31, 20, 0.03, 0.8),
-                              SearchConfig(63, 50, 0.02, 0.7))))):
-        t0 = time.perf_counter()
-        m = train_task(TASKS["churn"], data, params, seed=42)
-        print(f"churn {name}: held-out AUC {m.report.metrics['roc_auc']:.4f}, trees {m.predictor.booster.num_trees()}, "
-              f"train {time.perf_counter() - t0:.1f} s")
+    params = lightgbm_params(settings)
+    t0 = time.perf_counter()
+    m, data, _ = train_one.fn(TASKS["churn"], tables, settings, pd.Timestamp(AS_OF, tz="UTC"))  # as train_flow does
+    print(f"churn production budget (<= {params.max_trees} trees of <= {params.max_leaves} leaves, <= "
+          f"{params.max_total_leaves} leaves in all, depth {params.max_depth}): held-out AUC "
+          f"{m.report.metrics['roc_auc']:.4f}, trees {m.predictor.booster.num_trees()}, train {time.perf_counter() - t0:.1f} s")
+    free = replace(params, max_trees=2000, max_leaves=63, max_depth=-1, max_total_leaves=10**9, search=(
+        SearchConfig(63, 20, 0.05, 0.8), SearchConfig(31, 20, 0.03, 0.8), SearchConfig(63, 50, 0.02, 0.7)))
+    t0 = time.perf_counter()
+    m = train_task(TASKS["churn"], data, free, seed=settings.training.seed, settings=evaluation_settings(settings))
+    print(f"churn unconstrained (<= 2000 trees of <= 63 leaves, no depth limit): held-out AUC "
+          f"{m.report.metrics['roc_auc']:.4f}, trees {m.predictor.booster.num_trees()}, train {time.perf_counter() - t0:.1f} s")
 
 
 def _throughput(crm: str, cfg: Path, accounts: int, seed: int) -> None:
@@ -106,12 +112,13 @@ def _throughput(crm: str, cfg: Path, accounts: int, seed: int) -> None:
     from crm.synthetic import generate_world
     from crm.writeback import write_scores
     from models.bands import value_at_risk_rows
-    from models.dataset import FeatureOptions, build_scoring_features
+    from models.dataset import build_scoring_features
     from models.registry import Registry
     from models.scoring import ScoringOptions, score_task
     from models.tasks import TASKS
     from models.treeshap import PatternTreeShap
     from pipelines.config import load_settings
+    from pipelines.flows import feature_options
 
     settings = load_settings(cfg, env={})
     reg = Registry(settings.tracking_uri, settings.artifact_root)
@@ -125,7 +132,7 @@ def _throughput(crm: str, cfg: Path, accounts: int, seed: int) -> None:
     frames, n_rows = {}, 0
     opts = ScoringOptions(chunk_rows=settings.scoring.chunk_rows, threads=settings.scoring.threads)
     t0 = time.perf_counter()  # churn and clv score the same population: the flow builds its features once
-    fs = build_scoring_features(tables, TASKS["churn"], as_of=as_of, options=FeatureOptions())
+    fs = build_scoring_features(tables, TASKS["churn"], as_of=as_of, options=feature_options(settings))
     spent["features"] = time.perf_counter() - t0
     for name in ("churn", "clv"):
         model, version = reg.load_champion(name, list(fs.catalog))

@@ -92,26 +92,16 @@ LOADERS = {"telco": (load_telco, "churn", "subscription"), "bank": (load_bank, "
            "leads": (load_leads, "lead_mql", "funnel")}
 
 
-def project_settings(root: Path | None = None):
-    """(LightGBMParams, EvaluationSettings) from configs/default.yaml's ``model`` and ``evaluation`` blocks."""
-    import yaml
-
-    from models.train import params_from_mapping, settings_from_mapping
-
-    root = root or Path(__file__).resolve().parents[1]
-    cfg = yaml.safe_load((root / "configs" / "default.yaml").read_text())
-    model = {k: v for k, v in cfg["model"].items() if not (k == "search" and v is None)}
-    return params_from_mapping(model), settings_from_mapping(cfg.get("evaluation") or {})
-
-
 def cross_sectional(name: str, *, folds: int = 5, seed: int = 0, root: Path = DATA) -> pd.DataFrame:
     """Per-fold metrics of LightGBM and the logistic baseline on one dataset (see :func:`models.train.cross_validate`)."""
     from models.tasks import TASKS
     from models.train import cross_validate
 
+    from benchmarks.budget import production
+
     loader, task, family = LOADERS[name]
     frame, y = loader(root)
-    params, settings = project_settings()
+    params, settings = production()
     res = cross_validate(TASKS[task], frame, y, _catalog(frame, family), params, folds=folds, seed=seed,
                          settings=settings)
     return res.assign(dataset=name, n_rows=len(frame), n_features=frame.shape[1], base_rate=float(y.mean()))
@@ -143,13 +133,14 @@ def cdnow_clv(*, seed: int = 0, root: Path = DATA, **kwargs) -> dict[str, object
     """
     from dataclasses import replace
 
+    from benchmarks.budget import production
     from models.tasks import TASKS
     from models.train import train_task
 
     t0 = time.perf_counter()
     tables, data = cdnow_training_data(root=root, **kwargs)
     t_build = time.perf_counter() - t0
-    params, settings = project_settings()
+    params, settings = production()
     cut = data.frame["cutoff_ts"]
     out: dict[str, object] = {
         "orders": len(tables["orders"]), "accounts": len(tables["accounts"]),

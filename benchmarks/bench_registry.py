@@ -1,7 +1,9 @@
 """Registry figures: fresh-store creation, one log_training_run (log + register), loading the champion.
 
 Run: ``python -m benchmarks.run registry`` (or ``python -m benchmarks.bench_registry [rows] [features]``).
-The model is a real LightGBM binary model on seeded random rows (a Predictor and a TrainingReport); the
+The model is a real LightGBM binary model on seeded random rows (a Predictor and a TrainingReport), as large
+as the production budget allows (``max_trees`` trees of ``max_leaves`` leaves, ``max_depth``,
+configs/default.yaml); the
 store is a SQLite file and an artifact folder in a temporary directory (removed afterwards).
 """
 from __future__ import annotations
@@ -35,7 +37,7 @@ class _Spec:
 class _BenchModel:
     """A LightGBM model as the registry receives it: a ``Predictor`` and a ``TrainingReport``."""
 
-    def __init__(self, n_rows: int, n_features: int, rounds: int = 100) -> None:
+    def __init__(self, n_rows: int, n_features: int) -> None:
         import lightgbm as lgb
         from sklearn.metrics import roc_auc_score
 
@@ -44,10 +46,15 @@ class _BenchModel:
         from models.predictor import Predictor
         from models.train import TrainingReport
 
+        from benchmarks.budget import production
+
+        budget, _ = production()
+        rounds = budget.max_trees
         rng = np.random.default_rng(0)
         X = pd.DataFrame(rng.normal(size=(n_rows, n_features)), columns=[f"eng__f{i}" for i in range(n_features)])
         y = (rng.random(n_rows) < 1 / (1 + np.exp(-X.iloc[:, 0] + 0.5 * X.iloc[:, 1]))).astype(int).to_numpy()
-        params = {"objective": "binary", "num_leaves": 31, "verbose": -1, "seed": 0}
+        params = {"objective": "binary", "num_leaves": budget.max_leaves, "max_depth": budget.max_depth,
+                  "verbose": -1, "seed": 0}
         self.predictor = Predictor(
             task="churn", feature_names=tuple(X.columns),
             catalog={c: _Info(f"Feature {c}", "eng", "numeric", None) for c in X.columns},

@@ -3,8 +3,8 @@ TreeSHAP that scoring uses), everything after it (calibration mapping, top-k, se
 peak memory, and the write-back of the rows (SQLite, folder, PostgreSQL when reachable).
 
 Scale: ``CRMSCORE_BENCH_SCORE_ROWS`` (default 1,000,000 distinct rows), ``CRMSCORE_BENCH_SCORE_FEATURES`` (60),
-booster ``CRMSCORE_BENCH_SCORE_TREES`` (200) x ``_LEAVES`` (15), depth ``_DEPTH`` (6): the default budget at its
-most expensive; ``CRMSCORE_BENCH_SCORE_CHUNK`` (200,000). The bare pred_contrib call is timed on 50,000 rows and
+booster ``CRMSCORE_BENCH_SCORE_TREES`` x ``_LEAVES``, depth ``_DEPTH``: by default the production budget of
+configs/default.yaml at its most expensive (``max_trees`` trees of ``max_leaves`` leaves, ``max_depth``); ``CRMSCORE_BENCH_SCORE_CHUNK`` (200,000). The bare pred_contrib call is timed on 50,000 rows and
 extrapolated (it is linear in rows). ``CRMSCORE_BENCH_SCORE_MODE=writeback`` runs only the write-back.
 Data and model are synthetic and seeded; features are independent, which gives TreeSHAP more distinct decision
 patterns than real, correlated CRM features do (a conservative case for the pattern method).
@@ -160,10 +160,16 @@ class _PeakRss:
         return (self.peak - self.start) / 2**20
 
 
-def run(rows: int = 1_000_000, n_features: int = 60, trees: int = 200, leaves: int = 15, depth: int = 6,
-        train_rows: int = 20_000, contrib_rows: int = 50_000, chunk_rows: int = 200_000) -> dict[str, float]:
-    """Score ``rows`` records the way ``score_task`` does and time every step; returns the figures (seconds)."""
+def run(rows: int = 1_000_000, n_features: int = 60, trees: int | None = None, leaves: int | None = None,
+        depth: int | None = None, train_rows: int = 20_000, contrib_rows: int = 50_000,
+        chunk_rows: int = 200_000) -> dict[str, float]:
+    """Score ``rows`` records the way ``score_task`` does and time every step; returns the figures (seconds).
+
+    ``trees``, ``leaves``, ``depth`` not given: the production budget's ``max_trees``, ``max_leaves``, ``max_depth``.
+    """
     import lightgbm as lgb
+
+    from benchmarks.budget import production
 
     from features.catalog import FeatureSet
     from models.explain import explain_batch
@@ -171,6 +177,10 @@ def run(rows: int = 1_000_000, n_features: int = 60, trees: int = 200, leaves: i
     from models.tasks import TASKS
     from models.treeshap import PatternTreeShap
 
+    budget, _ = production()
+    trees = budget.max_trees if trees is None else trees
+    leaves = budget.max_leaves if leaves is None else leaves
+    depth = budget.max_depth if depth is None else depth
     X, catalog, y = _synthetic(rows + train_rows, n_features)
     Xtr, ytr, Xs = X.iloc[:train_rows], y[:train_rows], X.iloc[train_rows:].reset_index(drop=True)
     del X
@@ -281,11 +291,13 @@ def main() -> None:
     if os.environ.get("CRMSCORE_BENCH_SCORE_MODE") == "writeback":
         run_writeback(rows)
         return
+    def given(name: str) -> int | None:
+        value = os.environ.get(f"CRMSCORE_BENCH_SCORE_{name}")
+        return int(value) if value else None
+
     run(rows=rows,
         n_features=int(os.environ.get("CRMSCORE_BENCH_SCORE_FEATURES", "60")),
-        trees=int(os.environ.get("CRMSCORE_BENCH_SCORE_TREES", "200")),
-        leaves=int(os.environ.get("CRMSCORE_BENCH_SCORE_LEAVES", "15")),
-        depth=int(os.environ.get("CRMSCORE_BENCH_SCORE_DEPTH", "6")),
+        trees=given("TREES"), leaves=given("LEAVES"), depth=given("DEPTH"),
         chunk_rows=int(os.environ.get("CRMSCORE_BENCH_SCORE_CHUNK", "200000")))
 
 

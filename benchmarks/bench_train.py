@@ -1,4 +1,4 @@
-"""Benchmark: train one binary task (churn) with the default search and budget.
+"""Benchmark: train one binary task (churn) with the search and budget production runs (configs/default.yaml).
 
 Data: seeded synthetic FeatureSet-shaped frame, ``n_rows`` rows over ``n_cutoffs`` monthly cutoffs,
 ``n_features`` features (4 categorical), a non-linear signal (interactions, thresholds) plus noise
@@ -11,7 +11,7 @@ Run: ``python -m benchmarks.run train`` (defaults), or call ``main(n_rows=..., .
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -61,13 +61,14 @@ def main(n_rows: int = 100_000, n_features: int = 60, n_cutoffs: int = 12, *,
          compare_unconstrained: bool = True, shap_rows: int = 5_000, clv_rows: int = 50_000) -> dict[str, float]:
     """Train churn on synthetic data and print the figures (also returned); then Tweedie vs two-part for clv
     on ``clv_rows`` rows (0 to skip)."""
+    from benchmarks.budget import production
     from models.tasks import TASKS
-    from models.train import LightGBMParams, SearchConfig, train_task, trees_allowed
+    from models.train import SearchConfig, train_task, trees_allowed
 
     data = synthetic_training_data(n_rows, n_features, n_cutoffs)
-    params = LightGBMParams()
+    params, settings = production()
     t0 = time.perf_counter()
-    model = train_task(TASKS["churn"], data, params, seed=0)
+    model = train_task(TASKS["churn"], data, params, seed=0, settings=settings)
     train_s = time.perf_counter() - t0
     out = {"rows": float(len(data.frame)), "features": float(n_features), "cutoffs": float(n_cutoffs),
            "train_seconds": train_s, "auc": model.report.metrics["roc_auc"],
@@ -123,12 +124,12 @@ def main(n_rows: int = 100_000, n_features: int = 60, n_cutoffs: int = 12, *,
           f"(1M accounts on 2 free cores: {1e6 / (2 * out['worst_case_shap_rows_per_cpu_s']) / 60:.1f} min)")
 
     if compare_unconstrained:
-        free = LightGBMParams(max_trees=2000, max_leaves=255, max_depth=-1, max_total_leaves=10**9,
-                              early_stopping_rounds=50,
-                              search=(SearchConfig(num_leaves=127, min_child_samples=20, learning_rate=0.05,
-                                                   feature_fraction=0.8),))
+        free = replace(params, max_trees=2000, max_leaves=255, max_depth=-1, max_total_leaves=10**9,
+                       early_stopping_rounds=50,
+                       search=(SearchConfig(num_leaves=127, min_child_samples=20, learning_rate=0.05,
+                                            feature_fraction=0.8),))
         t0 = time.perf_counter()
-        big = train_task(TASKS["churn"], data, free, seed=0)
+        big = train_task(TASKS["churn"], data, free, seed=0, settings=settings)
         out["auc_unconstrained"] = big.report.metrics["roc_auc"]
         out["unconstrained_trees"] = float(big.report.best_iteration)
         out["unconstrained_seconds"] = time.perf_counter() - t0
@@ -171,15 +172,16 @@ def compare_clv_objectives(n_rows: int = 50_000, n_features: int = 30, n_cutoffs
     """
     import lightgbm as lgb
 
+    from benchmarks.budget import production
     from models.encoding import prepare_matrix
     from models.evaluate import regression_metrics
     from models.tasks import TASKS
-    from models.train import LightGBMParams, train_task
+    from models.train import train_task
 
     data = synthetic_clv_data(n_rows, n_features, n_cutoffs)
-    params = LightGBMParams()
+    params, settings = production()
     t0 = time.perf_counter()
-    tw = train_task(TASKS["clv"], data, params, seed=0)
+    tw = train_task(TASKS["clv"], data, params, seed=0, settings=settings)
     tw_s = time.perf_counter() - t0
     cut = data.frame["cutoff_ts"]
     fit_m = cut.isin(tw.report.train_cutoffs).to_numpy()

@@ -7,8 +7,6 @@ Pure: no I/O, no clock; the registry logs the returned text as ``model_card.md``
 """
 from __future__ import annotations
 
-from models.evaluate import slices_long
-
 import dataclasses
 import math
 from collections.abc import Mapping, Sequence
@@ -17,10 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from models.champion import LOWER_IS_BETTER, METRIC_LABELS
-
-_BINARY_ORDER = ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "top_decile_lift", "top_decile_capture")
-_CLV_ORDER = ("spearman", "normalized_gini", "mae", "total_ratio")
+from models.evaluate import slices_long
+from models.metrics import metric_label, metric_order, metric_spec
 
 
 def decile_table(y_true: np.ndarray | pd.Series, y_pred: np.ndarray | pd.Series, n_bins: int = 10) -> pd.DataFrame:
@@ -93,11 +89,6 @@ def _cutoff_line(name: str, cutoffs: Sequence[Any]) -> list[Any]:
     return [name, len(stamps), stamps[0].date().isoformat(), stamps[-1].date().isoformat()]
 
 
-def _metric_order(metrics: Mapping[str, float]) -> list[str]:
-    known = [m for m in (*_BINARY_ORDER, *_CLV_ORDER) if m in metrics]
-    return known + sorted(m for m in metrics if m not in known)
-
-
 def _spec_fields(spec: Any) -> dict[str, Any]:
     if dataclasses.is_dataclass(spec) and not isinstance(spec, type):
         return dataclasses.asdict(spec)
@@ -168,9 +159,10 @@ def render_model_card(
     baselines = dict(model.baseline_metrics)
     header = ["metric", "model", *baselines.keys()]
     rows = []
-    for m in _metric_order(metrics):
-        arrow = " (lower is better)" if m in LOWER_IS_BETTER else ""
-        name = METRIC_LABELS.get(m, m) + arrow + (" **primary**" if m == primary else "")
+    for m in metric_order(metrics):
+        spec = metric_spec(m)
+        arrow = " (lower is better)" if spec is not None and spec.higher_is_better is False else ""
+        name = metric_label(m) + arrow + (" **primary**" if m == primary else "")
         rows.append([name, float(metrics[m]), *[float(b.get(m, np.nan)) for b in baselines.values()]])
     out += [_table(header, rows), ""]
 
@@ -198,8 +190,8 @@ def render_model_card(
         wide = (sm.pivot_table(index=["slice_column", "slice_value", "n"], columns="metric", values="value",
                                aggfunc="first", observed=True)
                 .reset_index())
-        metric_cols = _metric_order({c: 0.0 for c in wide.columns if c not in ("slice_column", "slice_value", "n")})
-        out += [_table(["slice", "value", "n", *[METRIC_LABELS.get(m, m) for m in metric_cols]],
+        metric_cols = metric_order(c for c in wide.columns if c not in ("slice_column", "slice_value", "n"))
+        out += [_table(["slice", "value", "n", *[metric_label(m) for m in metric_cols]],
                        [[r["slice_column"], r["slice_value"], int(r["n"]), *[float(r[m]) for m in metric_cols]]
                         for _, r in wide.iterrows()]), ""]
 

@@ -11,8 +11,6 @@ Nothing here imports mlflow: :func:`promote_if_better` only calls ``registry.set
 """
 from __future__ import annotations
 
-from models.evaluate import slices_long
-
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,30 +18,8 @@ from typing import Protocol
 
 import pandas as pd
 
-#: Metrics for which smaller is better; every other metric is treated as larger-is-better.
-LOWER_IS_BETTER: frozenset[str] = frozenset({"log_loss", "brier", "ece", "mae"})
-
-#: A slice "collapses" when its primary metric is at or below this floor (no better than chance).
-DEFAULT_SLICE_FLOORS: Mapping[str, float] = {
-    "roc_auc": 0.5,
-    "spearman": 0.0,
-    "normalized_gini": 0.0,
-}
-
-#: Readable metric names for the reasons.
-METRIC_LABELS: Mapping[str, str] = {
-    "roc_auc": "AUC",
-    "pr_auc": "PR-AUC",
-    "log_loss": "log loss",
-    "brier": "Brier score",
-    "ece": "ECE",
-    "top_decile_lift": "top-decile lift",
-    "top_decile_capture": "top-decile capture",
-    "spearman": "Spearman",
-    "normalized_gini": "normalized Gini",
-    "mae": "MAE",
-    "total_ratio": "total ratio",
-}
+from models.evaluate import collapsed_slices
+from models.metrics import higher_is_better, metric_label
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -51,12 +27,13 @@ CHALLENGER = "challenger"
 
 @dataclass(frozen=True)
 class GateConfig:
-    """Tunables of the gate (config section ``registry.gate``).
+    """Tunables of the gate (config section ``gate``; ``pipelines`` builds it from the settings).
 
     Parameters
     ----------
     primary_metric
-        Metric compared between candidate and champion (the task spec's ``primary_metric``).
+        Metric compared between candidate and champion (the task spec's ``primary_metric``); its direction
+        comes from :mod:`models.metrics`.
     min_improvement
         Margin the candidate must beat the champion by, in the metric's own units (0.002 AUC points).
     max_ece
@@ -65,19 +42,17 @@ class GateConfig:
     min_primary
         Floor on the candidate's primary metric (direction-aware). ``None`` disables the check.
     min_slice_n
-        Slices with fewer rows are too noisy to call collapsed.
-    slice_floor
-        Primary-metric value at or below which a slice counts as collapsed; ``None`` uses
-        :data:`DEFAULT_SLICE_FLOORS` (and no slice check for metrics without a default).
+        Slices with fewer rows are too noisy to call collapsed (:func:`models.evaluate.collapsed_slices`).
+    min_ece_n
+        Held-out rows below which ECE is reported rather than judged.
     """
 
     primary_metric: str
-    min_improvement: float = 0.002
-    max_ece: float | None = 0.05
-    min_primary: float | None = None
-    min_slice_n: int = 50
-    slice_floor: float | None = None
-    min_ece_n: int = 0
+    min_improvement: float
+    max_ece: float | None
+    min_primary: float | None
+    min_slice_n: int
+    min_ece_n: int
 
 
 @dataclass(frozen=True)
@@ -99,58 +74,38 @@ class _AliasSetter(Protocol):
     def tag_version(self, task: str, version: int, tags: Mapping[str, str]) -> None: ...
 
 
-def _label(metric: str) -> str:
-    return METRIC_LABELS.get(metric, metric)
-
-
 def _fmt(value: float) -> str:
     return f"{value:.3f}"
 
 
 def _better(a: float, b: float, metric: str) -> bool:
     """Whether ``a`` is strictly better than ``b`` for ``metric``."""
-    return a < b if metric in LOWER_IS_BETTER else a > b
+    return a > b if higher_is_better(metric) else a < b
 
 
-def find_collapsed_slices(
-    slice_metrics: pd.DataFrame,
-    *,
-    metric: str,
-    min_n: int = 50,
-    floor: float | None = None,
-) -> list[str]:
-    """Name the slices whose ``metric`` is no better than chance.
+def find_collapsed_slices(slice_metrics: pd.DataFrame, *, metric: str, min_n: int) -> list[str]:
+    """Name the collapsed slices (:func:`models.evaluate.collapsed_slices`: no better than chance) for the reasons.
 
     Parameters
     ----------
     slice_metrics
-        One row per (slice_column, slice_value, metric) with columns ``slice_column``, ``slice_value``,
-        ``n``, ``metric``, ``value`` (``TrainedModel.slice_metrics``), computed on the held-out frame.
+        ``TrainedModel.slice_metrics`` (wide, or long with ``slice_column``, ``slice_value``, ``n``, ``metric``,
+        ``value``), computed on the held-out frame.
     metric
-        Metric to check (usually the task's primary metric).
+        Metric to check (the task's primary metric).
     min_n
         Slices with fewer rows are ignored (too noisy to judge).
-    floor
-        Value at or below which a slice collapses; default from :data:`DEFAULT_SLICE_FLOORS`.
 
     Returns
     -------
     list[str]
-        ``"column=value (AUC 0.48, n=120)"`` per collapsed slice, in input order; empty when none or when the
-        metric has no floor. A NaN metric (for instance AUC of a single-class slice) is not a collapse.
+        ``"column=value (AUC 0.480, n=120)"`` per collapsed slice, in input order; empty when none or when the
+        metric has no chance level.
     """
-    if floor is None:
-        floor = DEFAULT_SLICE_FLOORS.get(metric)
-    if floor is None or slice_metrics.empty:
-        return []
-    slice_metrics = slices_long(slice_metrics)
-    rows = slice_metrics[(slice_metrics["metric"] == metric) & (slice_metrics["n"] >= min_n)]
-    out = []
-    for row in rows.itertuples(index=False):
-        value = float(row.value)
-        if not math.isnan(value) and not _better(value, floor, metric):
-            out.append(f"{row.slice_column}={row.slice_value} ({_label(metric)} {_fmt(value)}, n={int(row.n)})")
-    return out
+    rows = collapsed_slices(slice_metrics, metric=metric, min_n=min_n)
+    label = metric_label(metric)
+    return [f"{r.slice_column}={r.slice_value} ({label} {_fmt(float(r.value))}, n={int(r.n)})"
+            for r in rows.itertuples(index=False)]
 
 
 def decide(
@@ -163,7 +118,7 @@ def decide(
     min_primary: float | None,
     slice_collapse: bool,
     collapsed_slices: Sequence[str] = (),
-    min_ece_n: int = 0,
+    min_ece_n: int,
 ) -> GateDecision:
     """Decide whether a candidate model becomes champion.
 
@@ -176,7 +131,7 @@ def decide(
         cutoffs), or ``None`` when there is no champion. Metrics from the champion's own training run
         are not comparable and must not be passed here.
     primary_metric
-        Metric to compare; direction from :data:`LOWER_IS_BETTER`.
+        Metric to compare; its direction comes from :mod:`models.metrics`.
     min_improvement
         Required margin over the champion (non-negative, metric units).
     max_ece
@@ -200,11 +155,13 @@ def decide(
     Raises
     ------
     ValueError
-        If the primary metric is missing or NaN in ``candidate`` or ``champion``, or the margin is negative.
+        If the primary metric has no direction, is missing or NaN in ``candidate`` or ``champion``, or the
+        margin is negative.
     """
     if min_improvement < 0:
         raise ValueError(f"min_improvement must be >= 0, got {min_improvement}.")
-    label = _label(primary_metric)
+    lower = not higher_is_better(primary_metric)
+    label = metric_label(primary_metric)
     cand = candidate.get(primary_metric)
     if cand is None or math.isnan(float(cand)):
         raise ValueError(
@@ -212,7 +169,6 @@ def decide(
             f"available: {sorted(candidate)}."
         )
     cand = float(cand)
-    lower = primary_metric in LOWER_IS_BETTER
     ok = True
     reasons: list[str] = []
 
@@ -308,7 +264,6 @@ def promote_if_better(
             slice_metrics,
             metric=gate_cfg.primary_metric,
             min_n=gate_cfg.min_slice_n,
-            floor=gate_cfg.slice_floor,
         )
     decision = decide(
         candidate_metrics,

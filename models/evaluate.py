@@ -12,6 +12,8 @@ import pandas as pd
 from scipy.stats import spearmanr
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, mean_absolute_error, roc_auc_score
 
+from models.metrics import METRICS
+
 
 def expected_calibration_error(y: np.ndarray, p: np.ndarray, *, n_bins: int = 10) -> float:
     """Expected calibration error over equal-mass bins.
@@ -167,31 +169,32 @@ def slice_metrics(
     return pd.DataFrame(rows)
 
 
-def slice_collapse(
-    slices: pd.DataFrame,
-    overall: float,
-    *,
-    metric: str = "roc_auc",
-    max_drop: float = 0.05,
-) -> pd.DataFrame:
-    """The slices whose ``metric`` is more than ``max_drop`` below the overall value.
+def collapsed_slices(slices: pd.DataFrame, *, metric: str, min_n: int) -> pd.DataFrame:
+    """The slices on which the model is no better than chance: the one definition of a collapsed slice.
+
+    A slice has collapsed when it holds at least ``min_n`` rows and its ``metric`` is not better than the metric's
+    chance level (``models.metrics.METRICS[metric].chance``: AUC 0.5, Spearman and normalized Gini 0). Training
+    counts these slices (``slice_collapse_count``) and the champion gate refuses a candidate with one.
 
     Parameters
     ----------
-    slices: output of :func:`slice_metrics`.
-    overall: the metric on all held-out rows.
-    max_drop: tolerated absolute drop (0.05 AUC points by default).
+    slices: output of :func:`slice_metrics` (wide) or its long form (:func:`slices_long`).
+    metric: the metric judged (the task's primary metric).
+    min_n: slices with fewer rows are too noisy to call collapsed.
 
     Returns
     -------
-    Rows of ``slices`` that collapsed, with a ``drop`` column (overall - slice), largest first.
-    Empty when none did (or when the metric is missing).
+    Long rows (slice_column, slice_value, n, metric, value) of the collapsed slices, in input order. Empty when
+    none collapsed or the metric has no chance level. A NaN value (AUC of a single-class slice) is not a collapse.
     """
-    if metric not in slices.columns or slices.empty:
-        return slices.iloc[0:0].assign(drop=pd.Series(dtype=float))
-    drop = overall - slices[metric].astype(float)
-    out = slices.assign(drop=drop)[drop > max_drop]
-    return out.sort_values("drop", ascending=False).reset_index(drop=True)
+    long = slices_long(slices)
+    spec = METRICS.get(metric)
+    if spec is None or spec.chance is None or spec.higher_is_better is None or long.empty:
+        return long.iloc[0:0]
+    rows = long[(long["metric"] == metric) & (long["n"] >= min_n)]
+    value = rows["value"].astype(float)
+    worse = value <= spec.chance if spec.higher_is_better else value >= spec.chance
+    return rows[value.notna() & worse].reset_index(drop=True)
 
 
 def slices_long(slice_frame: pd.DataFrame) -> pd.DataFrame:

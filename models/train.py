@@ -21,7 +21,7 @@ one cutoff of data less, which at a dozen monthly cutoffs is small.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import lightgbm as lgb
@@ -44,7 +44,7 @@ from models.encoding import (
     prepare_matrix,
 )
 from models.errors import ModelConfigError, TrainingDataError
-from models.evaluate import slice_collapse, slice_metrics, task_metrics
+from models.evaluate import collapsed_slices, slice_metrics, task_metrics
 from models.predictor import Predictor
 from models.tasks import TaskSpec
 
@@ -59,41 +59,33 @@ class SearchConfig:
     feature_fraction: float
 
 
-DEFAULT_SEARCH: tuple[SearchConfig, ...] = (
-    SearchConfig(num_leaves=15, min_child_samples=50, learning_rate=0.1, feature_fraction=0.8),
-    SearchConfig(num_leaves=15, min_child_samples=100, learning_rate=0.05, feature_fraction=0.8),
-    SearchConfig(num_leaves=7, min_child_samples=20, learning_rate=0.1, feature_fraction=1.0),
-    SearchConfig(num_leaves=7, min_child_samples=50, learning_rate=0.15, feature_fraction=0.7),
-)
-
-
 @dataclass(frozen=True)
 class LightGBMParams:
-    """The booster's budget and the search.
+    """The booster's budget and the search (config section ``model``; ``pipelines`` builds it from the settings).
 
     The budget (``max_trees``, ``max_leaves``, ``max_depth``) bounds the cost of exact TreeSHAP at
     scoring time, which grows with trees x leaves x depth and is 10-100x the cost of a prediction.
-    The default (at most 3000 leaves in all, i.e. 200 trees of 15 leaves or 400 of 7, depth <= 6) was
-    measured about 6x cheaper to explain than 300 trees/31 leaves/depth 8, which puts exact TreeSHAP
+    The configured budget (at most 200 trees of at most 15 leaves, depth <= 6: at most 3000 leaves in all)
+    was measured about 6x cheaper to explain than 300 trees/31 leaves/depth 8, which puts exact TreeSHAP
     for 1M accounts under 5 minutes on 2 cores (docs/benchmarks.md, "Train").
     """
 
-    max_trees: int = 400
-    max_leaves: int = 15
-    max_depth: int = 6
+    max_trees: int
+    max_leaves: int
+    max_depth: int
     # Trees x leaves bound: a config with fewer leaves may grow more trees (up to max_trees), at the
     # same worst-case explanation cost as max_total_leaves / max_leaves trees of max_leaves leaves.
-    max_total_leaves: int = 3000
-    early_stopping_rounds: int = 30
-    search: tuple[SearchConfig, ...] = DEFAULT_SEARCH
-    lambda_l2: float = 1.0
-    bagging_fraction: float = 0.8
-    tweedie_variance_power: float = 1.3
-    min_category_count: int = 20
-    max_categories: int = 200
-    # 1 by default: LightGBM's OpenMP threads spin-wait, and on a machine shared with other work
-    # 2 threads measured 9x SLOWER than 1 (docs/benchmarks.md). Raise it on a dedicated machine.
-    n_jobs: int = 1
+    max_total_leaves: int
+    early_stopping_rounds: int
+    search: tuple[SearchConfig, ...]
+    lambda_l2: float
+    bagging_fraction: float
+    tweedie_variance_power: float
+    min_category_count: int
+    max_categories: int
+    # LightGBM's OpenMP threads spin-wait: on a machine shared with other work 2 threads measured 9x
+    # SLOWER than 1 (docs/benchmarks.md), hence 1 in the packaged config. Raise it on a dedicated machine.
+    n_jobs: int
 
     def __post_init__(self) -> None:
         for name in ("max_trees", "max_leaves", "max_total_leaves", "early_stopping_rounds", "n_jobs",
@@ -109,45 +101,21 @@ class LightGBMParams:
                                    f"amount; got {self.tweedie_variance_power}.")
 
 
-def _from_mapping(cls: type, values: Mapping[str, Any], what: str) -> Any:
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ModelConfigError(f"Unknown {what} keys {unknown}; known keys: {sorted(known)}.")
-    return cls(**values)
-
-
-def params_from_mapping(values: Mapping[str, Any]) -> LightGBMParams:
-    """LightGBMParams from a plain mapping (e.g. the ``train.lightgbm`` block of configs/default.yaml).
-
-    ``search`` is a list of mappings with num_leaves, min_child_samples, learning_rate, feature_fraction.
-    Unknown keys raise ModelConfigError naming them.
-    """
-    values = dict(values)
-    if "search" in values:
-        values["search"] = tuple(_from_mapping(SearchConfig, c, "search config") for c in values["search"])
-    return _from_mapping(LightGBMParams, values, "LightGBM params")
-
-
-def settings_from_mapping(values: Mapping[str, Any]) -> EvaluationSettings:
-    """EvaluationSettings from a plain mapping; unknown keys raise ModelConfigError naming them."""
-    return _from_mapping(EvaluationSettings, values, "evaluation settings")
-
-
 @dataclass(frozen=True)
 class EvaluationSettings:
-    """Calibration, held-out evaluation and baseline settings."""
+    """Calibration, held-out evaluation and baseline settings (config section ``evaluation``)."""
 
-    calibration: str = "auto"
-    ece_bins: int = 10
-    slice_min_size: int = 200
-    collapse_max_drop: float = 0.05
-    logistic_min_frequency: int = 20
-    purge_label_overlap: bool = False
+    calibration: str
+    ece_bins: int
+    slice_min_size: int
+    # Slices with fewer rows are too noisy to call collapsed (models.evaluate.collapsed_slices).
+    collapse_min_n: int
+    logistic_min_frequency: int
+    purge_label_overlap: bool
     # Inputs of the historical CLV formula; skipped (and said so) when the columns are absent.
-    margin_per_year_column: str = "buy__margin_365d"
-    acquisition_cost_column: str = "firm__acquisition_cost"
-    max_years_active: float = 10.0
+    margin_per_year_column: str
+    acquisition_cost_column: str
+    max_years_active: float
 
     def __post_init__(self) -> None:
         if self.calibration not in BINARY_METHODS:
@@ -156,8 +124,8 @@ class EvaluationSettings:
         if self.ece_bins < 2 or self.slice_min_size < 1:
             raise ModelConfigError(f"ece_bins must be >= 2 and slice_min_size >= 1; got {self.ece_bins}, "
                                    f"{self.slice_min_size}.")
-        if not 0 <= self.collapse_max_drop <= 1:
-            raise ModelConfigError(f"collapse_max_drop must be in [0, 1]; got {self.collapse_max_drop}.")
+        if self.collapse_min_n < 1:
+            raise ModelConfigError(f"collapse_min_n must be >= 1; got {self.collapse_min_n}.")
 
 
 @dataclass(frozen=True)
@@ -400,10 +368,10 @@ def _check_search(params: LightGBMParams) -> None:
 def train_task(
     spec: TaskSpec,
     data: TrainingData,
-    params: LightGBMParams | None = None,
+    params: LightGBMParams,
     *,
     seed: int,
-    settings: EvaluationSettings | None = None,
+    settings: EvaluationSettings,
 ) -> TrainedModel:
     """Train, calibrate and evaluate ``spec`` on multi-cutoff ``data`` (see the module docstring).
 
@@ -411,17 +379,15 @@ def train_task(
     ----------
     spec: the task (``models.tasks.TASKS[name]``).
     data: rows of at least 3 cutoffs.
-    params: budget and search; defaults to :class:`LightGBMParams()`.
+    params: budget and search (``pipelines`` builds them from the ``model`` settings).
     seed: seeds LightGBM, the calibration split and the logistic baseline.
-    settings: calibration, evaluation and baseline settings; defaults to :class:`EvaluationSettings()`.
+    settings: calibration, evaluation and baseline settings (from the ``evaluation`` settings).
 
     Returns
     -------
     TrainedModel: the predictor, and a report whose metrics, baseline_metrics and slice_metrics are computed
     on the last cutoff only.
     """
-    params = params or LightGBMParams()
-    settings = settings or EvaluationSettings()
     _check_search(params)
     frame = data.frame
     missing_ids = [c for c in ID_COLUMNS if c not in frame.columns]
@@ -436,12 +402,12 @@ def train_task(
     valid_m = cut.isin(valid_c).to_numpy()
     test_m = cut.isin(test_c).to_numpy()
     y_fit, y_valid, y_test = y_all[fit_m], y_all[valid_m], y_all[test_m]
-    if spec.kind == "binary":
-        for name, yy in (("fit", y_fit), ("validation", y_valid)):
-            if len(np.unique(yy)) < 2:
-                raise TrainingDataError(
-                    f"The {name} fold of task {spec.name!r} holds a single class ({len(yy)} rows); "
-                    "add cutoffs or widen the population.")
+    for name, yy in (("fit", y_fit), ("validation", y_valid), ("held-out", y_test)):
+        if len(np.unique(yy)) < 2:  # one class (binary) or one value (amount): nothing to learn or to judge
+            raise TrainingDataError(
+                f"The {name} fold of task {spec.name!r} holds a single {'class' if spec.kind == 'binary' else 'value'}"
+                f" ({len(yy)} rows), so the model could not be {'judged' if name == 'held-out' else 'trained'}; "
+                "add cutoffs or use an extract with more history or more records.")
 
     cat_cols = categorical_columns(data.catalog, features)
     fold = _fit_fold(spec, params, settings, frame, features, cat_cols, y_all, np.flatnonzero(fit_m),
@@ -453,6 +419,9 @@ def train_task(
         metrics["ece_uncalibrated"] = task_metrics(
             "binary", y_test, 1 / (1 + np.exp(-raw_test)), ece_bins=settings.ece_bins)["ece"]
     metrics[f"valid_{spec.primary_metric}"] = fold.best_score
+    if not np.isfinite(metrics[spec.primary_metric]):
+        raise TrainingDataError(f"The held-out {spec.primary_metric} of task {spec.name!r} cannot be computed on "
+                                f"its {len(y_test)} rows; add cutoffs or use an extract with more records.")
     if spec.objective == "tweedie":
         metrics["labels_clipped_at_zero"] = float((y_fit < 0).sum() + (y_valid < 0).sum())
 
@@ -477,8 +446,7 @@ def train_task(
 
     slices = slice_metrics(eval_frame, spec.slice_columns, kind=spec.kind, min_size=settings.slice_min_size,
                            ece_bins=settings.ece_bins)
-    collapses = slice_collapse(slices, metrics[spec.primary_metric], metric=spec.primary_metric,
-                               max_drop=settings.collapse_max_drop)
+    collapses = collapsed_slices(slices, metric=spec.primary_metric, min_n=settings.collapse_min_n)
     metrics["slice_collapse_count"] = float(len(collapses))
 
     best_cfg = fold.best_cfg
@@ -526,13 +494,17 @@ def _baselines(
     spec: TaskSpec, data: TrainingData, settings: EvaluationSettings, features: list[str],
     cat_cols: list[str], fit_m: np.ndarray, test_m: np.ndarray, y_all: np.ndarray, seed: int,
 ) -> dict[str, dict[str, float]]:
-    """Baselines fitted on the same fit fold and scored on the same held-out fold as the model."""
+    """The spec's baselines fitted on the same fit fold and scored on the same held-out fold as the model.
+
+    ``btyd`` needs the extract's orders: ``models.dataset`` fits it per cutoff and hands it in as a prediction.
+    """
     frame = data.frame
     y_test = y_all[test_m]
     out = _simple_baselines(spec, frame, settings, features, cat_cols, np.flatnonzero(fit_m), np.flatnonzero(test_m),
                             y_all, seed)
+    out = {name: m for name, m in out.items() if name in spec.baselines}
     col = settings.margin_per_year_column
-    if spec.kind != "binary" and col in frame.columns and data.horizon_days:
+    if "historical_formula" in spec.baselines and col in frame.columns and data.horizon_days:
         past = pd.to_numeric(frame[col], errors="coerce").astype(float)
         buyers = fit_m & (past.fillna(0).to_numpy() > 0)
         zero_share = float((y_all[buyers] <= 0).mean()) if buyers.any() else 0.0
@@ -558,11 +530,11 @@ def cross_validate(
     frame: pd.DataFrame,
     label: pd.Series,
     catalog: Mapping[str, Any],
-    params: LightGBMParams | None = None,
+    params: LightGBMParams,
     *,
     folds: int = 5,
     seed: int,
-    settings: EvaluationSettings | None = None,
+    settings: EvaluationSettings,
     valid_fraction: float = 0.2,
 ) -> pd.DataFrame:
     """K-fold cross-validation of the training recipe of :func:`train_task` on cross-sectional data.
@@ -581,10 +553,10 @@ def cross_validate(
     frame: one row per entity; feature columns (``entity_id``/``cutoff_ts`` columns, if any, are ignored).
     label: outcome per row, aligned with ``frame`` (same index and order); 0/1 for binary tasks.
     catalog: column -> FeatureInfo-like object with ``kind`` in {"numeric", "categorical"}, for every feature.
-    params: budget and search; defaults to :class:`LightGBMParams()`.
+    params: budget and search (``pipelines`` builds them from the ``model`` settings).
     folds: number of folds (StratifiedKFold with shuffle for binary tasks, KFold for regression).
     seed: seeds the fold split, the inner split, LightGBM, calibration and the logistic baseline.
-    settings: calibration and evaluation settings; defaults to :class:`EvaluationSettings()`.
+    settings: calibration and evaluation settings (from the ``evaluation`` settings).
     valid_fraction: share of each fold's training rows held out as the inner validation split.
 
     Returns
@@ -596,8 +568,6 @@ def cross_validate(
     """
     from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
-    params = params or LightGBMParams()
-    settings = settings or EvaluationSettings()
     _check_search(params)
     if folds < 2:
         raise ModelConfigError(f"cross_validate needs folds >= 2; got {folds}.")

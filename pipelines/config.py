@@ -15,6 +15,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from models.metrics import comparable_metrics
+
 
 class ConfigError(Exception):
     """The configuration could not be read or is invalid."""
@@ -64,35 +66,54 @@ class SearchPoint(_Frozen):
 
 
 class ModelSettings(_Frozen):
-    """The LightGBM budget (bounds the cost of exact TreeSHAP at scoring) and the small search."""
+    """The LightGBM budget (bounds the cost of exact TreeSHAP at scoring) and the small search.
 
-    max_trees: int = Field(200, gt=0)
-    max_leaves: int = Field(15, gt=1)
-    max_depth: int = Field(6, ge=-1)
-    max_total_leaves: int = Field(3000, gt=1)
-    early_stopping_rounds: int = Field(30, gt=0)
-    lambda_l2: float = Field(1.0, ge=0)
-    bagging_fraction: float = Field(0.8, gt=0, le=1)
-    tweedie_variance_power: float = Field(1.3, gt=1, lt=2)
-    min_category_count: int = Field(20, gt=0)
-    max_categories: int = Field(200, gt=0)
-    n_jobs: int = Field(1, gt=0)
-    search: tuple[SearchPoint, ...] | None = None  # null = the built-in search of models.train
+    No defaults here: ``configs/default.yaml`` holds every value (an overlay is merged onto it).
+    """
+
+    max_trees: int = Field(gt=0)
+    max_leaves: int = Field(gt=1)
+    max_depth: int = Field(ge=-1)
+    max_total_leaves: int = Field(gt=1)
+    early_stopping_rounds: int = Field(gt=0)
+    lambda_l2: float = Field(ge=0)
+    bagging_fraction: float = Field(gt=0, le=1)
+    tweedie_variance_power: float = Field(gt=1, lt=2)
+    min_category_count: int = Field(gt=0)
+    max_categories: int = Field(gt=0)
+    n_jobs: int = Field(gt=0)
+    search: tuple[SearchPoint, ...] = Field(min_length=1)
 
 
 class EvaluationConfig(_Frozen):
-    calibration: str = "auto"
-    ece_bins: int = Field(10, gt=1)
-    slice_min_size: int = Field(200, gt=0)
-    collapse_max_drop: float = Field(0.05, ge=0)
-    purge_label_overlap: bool = False
+    """Calibration, held-out evaluation and the baselines' inputs; values in ``configs/default.yaml``."""
+
+    calibration: str  # checked against models.calibration.BINARY_METHODS when the settings are converted
+    ece_bins: int = Field(gt=1)
+    slice_min_size: int = Field(gt=0)
+    collapse_min_n: int = Field(gt=0)
+    logistic_min_frequency: int = Field(gt=0)
+    purge_label_overlap: bool
+    margin_per_year_column: str = Field(min_length=1)
+    acquisition_cost_column: str = Field(min_length=1)
+    max_years_active: float = Field(gt=0)
 
 
 class GateSettings(_Frozen):
-    min_improvement: float = Field(0.002, ge=0)
-    max_ece: float | None = 0.05
-    min_ece_n: int = Field(500, ge=0)
-    min_slice_n: int = Field(50, gt=0)
+    """The champion gate; values in ``configs/default.yaml``."""
+
+    min_improvement: float = Field(ge=0)
+    max_ece: float | None = Field(ge=0)
+    min_ece_n: int = Field(ge=0)
+    min_primary: dict[str, float]
+
+    @field_validator("min_primary")
+    @classmethod
+    def _known_metrics(cls, v: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(v) - set(comparable_metrics()))
+        if unknown:
+            raise ValueError(f"no quality metric called {unknown}; known: {comparable_metrics()}")
+        return v
 
 
 class ValidationSettings(_Frozen):
@@ -131,9 +152,9 @@ class Settings(_Frozen):
     eligibility: Eligibility = Eligibility()
     training: Training = Training()
     features: FeatureSettings = FeatureSettings()
-    model: ModelSettings = ModelSettings()
-    evaluation: EvaluationConfig = EvaluationConfig()
-    gate: GateSettings = GateSettings()
+    model: ModelSettings
+    evaluation: EvaluationConfig
+    gate: GateSettings
     validation: ValidationSettings = ValidationSettings()
     scoring: ScoringSettings = ScoringSettings()
     bands: dict[str, dict[str, float]] = Field(default_factory=dict)

@@ -148,22 +148,6 @@ class TrainSummary:
     tracking_uri: str
 
 
-def _model_params(settings: Settings):
-    from models.train import LightGBMParams, SearchConfig
-
-    m = settings.model
-    kwargs = m.model_dump(exclude={"search"})
-    if m.search:
-        kwargs["search"] = tuple(SearchConfig(**p.model_dump()) for p in m.search)
-    return LightGBMParams(**kwargs)
-
-
-def _evaluation_settings(settings: Settings):
-    from models.train import EvaluationSettings
-
-    return EvaluationSettings(**settings.evaluation.model_dump())
-
-
 @task(name="train-model", cache_policy=NO_CACHE)
 def train_one(spec: TaskSpec, tables: Mapping[str, pd.DataFrame], settings: Settings, as_of: pd.Timestamp):
     """Build the multi-cutoff training set and train, calibrate and evaluate one task (pure calls).
@@ -172,6 +156,7 @@ def train_one(spec: TaskSpec, tables: Mapping[str, pd.DataFrame], settings: Sett
     cutoffs, rows or positives to train or to judge it): the task is skipped before anything is registered.
     """
     from models.train import train_task
+    from pipelines.model_config import evaluation_settings, lightgbm_params
 
     try:
         data = build_training_data(
@@ -179,8 +164,8 @@ def train_one(spec: TaskSpec, tables: Mapping[str, pd.DataFrame], settings: Sett
             cutoffs=CutoffOptions(settings.training.cutoff_count, settings.training.cutoff_step_days,
                                   settings.training.min_history_days),
             options=feature_options(settings))
-        model = train_task(spec, data, _model_params(settings), seed=settings.training.seed,
-                           settings=_evaluation_settings(settings))
+        model = train_task(spec, data, lightgbm_params(settings), seed=settings.training.seed,
+                           settings=evaluation_settings(settings))
     except TrainingDataError as exc:
         return None, None, str(exc)
     return model, data, None
@@ -276,14 +261,13 @@ def log_candidate(model, data, spec: TaskSpec, settings: Settings, report: Valid
 @task(name="champion-gate", cache_policy=NO_CACHE)
 def champion_gate(model, data, spec: TaskSpec, settings: Settings, run) -> TrainOutcome:
     """Score the champion on the candidate's held-out rows; move `champion` only if the gate says so. Not retried."""
-    from models.champion import GateConfig, promote_if_better
+    from models.champion import promote_if_better
+    from pipelines.model_config import gate_config
 
     registry = _registry(settings)
     frame, y = _held_out(model, data)
     champ_metrics, champ_note = _champion_metrics_on(registry, spec, frame, y, settings)
-    gate = GateConfig(primary_metric=spec.primary_metric, min_improvement=settings.gate.min_improvement,
-                      max_ece=settings.gate.max_ece, min_slice_n=settings.gate.min_slice_n,
-                      min_ece_n=settings.gate.min_ece_n)
+    gate = gate_config(settings, spec.primary_metric)
     trained = model.report
     decision = promote_if_better(registry, spec.name, run.version, trained.metrics, champ_metrics, gate,
                                  slice_metrics=trained.slice_metrics)

@@ -21,13 +21,14 @@ from sklearn.metrics import average_precision_score, brier_score_loss, log_loss,
 
 from models.calibration import SigmoidCalibrator
 from models.card import render_model_card
-from models.champion import GateConfig, promote_if_better
+from models.champion import promote_if_better
 from models.encoding import CategoricalVocabulary, prepare_matrix
 from models.errors import ArtifactFormatError, ModelSignatureMismatch, NoChampionError
 from models.plots import calibration_curve_plot, lift_chart
 from models.predictor import Predictor
 from models.registry import CANDIDATE_TAG, Registry, registered_model_name
 from models.train import TrainingReport
+from tests.defaults import gate_config
 
 REGIONS = ("north", "south", "west")
 FEATURES = ("eng__logins_30d", "sup__tickets_90d", "buy__noise", "firm__region")
@@ -121,8 +122,8 @@ def binary_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
         "log_loss": float(log_loss(y, np.clip(p, 1e-6, 1 - 1e-6))),
         "brier": float(brier_score_loss(y, p)),
         "ece": float(ece),
-        "top_decile_lift": float(y[top].mean() / y.mean()),
-        "top_decile_capture": float(y[top].sum() / y.sum()),
+        "lift_top_decile": float(y[top].mean() / y.mean()),
+        "capture_top_decile": float(y[top].sum() / y.sum()),
     }
 
 
@@ -243,7 +244,7 @@ def test_log_register_load_round_trip_predicts_identically(registry, data, tmp_p
 
 
 def test_gate_keeps_worse_model_as_challenger_and_promotes_better(registry, data, tmp_path):
-    gate = GateConfig(primary_metric="roc_auc", min_improvement=0.002, max_ece=0.15, min_primary=0.6)
+    gate = gate_config("roc_auc", min_improvement=0.002, max_ece=0.15, min_primary=0.6)
     X_test, y_test = data["X_test"], data["y_test"]
 
     weak = train(data, n=150, rounds=4, num_leaves=3)

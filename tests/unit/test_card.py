@@ -131,3 +131,26 @@ def test_decile_table_by_hand():
     assert t["capture"].sum() == pytest.approx(1.0)
     with pytest.raises(ValueError, match="differ in length: 2 vs 1"):
         decile_table([1, 0], [0.3])
+
+
+def _metric_rows(md: str) -> list[str]:
+    """The first cell of each row of the card's metrics table."""
+    lines = md.split("## Metrics vs baselines (held-out test cutoffs)\n\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    return [line.split(" | ")[0].removeprefix("| ") for line in lines[2:]]
+
+
+def test_card_labels_every_metric_from_the_vocabulary_in_its_order(churn_record):
+    from dataclasses import replace
+
+    from models.metrics import METRICS, metric_spec
+
+    names = [*METRICS, "valid_roc_auc"]
+    record = replace(churn_record, metrics={m: 0.5 for m in reversed(names)})
+    md = render(record, Spec("churn", "account", "roc_auc"))
+    expected = []
+    for m in names:
+        spec = metric_spec(m)
+        expected.append(spec.label + (" (lower is better)" if spec.higher_is_better is False else "")
+                        + (" **primary**" if m == "roc_auc" else ""))
+    assert _metric_rows(md) == expected
+    assert "| AUC (validation cutoff) | 0.500 |" in md

@@ -6,9 +6,12 @@ import math
 import pandas as pd
 import pytest
 
-from models.champion import GateConfig, decide, find_collapsed_slices, promote_if_better
+from models.champion import decide, find_collapsed_slices, promote_if_better
+from models.metrics import METRICS
+from tests.defaults import gate_config
 
-GATE = dict(primary_metric="roc_auc", min_improvement=0.002, max_ece=0.05, min_primary=0.6, slice_collapse=False)
+GATE = dict(primary_metric="roc_auc", min_improvement=0.002, max_ece=0.05, min_primary=0.6, slice_collapse=False,
+            min_ece_n=0)
 
 
 def test_first_model_is_promoted_when_it_passes_quality():
@@ -69,6 +72,22 @@ def test_collapsed_slice_blocks_promotion_and_is_named():
     assert d.reasons[-1] == "collapsed slice(s), no better than chance: firm__region=south (AUC 0.480, n=120)"
 
 
+@pytest.mark.parametrize("spec", [s for s in METRICS.values() if s.higher_is_better is not None], ids=lambda s: s.name)
+def test_the_gate_takes_each_metrics_direction_from_its_spec(spec):
+    step = 1.0 if spec.higher_is_better else -1.0
+    gate = dict(GATE, primary_metric=spec.name, min_improvement=0.0, min_primary=None, max_ece=None)
+    assert decide({spec.name: 10.0 + step}, {spec.name: 10.0}, **gate).promote
+    assert not decide({spec.name: 10.0 - step}, {spec.name: 10.0}, **gate).promote
+    assert decide({spec.name: 10.0}, None, **gate).reasons[0].startswith(f"no champion yet: {spec.label} ")
+
+
+def test_a_metric_without_direction_cannot_be_the_primary_one():
+    with pytest.raises(ValueError, match=r"Metric 'total_ratio' describes the data.*compared on \[.*'roc_auc'"):
+        decide({"total_ratio": 1.0}, None, **dict(GATE, primary_metric="total_ratio"))
+    with pytest.raises(ValueError, match=r"Metric 'auc' is not a known metric"):
+        decide({"auc": 0.7}, None, **dict(GATE, primary_metric="auc"))
+
+
 def test_missing_or_nan_primary_metric_is_an_error_not_a_silent_decision():
     with pytest.raises(ValueError, match=r"Candidate metrics have no usable 'roc_auc'.*available: \['pr_auc'\]"):
         decide({"pr_auc": 0.4}, None, **GATE)
@@ -87,6 +106,7 @@ SLICES = pd.DataFrame(
         ("firm__size", "small", 200, "roc_auc", 0.50),  # exactly chance: collapsed
         ("firm__size", "large", 200, "roc_auc", math.nan),  # single-class slice: not judged
         ("firm__size", "small", 200, "pr_auc", 0.05),  # another metric: ignored
+        ("firm__size", "small", 200, "lift_top_decile", 0.9),  # lift below 1: worse than a random order
     ],
     columns=["slice_column", "slice_value", "n", "metric", "value"],
 )
@@ -97,10 +117,14 @@ def test_find_collapsed_slices():
         "firm__region=south (AUC 0.480, n=120)",
         "firm__size=small (AUC 0.500, n=200)",
     ]
-    assert find_collapsed_slices(SLICES, metric="roc_auc", min_n=10, floor=0.45) == [
+    assert find_collapsed_slices(SLICES, metric="roc_auc", min_n=10) == [
+        "firm__region=south (AUC 0.480, n=120)",
         "firm__region=west (AUC 0.300, n=20)",
+        "firm__size=small (AUC 0.500, n=200)",
     ]
-    assert find_collapsed_slices(SLICES, metric="top_decile_lift") == []  # no default floor
+    assert find_collapsed_slices(SLICES, metric="lift_top_decile", min_n=50) == [
+        "firm__size=small (top-decile lift 0.900, n=200)"]
+    assert find_collapsed_slices(SLICES, metric="pr_auc", min_n=50) == []  # its chance level depends on the data
 
 
 class AliasBook:
@@ -119,7 +143,7 @@ class AliasBook:
 
 def test_promote_if_better_moves_aliases_and_records_reasons():
     book = AliasBook()
-    cfg = GateConfig(primary_metric="roc_auc", min_improvement=0.002, max_ece=0.05, min_primary=0.6)
+    cfg = gate_config("roc_auc", min_improvement=0.002, max_ece=0.05, min_primary=0.6, min_slice_n=50)
     assert promote_if_better(book, "churn", 1, {"roc_auc": 0.75, "ece": 0.02}, None, cfg).promote
     d = promote_if_better(book, "churn", 2, {"roc_auc": 0.80, "ece": 0.02}, {"roc_auc": 0.76}, cfg,
                           slice_metrics=SLICES)

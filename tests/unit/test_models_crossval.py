@@ -13,7 +13,8 @@ import pytest
 
 from models.errors import ModelConfigError, TrainingDataError
 from models.tasks import TASKS
-from models.train import LightGBMParams, SearchConfig, cross_validate
+from models.train import SearchConfig, cross_validate
+from tests.defaults import evaluation_settings, lightgbm_params
 
 
 @dataclass(frozen=True)
@@ -31,10 +32,11 @@ CATALOG = {
     "plan": Info("Plan", "subscription", "categorical"),
 }
 
-FAST = LightGBMParams(max_trees=120, max_total_leaves=1200, early_stopping_rounds=15, min_category_count=5, search=(
+FAST = lightgbm_params(max_trees=120, max_total_leaves=1200, early_stopping_rounds=15, min_category_count=5, search=(
     SearchConfig(num_leaves=15, min_child_samples=20, learning_rate=0.1, feature_fraction=1.0),
     SearchConfig(num_leaves=7, min_child_samples=30, learning_rate=0.15, feature_fraction=0.8),
 ))
+SETTINGS = evaluation_settings()
 
 
 def make_frame(n: int = 900, seed: int = 0, kind: str = "binary") -> tuple[pd.DataFrame, pd.Series]:
@@ -53,7 +55,7 @@ def make_frame(n: int = 900, seed: int = 0, kind: str = "binary") -> tuple[pd.Da
 
 def test_folds_partition_rows_and_booster_beats_logistic_on_an_interaction():
     frame, y = make_frame()
-    res = cross_validate(TASKS["churn"], frame, y, CATALOG, FAST, folds=3, seed=7)
+    res = cross_validate(TASKS["churn"], frame, y, CATALOG, FAST, folds=3, seed=7, settings=SETTINGS)
 
     assert list(res.columns[:4]) == ["fold", "model", "n_fit", "n_valid"]
     assert sorted(res["fold"].unique().tolist()) == [0, 1, 2]
@@ -76,9 +78,9 @@ def test_folds_partition_rows_and_booster_beats_logistic_on_an_interaction():
 
 def test_same_seed_same_figures_other_seed_other_folds():
     frame, y = make_frame(n=500)
-    a = cross_validate(TASKS["churn"], frame, y, CATALOG, FAST, folds=3, seed=1)
-    b = cross_validate(TASKS["churn"], frame, y, CATALOG, FAST, folds=3, seed=1)
-    c = cross_validate(TASKS["churn"], frame, y, CATALOG, FAST, folds=3, seed=2)
+    a = cross_validate(TASKS["churn"], frame, y, CATALOG, FAST, folds=3, seed=1, settings=SETTINGS)
+    b = cross_validate(TASKS["churn"], frame, y, CATALOG, FAST, folds=3, seed=1, settings=SETTINGS)
+    c = cross_validate(TASKS["churn"], frame, y, CATALOG, FAST, folds=3, seed=2, settings=SETTINGS)
     pd.testing.assert_frame_equal(a, b)
     assert not np.allclose(a["roc_auc"].to_numpy(), c["roc_auc"].to_numpy())
 
@@ -88,7 +90,7 @@ def test_shuffled_label_gives_chance_auc():
     # out-of-fold AUC must be near 0.5 for both the booster and the baseline.
     frame, y = make_frame(n=900, seed=3)
     shuffled = pd.Series(np.random.default_rng(5).permutation(y.to_numpy()), name="churn")
-    res = cross_validate(TASKS["churn"], frame, shuffled, CATALOG, FAST, folds=3, seed=0)
+    res = cross_validate(TASKS["churn"], frame, shuffled, CATALOG, FAST, folds=3, seed=0, settings=SETTINGS)
     means = res.groupby("model")["roc_auc"].mean()
     assert abs(means["lightgbm"] - 0.5) < 0.07
     assert abs(means["logistic"] - 0.5) < 0.07
@@ -97,7 +99,7 @@ def test_shuffled_label_gives_chance_auc():
 def test_ids_are_ignored_and_regression_uses_the_mean_baseline():
     frame, y = make_frame(n=600, kind="regression")
     frame.insert(0, "entity_id", pd.Series([f"a{i}" for i in range(len(frame))], dtype="str"))
-    res = cross_validate(TASKS["clv"], frame, y, CATALOG, FAST, folds=3, seed=0)
+    res = cross_validate(TASKS["clv"], frame, y, CATALOG, FAST, folds=3, seed=0, settings=SETTINGS)
     assert sorted(res["model"].unique().tolist()) == ["lightgbm", "mean"]
     model = res[res["model"] == "lightgbm"]
     assert model["n"].sum() == len(frame)
@@ -111,15 +113,16 @@ def test_ids_are_ignored_and_regression_uses_the_mean_baseline():
 def test_errors_name_the_problem():
     frame, y = make_frame(n=200)
     with pytest.raises(TrainingDataError, match="without a catalog entry: \\['noise'\\]"):
-        cross_validate(TASKS["churn"], frame, y, {k: v for k, v in CATALOG.items() if k != "noise"}, FAST, seed=0)
+        cross_validate(TASKS["churn"], frame, y, {k: v for k, v in CATALOG.items() if k != "noise"}, FAST, seed=0,
+                       settings=SETTINGS)
     with pytest.raises(TrainingDataError, match="not aligned"):
-        cross_validate(TASKS["churn"], frame, y.iloc[:-1], CATALOG, FAST, seed=0)
+        cross_validate(TASKS["churn"], frame, y.iloc[:-1], CATALOG, FAST, seed=0, settings=SETTINGS)
     with pytest.raises(TrainingDataError, match="values other than 0/1"):
-        cross_validate(TASKS["churn"], frame, y * 2, CATALOG, FAST, seed=0)
+        cross_validate(TASKS["churn"], frame, y * 2, CATALOG, FAST, seed=0, settings=SETTINGS)
     with pytest.raises(ModelConfigError, match="folds >= 2; got 1"):
-        cross_validate(TASKS["churn"], frame, y, CATALOG, FAST, folds=1, seed=0)
+        cross_validate(TASKS["churn"], frame, y, CATALOG, FAST, folds=1, seed=0, settings=SETTINGS)
     with pytest.raises(ModelConfigError, match="valid_fraction must be in \\(0, 1\\); got 1.5"):
-        cross_validate(TASKS["churn"], frame, y, CATALOG, FAST, seed=0, valid_fraction=1.5)
+        cross_validate(TASKS["churn"], frame, y, CATALOG, FAST, seed=0, valid_fraction=1.5, settings=SETTINGS)
     rare = pd.Series([1] * 3 + [0] * (len(frame) - 3), name="churn")
     with pytest.raises(TrainingDataError, match="rarer class has 3 rows; 5-fold"):
-        cross_validate(TASKS["churn"], frame, rare, CATALOG, FAST, folds=5, seed=0)
+        cross_validate(TASKS["churn"], frame, rare, CATALOG, FAST, folds=5, seed=0, settings=SETTINGS)

@@ -10,14 +10,17 @@ from sklearn.metrics import roc_auc_score
 
 from models.evaluate import (
     binary_metrics,
+    collapsed_slices,
     expected_calibration_error,
     gini,
     normalized_gini,
     regression_metrics,
-    slice_collapse,
     slice_metrics,
+    slices_long,
+    task_metrics,
     top_fraction_lift,
 )
+from models.metrics import METRICS
 
 
 def test_ece_equal_mass_bins_by_hand():
@@ -82,8 +85,8 @@ def _slice_frame() -> pd.DataFrame:
     seg = np.array(["good"] * 300 + ["bad"] * 250 + ["tiny"] * 50, dtype=object)
     y = rng.integers(0, 2, n)
     noise = rng.uniform(size=n)
-    # "good": score follows y; "bad": score is noise (AUC ~0.5)
-    score = np.where(seg == "good", 0.7 * y + 0.3 * noise, noise)
+    # "good": score follows y; "bad": score leans against y (AUC below chance); "tiny": as bad, but only 50 rows
+    score = np.where(seg == "good", 0.7 * y + 0.3 * noise, 0.2 * (1 - y) + 0.8 * noise)
     return pd.DataFrame({"y": y, "score": score, "firm__segment": pd.Series(seg, dtype="str")})
 
 
@@ -91,11 +94,34 @@ def test_slice_metrics_respects_min_size_and_collapse_flags_the_bad_slice():
     f = _slice_frame()
     s = slice_metrics(f, ["firm__segment", "not_there"], kind="binary", min_size=100)
     assert set(s["slice_value"]) == {"good", "bad"}  # "tiny" (50 rows) below min_size; missing column skipped
-    overall = roc_auc_score(f["y"], f["score"])
-    col = slice_collapse(s, overall, metric="roc_auc", max_drop=0.05)
+    bad = f[f["firm__segment"] == "bad"]
+    assert roc_auc_score(bad["y"], bad["score"]) < 0.5  # the premise: worse than chance
+    col = collapsed_slices(s, metric="roc_auc", min_n=100)
     assert list(col["slice_value"]) == ["bad"]
-    assert col["drop"].iloc[0] > 0.05
-    assert slice_collapse(s, overall, metric="roc_auc", max_drop=0.9).empty
+    assert col["value"].iloc[0] == pytest.approx(roc_auc_score(bad["y"], bad["score"]))
+    assert collapsed_slices(s, metric="roc_auc", min_n=251).empty  # "bad" has 250 rows: too few to judge
+    assert collapsed_slices(s, metric="brier", min_n=1).empty  # no chance level: never collapsed
+    # the wide frame and its long form give the same verdict
+    assert collapsed_slices(slices_long(s), metric="roc_auc", min_n=100).equals(col)
+
+
+def test_collapse_is_judged_at_the_chance_level_of_the_metric():
+    s = pd.DataFrame([("c", "a", 300, "spearman", 0.0), ("c", "b", 300, "spearman", 0.01),
+                      ("c", "d", 300, "normalized_gini", -0.2), ("c", "e", 300, "roc_auc", np.nan)],
+                     columns=["slice_column", "slice_value", "n", "metric", "value"])
+    assert list(collapsed_slices(s, metric="spearman", min_n=1)["slice_value"]) == ["a"]  # at chance: collapsed
+    assert list(collapsed_slices(s, metric="normalized_gini", min_n=1)["slice_value"]) == ["d"]
+    assert collapsed_slices(s, metric="roc_auc", min_n=1).empty  # a single-class slice's NaN AUC is not judged
+
+
+@pytest.mark.parametrize("kind", ["binary", "regression"])
+def test_every_metric_task_metrics_returns_has_a_spec(kind):
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 200).astype(float) if kind == "binary" else rng.gamma(1.0, 50.0, 200)
+    pred = rng.uniform(size=200) if kind == "binary" else rng.gamma(1.0, 50.0, 200)
+    names = set(task_metrics(kind, y, pred))
+    assert names - set(METRICS) == set()
+    assert all(METRICS[n].name == n for n in names)
 
 _probs = st.lists(st.floats(0.001, 0.999), min_size=4, max_size=60)
 

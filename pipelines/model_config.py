@@ -1,0 +1,33 @@
+"""The model-layer objects the settings describe: the one place the ``model``, ``evaluation`` and ``gate`` sections
+of the configuration become ``LightGBMParams``, ``EvaluationSettings`` and ``GateConfig``.
+
+``models/`` has no defaults of its own; every value comes from ``configs/default.yaml`` (and an overlay) through here.
+"""
+from __future__ import annotations
+
+from models.champion import GateConfig
+from models.train import EvaluationSettings, LightGBMParams, SearchConfig
+from pipelines.config import Settings
+
+
+def lightgbm_params(settings: Settings) -> LightGBMParams:
+    """The booster's budget and search from ``settings.model`` (raises ModelConfigError on a bad value)."""
+    m = settings.model
+    return LightGBMParams(**m.model_dump(exclude={"search"}),
+                          search=tuple(SearchConfig(**p.model_dump()) for p in m.search))
+
+
+def evaluation_settings(settings: Settings) -> EvaluationSettings:
+    """Calibration, evaluation and baseline settings from ``settings.evaluation`` (ModelConfigError on a bad value)."""
+    return EvaluationSettings(**settings.evaluation.model_dump())
+
+
+def gate_config(settings: Settings, primary_metric: str) -> GateConfig:
+    """The champion gate for a task judged on ``primary_metric``, from ``settings.gate``.
+
+    Slices are judged collapsed on the same rule as in training (``evaluation.collapse_min_n``).
+    """
+    g = settings.gate
+    return GateConfig(primary_metric=primary_metric, min_improvement=g.min_improvement, max_ece=g.max_ece,
+                      min_primary=g.min_primary.get(primary_metric), min_slice_n=settings.evaluation.collapse_min_n,
+                      min_ece_n=g.min_ece_n)
