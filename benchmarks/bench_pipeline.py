@@ -114,11 +114,11 @@ def _throughput(crm: str, cfg: Path, accounts: int, seed: int) -> None:
     from models.bands import value_at_risk_rows
     from models.dataset import build_scoring_features
     from models.registry import Registry
-    from models.scoring import ScoringOptions, score_task
+    from models.scoring import score_task
     from models.tasks import TASKS
     from models.treeshap import PatternTreeShap
     from pipelines.config import load_settings
-    from pipelines.flows import feature_options
+    from pipelines.model_config import feature_options, scoring_options
 
     settings = load_settings(cfg, env={})
     reg = Registry(settings.tracking_uri, settings.artifact_root)
@@ -130,7 +130,7 @@ def _throughput(crm: str, cfg: Path, accounts: int, seed: int) -> None:
     print(f"scoring world: {accounts:,} accounts generated in memory in {time.perf_counter() - t0:.1f} s")
     spent = {"features": 0.0, "pred_contrib": 0.0, "pattern": 0.0, "score_task": 0.0}
     frames, n_rows = {}, 0
-    opts = ScoringOptions(chunk_rows=settings.scoring.chunk_rows, threads=settings.scoring.threads)
+    opts = scoring_options(settings)
     t0 = time.perf_counter()  # churn and clv score the same population: the flow builds its features once
     fs = build_scoring_features(tables, TASKS["churn"], as_of=as_of, options=feature_options(settings))
     spent["features"] = time.perf_counter() - t0

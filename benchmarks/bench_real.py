@@ -111,15 +111,20 @@ def cdnow_training_data(*, as_of: str = "1998-07-01", horizon_days: int = 182, s
                         count: int = 12, lookback_days: int = 365, root: Path = DATA):
     """CDNOW master log -> extract (revenue CLV: margin_rate 1.0) -> the clv task's multi-cutoff TrainingData."""
     from crm.transactions import read_transactions_file, transactions_to_extract
-    from models.dataset import CutoffOptions, FeatureOptions, build_training_data
+    from dataclasses import replace
+
+    from models.dataset import CutoffOptions, build_training_data
     from models.tasks import TASKS
+    from pipelines.config import load_settings
+    from pipelines.model_config import feature_options
 
     raw = read_transactions_file(root / "cdnow" / "CDNOW_master.txt")
     tables = transactions_to_extract(raw, customer_col="customer_id", date_col="date", amount_col="dollar_value",
                                      margin_rate=1.0)
     data = build_training_data(tables, TASKS["clv"], as_of=pd.Timestamp(as_of, tz="UTC"), horizon_days=horizon_days,
                                cutoffs=CutoffOptions(count=count, step_days=step_days, min_history_days=90),
-                               options=FeatureOptions(churn_lookback_days=lookback_days))
+                               options=replace(feature_options(load_settings(env={})),
+                                               churn_lookback_days=lookback_days))
     return tables, data
 
 

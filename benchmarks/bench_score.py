@@ -17,7 +17,7 @@ import os
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -173,7 +173,9 @@ def run(rows: int = 1_000_000, n_features: int = 60, trees: int | None = None, l
 
     from features.catalog import FeatureSet
     from models.explain import explain_batch
-    from models.scoring import ScoringOptions, score_task
+    from models.scoring import score_task
+    from pipelines.config import load_settings
+    from pipelines.model_config import scoring_options
     from models.tasks import TASKS
     from models.treeshap import PatternTreeShap
 
@@ -237,7 +239,7 @@ def run(rows: int = 1_000_000, n_features: int = 60, trees: int | None = None, l
                                     cutoff_ts=pd.Timestamp("2026-03-01", tz="UTC")), catalog=catalog)
     with _PeakRss() as mem_task:
         t = time.perf_counter()
-        scored = score_task(model, TASKS["churn"], fs, model_version=1, options=ScoringOptions(chunk_rows=chunk_rows))
+        scored = score_task(model, TASKS["churn"], fs, model_version=1, options=replace(scoring_options(load_settings(env={})), chunk_rows=chunk_rows))
         f["score_task"] = time.perf_counter() - t
     f["score_task_peak_mib"] = mem_task.growth_mib
     wb = _bench_writeback(scored)

@@ -3,21 +3,19 @@
 Grain: one value per scored row, aligned with the input (same index). Percentiles are relative to
 the rows passed in, so call these per (run, model), never across models or runs.
 
-Default bands (every cut is configurable through ``thresholds``; config keys under
-``bands.<scheme>.<key>``):
+The band rules (every cut is a threshold given by the caller; their values live in ``configs/default.yaml``
+under ``bands.<scheme>.<key>``):
 
 churn -> high / medium / low
-    ``high``   if probability >= ``high_probability`` (0.5: more likely to churn than not) OR in the
-               top ``high_top_percent`` (10) percentiles; the OR keeps a retention list even in a quiet
-               month and flags every likely churner even in a bad one.
-    ``medium`` if probability >= ``medium_probability`` (0.25) OR in the top ``medium_top_percent`` (30).
+    ``high``   if probability >= ``high_probability`` OR in the top ``high_top_percent`` percentiles; the OR
+               keeps a retention list even in a quiet month and flags every likely churner even in a bad one.
+    ``medium`` if probability >= ``medium_probability`` OR in the top ``medium_top_percent``.
     ``low``    otherwise.
 lead -> A / B / C / D (sales capacity is fixed, so bands are ranks, not probabilities)
-    ``A`` top ``a_top_percent`` (10) percentiles, ``B`` down to the top ``b_top_percent`` (30),
-    ``C`` down to the top ``c_top_percent`` (60), ``D`` the rest.
+    ``A`` top ``a_top_percent`` percentiles, ``B`` down to the top ``b_top_percent``,
+    ``C`` down to the top ``c_top_percent``, ``D`` the rest.
 clv -> top / middle / low
-    ``top`` top ``top_percent`` (20: the Pareto head), ``low`` bottom ``low_percent`` (40),
-    ``middle`` in between.
+    ``top`` top ``top_percent`` (the Pareto head), ``low`` bottom ``low_percent``, ``middle`` in between.
 """
 from __future__ import annotations
 
@@ -32,10 +30,11 @@ from models.tasks import BAND_SCHEMES
 
 SCHEMES: tuple[str, ...] = BAND_SCHEMES
 
-DEFAULT_THRESHOLDS: dict[str, dict[str, float]] = {
-    "churn": {"high_probability": 0.5, "high_top_percent": 10, "medium_probability": 0.25, "medium_top_percent": 30},
-    "lead": {"a_top_percent": 10, "b_top_percent": 30, "c_top_percent": 60},
-    "clv": {"top_percent": 20, "low_percent": 40},
+#: The thresholds each scheme's rule reads (the vocabulary; the values are configuration).
+THRESHOLD_KEYS: dict[str, tuple[str, ...]] = {
+    "churn": ("high_probability", "high_top_percent", "medium_probability", "medium_top_percent"),
+    "lead": ("a_top_percent", "b_top_percent", "c_top_percent"),
+    "clv": ("top_percent", "low_percent"),
 }
 
 class BandError(ModelError, ValueError):
@@ -66,16 +65,16 @@ def percentiles(scores: pd.Series | np.ndarray) -> pd.Series:
     return out
 
 
-def resolve_thresholds(scheme: str, thresholds: Mapping[str, float] | None = None) -> dict[str, float]:
-    """Defaults of ``scheme`` overridden by ``thresholds``; unknown keys and inconsistent cuts raise."""
-    if scheme not in DEFAULT_THRESHOLDS:
-        raise BandError(f"Unknown band scheme {scheme!r}. Possible values are: {list(DEFAULT_THRESHOLDS)}.")
-    base = dict(DEFAULT_THRESHOLDS[scheme])
-    extra = set(thresholds or {}) - set(base)
-    if extra:
-        raise BandError(f"Unknown threshold(s) {sorted(extra)} for band scheme {scheme!r}. Possible keys are: {sorted(base)}.")
-    base.update({k: float(v) for k, v in (thresholds or {}).items()})
-    t = base
+def resolve_thresholds(scheme: str, thresholds: Mapping[str, float]) -> dict[str, float]:
+    """The thresholds of ``scheme`` checked: every key present, none unknown, cuts in order; raises BandError."""
+    if scheme not in THRESHOLD_KEYS:
+        raise BandError(f"Unknown band scheme {scheme!r}. Possible values are: {list(THRESHOLD_KEYS)}.")
+    keys = THRESHOLD_KEYS[scheme]
+    extra, missing = sorted(set(thresholds) - set(keys)), [k for k in keys if k not in thresholds]
+    if extra or missing:
+        raise BandError(f"band scheme {scheme!r} (config bands.{scheme}) needs exactly {list(keys)}; "
+                        f"unknown {extra or 'none'}, missing {missing or 'none'}.")
+    t = {k: float(thresholds[k]) for k in keys}
     if scheme == "churn":
         if not 0 <= t["medium_probability"] <= t["high_probability"] <= 1:
             raise BandError(f"churn bands need 0 <= medium_probability <= high_probability <= 1; got {t}.")
@@ -94,16 +93,16 @@ def assign_bands(
     scores: pd.Series | np.ndarray,
     percentiles: pd.Series | np.ndarray,
     scheme: str,
-    thresholds: Mapping[str, float] | None = None,
+    thresholds: Mapping[str, float],
 ) -> pd.Series:
-    """Band of each row (see the module docstring for the rules and defaults).
+    """Band of each row (see the module docstring for the rules).
 
     Parameters
     ----------
     scores : the reported scores (probability for churn and leads, amount for clv).
     percentiles : from :func:`percentiles` on the same rows (1..100).
     scheme : "churn", "lead" or "clv" (a task's ``band_scheme``).
-    thresholds : overrides of ``DEFAULT_THRESHOLDS[scheme]``.
+    thresholds : the scheme's cut-offs (config ``bands.<scheme>``; keys :data:`THRESHOLD_KEYS`).
 
     Returns
     -------
@@ -150,10 +149,10 @@ def build_score_rows(
     scores: np.ndarray | pd.Series,
     *,
     scheme: str,
+    thresholds: Mapping[str, float],
     model_version: str,
     reasons_json: list[str] | None = None,
     reason_text: list[str] | None = None,
-    thresholds: Mapping[str, float] | None = None,
 ) -> pd.DataFrame:
     """The write-back rows of one model in one run: percentiles and bands computed here.
 
@@ -165,7 +164,7 @@ def build_score_rows(
     entity_ids, scores : aligned, one per scored entity (the spine rows at the run's as_of).
     model_version : the registered model version that produced the scores.
     reasons_json, reason_text : from ``models.explain`` (aligned); missing when not explained.
-    thresholds : band overrides for the task's scheme (config ``bands.<scheme>``).
+    thresholds : the cut-offs of that scheme (config ``bands.<scheme>``).
 
     Returns
     -------

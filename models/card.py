@@ -90,6 +90,8 @@ def _cutoff_line(name: str, cutoffs: Sequence[Any]) -> list[Any]:
 
 
 def _spec_fields(spec: Any) -> dict[str, Any]:
+    if hasattr(spec, "to_dict"):
+        return spec.to_dict()
     if dataclasses.is_dataclass(spec) and not isinstance(spec, type):
         return dataclasses.asdict(spec)
     return {k: getattr(spec, k) for k in ("name", "entity", "primary_metric") if hasattr(spec, k)}

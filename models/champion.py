@@ -89,7 +89,7 @@ def find_collapsed_slices(slice_metrics: pd.DataFrame, *, metric: str, min_n: in
     Parameters
     ----------
     slice_metrics
-        ``TrainedModel.slice_metrics`` (wide, or long with ``slice_column``, ``slice_value``, ``n``, ``metric``,
+        ``TrainingReport.slice_metrics`` (wide, or long with ``slice_column``, ``slice_value``, ``n``, ``metric``,
         ``value``), computed on the held-out frame.
     metric
         Metric to check (the task's primary metric).
@@ -245,13 +245,13 @@ def promote_if_better(
     candidate_version
         Registered version of the candidate (``RunInfo.version`` from ``log_training_run``).
     candidate_metrics
-        Candidate's held-out metrics (``TrainedModel.metrics``).
+        Candidate's held-out metrics (``TrainingReport.metrics``).
     champion_metrics_on_same_data
         The current champion scored on the candidate's held-out frame, or ``None`` if there is no champion.
     gate_cfg
         Gate tunables.
     slice_metrics
-        Candidate's slice metrics (``TrainedModel.slice_metrics``); when given, collapsed slices block promotion.
+        Candidate's slice metrics (``TrainingReport.slice_metrics``); when given, collapsed slices block promotion.
 
     Returns
     -------

@@ -23,17 +23,17 @@ from models.train import TrainingData
 class FeatureOptions:
     """How features and spines are built (config sections ``features`` and ``eligibility``)."""
 
-    windows_days: tuple[int, ...] = (30, 90, 365)
-    churn_lookback_days: int = 365
+    windows_days: tuple[int, ...]
+    churn_lookback_days: int
 
 
 @dataclass(frozen=True)
 class CutoffOptions:
     """How training cutoffs are laid out (config section ``training``)."""
 
-    count: int = 12
-    step_days: int = 30
-    min_history_days: int = 90
+    count: int
+    step_days: int
+    min_history_days: int
 
 
 def missing_tables(tables: Mapping[str, pd.DataFrame], spec: TaskSpec) -> list[str]:

@@ -12,7 +12,7 @@ Inputs are plain arrays so this module does not depend on how a model is trained
   ``(n_rows, n_features + 1)``; the last column is the base value (expected raw score), so each
   row sums to the raw model output (log-odds for binary models, log of the mean for Tweedie).
 - ``calibrate``: a vectorised callable mapping raw scores to the reported score (a calibrated
-  probability, or an amount for CLV), e.g. ``TrainedModel.calibrate_raw``.
+  probability, or an amount for CLV), e.g. ``Predictor.calibrate_raw``.
 - ``catalog``: feature column -> an object with attributes ``label``, ``family``, ``kind``
   (``"numeric"`` or ``"categorical"``) and ``unit`` (see :data:`models.wording.UNIT_FORMATS`). A plain
   mapping with those keys works too.

@@ -156,6 +156,8 @@ def _dumps(obj: Any) -> str:
 
 
 def _spec_dict(spec: Any) -> dict[str, Any]:
+    if hasattr(spec, "to_dict"):  # a TaskSpec: its derived fields (entity, eligibility) included
+        return spec.to_dict()
     if dataclasses.is_dataclass(spec) and not isinstance(spec, type):
         return dataclasses.asdict(spec)
     return dict(vars(spec))

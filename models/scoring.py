@@ -26,16 +26,19 @@ TREESHAP_METHODS = ("pattern", "lightgbm")
 
 @dataclass(frozen=True)
 class ScoringOptions:
-    """Config section ``scoring``."""
+    """Config section ``scoring`` (and the band cut-offs of ``bands``); values in configs/default.yaml.
 
-    reasons_up: int = 3
-    reasons_down: int = 1
-    chunk_rows: int = 200_000
-    threads: int = 0  # threads for TreeSHAP; 0 = all cores
-    band_thresholds: Mapping[str, Mapping[str, float]] | None = None
-    # "pattern": PatternTreeShap (exact, checked on check_rows rows per chunk); "lightgbm": pred_contrib on every row
-    treeshap: str = "pattern"
-    check_rows: int = 8
+    ``treeshap``: "pattern" (PatternTreeShap, exact, checked on ``check_rows`` rows per chunk) or "lightgbm"
+    (``pred_contrib`` on every row). ``threads`` 0 = every core.
+    """
+
+    reasons_up: int
+    reasons_down: int
+    chunk_rows: int
+    threads: int
+    band_thresholds: Mapping[str, Mapping[str, float]]
+    treeshap: str
+    check_rows: int
 
     def __post_init__(self) -> None:
         if self.treeshap not in TREESHAP_METHODS:
@@ -43,7 +46,7 @@ class ScoringOptions:
 
 
 def score_task(model, spec: TaskSpec, fs: FeatureSet, *, model_version: int | str,
-               options: ScoringOptions = ScoringOptions()) -> pd.DataFrame:
+               options: ScoringOptions) -> pd.DataFrame:
     """Score every row of ``fs`` (one cutoff) with ``model`` (a :class:`models.predictor.Predictor`).
 
     Returns
@@ -73,7 +76,10 @@ def score_task(model, spec: TaskSpec, fs: FeatureSet, *, model_version: int | st
         scores.append(ex.score)
         reasons.extend(ex.reasons_json)
         texts.extend(ex.reason_text)
-    scheme_thresholds = (options.band_thresholds or {}).get(spec.band_scheme)
+    if spec.band_scheme not in options.band_thresholds:
+        raise ModelConfigError(f"no band cut-offs for scheme {spec.band_scheme!r} of task {spec.name!r}: "
+                               f"add bands.{spec.band_scheme} to the configuration.")
+    scheme_thresholds = options.band_thresholds[spec.band_scheme]
     return build_score_rows(spec.name, spec.entity, frame["entity_id"], np.concatenate(scores),
-                            scheme=spec.band_scheme, model_version=str(model_version), reasons_json=reasons,
-                            reason_text=texts, thresholds=scheme_thresholds)
+                            scheme=spec.band_scheme, thresholds=scheme_thresholds, model_version=str(model_version),
+                            reasons_json=reasons, reason_text=texts)

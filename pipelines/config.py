@@ -27,28 +27,28 @@ class _Frozen(BaseModel):
 
 
 class CrmSettings(_Frozen):
-    url: str | None = None
+    url: str | None
 
 
 class MlflowSettings(_Frozen):
-    tracking_uri: str | None = None
-    artifact_root: str | None = None
-    experiment: str = "crmscore"
+    tracking_uri: str | None
+    artifact_root: str | None
+    experiment: str = Field(min_length=1)
 
 
 class Eligibility(_Frozen):
-    churn_lookback_days: int = Field(365, gt=0)
+    churn_lookback_days: int = Field(gt=0)
 
 
 class Training(_Frozen):
-    cutoff_count: int = Field(12, ge=2)
-    cutoff_step_days: int = Field(30, gt=0)
-    min_history_days: int = Field(90, ge=0)
-    seed: int = 42
+    cutoff_count: int = Field(ge=2)
+    cutoff_step_days: int = Field(gt=0)
+    min_history_days: int = Field(ge=0)
+    seed: int
 
 
 class FeatureSettings(_Frozen):
-    windows_days: tuple[int, ...] = (30, 90, 365)
+    windows_days: tuple[int, ...]
 
     @field_validator("windows_days")
     @classmethod
@@ -117,49 +117,53 @@ class GateSettings(_Frozen):
 
 
 class ValidationSettings(_Frozen):
-    max_volume_drop: float = Field(0.5, ge=0, le=1)
-    data_docs: bool = True
+    max_volume_drop: float = Field(ge=0, le=1)
+    data_docs: bool
 
 
 class ScoringSettings(_Frozen):
-    reasons_up: int = Field(3, ge=0)
-    reasons_down: int = Field(1, ge=0)
-    chunk_rows: int = Field(200_000, gt=0)
-    threads: int = Field(0, ge=0)
-    treeshap: Literal["pattern", "lightgbm"] = "pattern"
-    lock_timeout_s: float = Field(60.0, gt=0)
+    reasons_up: int = Field(ge=0)
+    reasons_down: int = Field(ge=0)
+    chunk_rows: int = Field(gt=0)
+    threads: int = Field(ge=0)
+    treeshap: Literal["pattern", "lightgbm"]
+    check_rows: int = Field(ge=1)
+    lock_timeout_s: float = Field(gt=0)
 
 
 class ScheduleSettings(_Frozen):
-    cron: str = "0 2 * * *"
-    timezone: str = "UTC"
-    deployment: str = "nightly"
+    cron: str = Field(min_length=1)
+    timezone: str = Field(min_length=1)
+    deployment: str = Field(min_length=1)
 
 
 class DemoSettings(_Frozen):
-    accounts: int = Field(5000, gt=0)
-    leads: int = Field(5000, ge=0)
-    seed: int = 7
-    as_of: str = "2026-10-01"
+    accounts: int = Field(gt=0)
+    leads: int = Field(ge=0)
+    seed: int
+    as_of: str
 
 
 class Settings(_Frozen):
-    workdir: Path = Path(".crmscore")
-    crm: CrmSettings = CrmSettings()
-    mlflow: MlflowSettings = MlflowSettings()
+    """Every setting; no field has a default: ``configs/default.yaml`` is the one home of every default value."""
+
+    workdir: Path
+    crm: CrmSettings
+    mlflow: MlflowSettings
     # task name -> label horizon in days; a task not named uses its registry default (models/tasks.py)
-    horizons: Mapping[str, int] = Field(default_factory=dict)
-    eligibility: Eligibility = Eligibility()
-    training: Training = Training()
-    features: FeatureSettings = FeatureSettings()
+    horizons: Mapping[str, int]
+    eligibility: Eligibility
+    training: Training
+    features: FeatureSettings
     model: ModelSettings
     evaluation: EvaluationConfig
     gate: GateSettings
-    validation: ValidationSettings = ValidationSettings()
-    scoring: ScoringSettings = ScoringSettings()
-    bands: dict[str, dict[str, float]] = Field(default_factory=dict)
-    schedule: ScheduleSettings = ScheduleSettings()
-    demo: DemoSettings = DemoSettings()
+    validation: ValidationSettings
+    scoring: ScoringSettings
+    # band scheme -> its cut-offs (models/bands.py checks the keys and their order)
+    bands: Mapping[str, Mapping[str, float]]
+    schedule: ScheduleSettings
+    demo: DemoSettings
 
     @field_validator("horizons")
     @classmethod

@@ -27,16 +27,11 @@ from crm.privacy import exclude_deleted, profiling_view
 from data_contracts.gate import run_quality_gate
 from data_contracts.validate import ValidationReport
 from features.catalog import FeatureSet
-from models.dataset import (
-    CutoffOptions,
-    FeatureOptions,
-    build_scoring_features,
-    build_training_data,
-    missing_tables,
-)
+from models.dataset import build_scoring_features, build_training_data, missing_tables
 from models.errors import TrainingDataError
 from models.tasks import TASKS, TaskSpec, check_registry, horizon_days, tasks_named
 from pipelines.config import Settings, load_settings
+from pipelines.model_config import cutoff_options, feature_options, scoring_options
 from pipelines.runtime import quiet_great_expectations
 
 Progress = Callable[[str], None]
@@ -84,11 +79,6 @@ def validate(raw: Mapping[str, pd.DataFrame], settings: Settings, *, now: pd.Tim
 def usable_tables(raw: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     """What models may see: erased records and records that objected to profiling removed, with their rows."""
     return profiling_view(exclude_deleted(raw))
-
-
-def feature_options(settings: Settings) -> FeatureOptions:
-    return FeatureOptions(windows_days=tuple(settings.features.windows_days),
-                          churn_lookback_days=settings.eligibility.churn_lookback_days)
 
 
 def _registry(settings: Settings):
@@ -161,9 +151,7 @@ def train_one(spec: TaskSpec, tables: Mapping[str, pd.DataFrame], settings: Sett
     try:
         data = build_training_data(
             tables, spec, as_of=as_of, horizon_days=horizon_days(spec, settings.horizons),
-            cutoffs=CutoffOptions(settings.training.cutoff_count, settings.training.cutoff_step_days,
-                                  settings.training.min_history_days),
-            options=feature_options(settings))
+            cutoffs=cutoff_options(settings), options=feature_options(settings))
         model = train_task(spec, data, lightgbm_params(settings), seed=settings.training.seed,
                            settings=evaluation_settings(settings))
     except TrainingDataError as exc:
@@ -329,14 +317,10 @@ class ScoreSummary:
 @task(name="score-model", cache_policy=NO_CACHE)
 def score_one(spec: TaskSpec, fs: FeatureSet, settings: Settings, registry) -> tuple[pd.DataFrame, int]:
     """The champion's scores with reasons for the features at as_of (pure call around the model load)."""
-    from models.scoring import ScoringOptions, score_task
+    from models.scoring import score_task
 
     model, version = registry.load_champion(spec.name, expected_features=list(fs.catalog))
-    opts = ScoringOptions(reasons_up=settings.scoring.reasons_up, reasons_down=settings.scoring.reasons_down,
-                          chunk_rows=settings.scoring.chunk_rows, threads=settings.scoring.threads,
-                          treeshap=settings.scoring.treeshap,
-                          band_thresholds=settings.bands or None)
-    return score_task(model, spec, fs, model_version=version, options=opts), version
+    return score_task(model, spec, fs, model_version=version, options=scoring_options(settings)), version
 
 
 @task(name="write-back", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)

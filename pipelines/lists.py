@@ -58,13 +58,15 @@ def waterfall_for(settings, history: pd.DataFrame, target: Path) -> list[Path]:
     """
     from crm.extract import read_extract
     from crm.privacy import profiling_view
-    from models.dataset import FeatureOptions, build_scoring_features
+    from models.dataset import build_scoring_features
     from models.plots import waterfall_plot
     from models.registry import Registry
 
     registry = Registry(settings.tracking_uri, settings.artifact_root, settings.mlflow.experiment)
     tables = profiling_view(read_extract(settings.crm_url).tables)
-    options = FeatureOptions(tuple(settings.features.windows_days), settings.eligibility.churn_lookback_days)
+    from pipelines.model_config import feature_options
+
+    options = feature_options(settings)
     latest = history.drop_duplicates("model")
     paths = []
     for _, row in latest.iterrows():

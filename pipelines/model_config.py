@@ -1,11 +1,14 @@
-"""The model-layer objects the settings describe: the one place the ``model``, ``evaluation`` and ``gate`` sections
-of the configuration become ``LightGBMParams``, ``EvaluationSettings`` and ``GateConfig``.
+"""The model-layer objects the settings describe: the one place the configuration's sections become the frozen
+option objects of ``models/`` (``LightGBMParams``, ``EvaluationSettings``, ``GateConfig``, ``FeatureOptions``,
+``CutoffOptions``, ``ScoringOptions``).
 
 ``models/`` has no defaults of its own; every value comes from ``configs/default.yaml`` (and an overlay) through here.
 """
 from __future__ import annotations
 
 from models.champion import GateConfig
+from models.dataset import CutoffOptions, FeatureOptions
+from models.scoring import ScoringOptions
 from models.train import EvaluationSettings, LightGBMParams, SearchConfig
 from pipelines.config import Settings
 
@@ -31,3 +34,23 @@ def gate_config(settings: Settings, primary_metric: str) -> GateConfig:
     return GateConfig(primary_metric=primary_metric, min_improvement=g.min_improvement, max_ece=g.max_ece,
                       min_primary=g.min_primary.get(primary_metric), min_slice_n=settings.evaluation.collapse_min_n,
                       min_ece_n=g.min_ece_n)
+
+
+def feature_options(settings: Settings) -> FeatureOptions:
+    """Feature windows and the eligibility look-back (sections ``features`` and ``eligibility``)."""
+    return FeatureOptions(windows_days=tuple(settings.features.windows_days),
+                          churn_lookback_days=settings.eligibility.churn_lookback_days)
+
+
+def cutoff_options(settings: Settings) -> CutoffOptions:
+    """How training cutoffs are laid out (section ``training``)."""
+    t = settings.training
+    return CutoffOptions(count=t.cutoff_count, step_days=t.cutoff_step_days, min_history_days=t.min_history_days)
+
+
+def scoring_options(settings: Settings) -> ScoringOptions:
+    """Reasons, chunking, TreeSHAP method and the band cut-offs (sections ``scoring`` and ``bands``)."""
+    sc = settings.scoring
+    return ScoringOptions(reasons_up=sc.reasons_up, reasons_down=sc.reasons_down, chunk_rows=sc.chunk_rows,
+                          threads=sc.threads, treeshap=sc.treeshap, check_rows=sc.check_rows,
+                          band_thresholds={k: dict(v) for k, v in settings.bands.items()})

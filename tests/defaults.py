@@ -32,3 +32,23 @@ def evaluation_settings(**changes: Any) -> EvaluationSettings:
 def gate_config(primary_metric: str, **changes: Any) -> GateConfig:
     """The production gate for ``primary_metric``, with ``changes`` applied."""
     return replace(model_config.gate_config(settings(), primary_metric), **changes)
+
+
+def band_thresholds(scheme: str) -> dict[str, float]:
+    """The packaged cut-offs of one band scheme (config ``bands.<scheme>``)."""
+    return dict(settings().bands[scheme])
+
+
+def feature_options(**changes: Any):
+    """The production feature windows and eligibility look-back, with ``changes`` applied."""
+    return replace(model_config.feature_options(settings()), **changes)
+
+
+def cutoff_options(**changes: Any):
+    """The production training-cutoff layout, with ``changes`` applied."""
+    return replace(model_config.cutoff_options(settings()), **changes)
+
+
+def scoring_options(**changes: Any):
+    """The production scoring options (bands included), with ``changes`` applied."""
+    return replace(model_config.scoring_options(settings()), **changes)

@@ -168,7 +168,8 @@ def test_shap_reproduces_the_champion_raw_output(world):
     the champion's calibrated predictions."""
     from crm.extract import read_extract
     from crm.privacy import profiling_view
-    from models.dataset import FeatureOptions, build_scoring_features
+    from models.dataset import build_scoring_features
+    from tests.defaults import feature_options
     from models.registry import Registry
     from models.tasks import TASKS
     from models.treeshap import PatternTreeShap
@@ -179,7 +180,7 @@ def test_shap_reproduces_the_champion_raw_output(world):
     tables = profiling_view(read_extract(world["crm"]).tables)
     written = read_scores(world["crm"])
     for name in ("churn", "clv", "lead_mql"):
-        fs = build_scoring_features(tables, TASKS[name], as_of=pd.Timestamp(AS_OF, tz="UTC"), options=FeatureOptions())
+        fs = build_scoring_features(tables, TASKS[name], as_of=pd.Timestamp(AS_OF, tz="UTC"), options=feature_options())
         model, _ = reg.load_champion(name, list(fs.catalog))
         sample = fs.frame.sample(200, random_state=0)
         np.testing.assert_allclose(model.contributions(sample).sum(axis=1), model.predict_raw(sample), atol=1e-6)

@@ -12,6 +12,7 @@ import crm.writeback as wb
 from crm.errors import WriteBackError
 from crm.writeback import INPUT_COLUMNS, SCORE_COLUMNS, read_history, read_scores, read_value_at_risk, write_scores
 from models.tasks import TASKS
+from tests.defaults import band_thresholds
 
 T1 = pd.Timestamp("2026-03-01", tz="UTC")
 T2 = pd.Timestamp("2026-03-02", tz="UTC")
@@ -319,8 +320,10 @@ def test_rows_from_models_bands_and_explain_write_back_as_is(tmp_path):
     ex = explain_batch(booster.predict(X, pred_contrib=True), lambda r: 1 / (1 + np.exp(-r)), list(X.columns), X,
                        catalog, outcome=TASKS["churn"].reason_outcome, n_up=2, n_down=1)
     ids = [f"A{i:04d}" for i in range(300)]
-    churn = build_score_rows("churn", "account", ids, ex.score, scheme="churn", model_version="5", reasons_json=ex.reasons_json, reason_text=ex.reason_text)
-    clv = build_score_rows("clv", "account", ids, rng.gamma(2, 100, 300), scheme="clv", model_version="2")
+    churn = build_score_rows("churn", "account", ids, ex.score, scheme="churn", thresholds=band_thresholds("churn"),
+                             model_version="5", reasons_json=ex.reasons_json, reason_text=ex.reason_text)
+    clv = build_score_rows("clv", "account", ids, rng.gamma(2, 100, 300), scheme="clv", thresholds=band_thresholds("clv"),
+                           model_version="2")
     url = f"sqlite:///{tmp_path / 'crm.db'}"
     res = write_scores(url, pd.concat([churn, clv], ignore_index=True), models=MODELS, scoring_run_id="run-1", as_of=T1, scored_at=AT1,
                        value_at_risk=value_at_risk_rows(churn, clv))

@@ -16,6 +16,7 @@ from models.tasks import (
     task_for_list,
     tasks_named,
 )
+from tests.defaults import band_thresholds
 
 
 def test_registry_holds_the_four_contract_tasks():
@@ -75,7 +76,7 @@ def test_bands_cover_all_percentiles_with_contract_labels(name, labels):
 
     pct = np.arange(1, 101)
     scores = pct / 1000.0  # low probabilities: churn bands then follow the percentile rules alone
-    bands = assign_bands(scores, pct, TASKS[name].band_scheme)
+    bands = assign_bands(scores, pct, TASKS[name].band_scheme, band_thresholds(TASKS[name].band_scheme))
     assert set(bands) == labels
     assert bands.iloc[-1] == {"churn": "high", "clv": "top"}.get(name, "A")  # percentile 100 gets the top band
 

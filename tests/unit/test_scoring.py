@@ -13,7 +13,8 @@ import pytest
 
 from features.catalog import FeatureSet
 from models.errors import ModelConfigError
-from models.scoring import ScoringOptions, score_task
+from models.scoring import score_task
+from tests.defaults import scoring_options
 from models.tasks import TASKS
 from models.train import train_task
 from tests.unit.test_models_train import FAST, SETTINGS, make_data
@@ -34,7 +35,7 @@ def scored(request):
 
 def _score(scored, **options) -> pd.DataFrame:
     task, model, fs = scored
-    return score_task(model, task, fs, model_version=3, options=ScoringOptions(**options))
+    return score_task(model, task, fs, model_version=3, options=scoring_options(**options))
 
 
 def test_pattern_and_lightgbm_treeshap_write_the_same_rows(scored):
@@ -57,4 +58,4 @@ def test_scores_are_the_calibrated_predictions_and_reasons_are_complete(scored):
 
 def test_unknown_treeshap_method_is_refused():
     with pytest.raises(ModelConfigError, match=r"scoring.treeshap must be one of \('pattern', 'lightgbm'\); got 'fast'"):
-        ScoringOptions(treeshap="fast")
+        scoring_options(treeshap="fast")
