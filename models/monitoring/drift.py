@@ -17,11 +17,12 @@ from scipy.stats import norm, spearmanr
 from models.errors import MonitoringInputError
 from models.monitoring.reference import MISSING, UNSEEN, FeatureReference, ModelReference, finite_or_none, \
     numeric_values
-from models.monitoring.stats import adjust_p_values, jensen_shannon, psi, psi_contributions, psi_p_value
+from models.monitoring.stats import adjust_p_values, jensen_shannon, psi, psi_contributions, psi_null_mean, \
+    psi_p_value
 from models.monitoring.thresholds import MonitorThresholds
 
-DRIFT_COLUMNS = ("feature", "label", "kind", "n", "psi", "js", "p_value", "p_adjusted", "status", "reason",
-                 "importance", "impact", "rank", "missing_rate_reference", "missing_rate", "unseen_share",
+DRIFT_COLUMNS = ("feature", "label", "kind", "n", "psi", "psi_excess", "js", "p_value", "p_adjusted", "status",
+                 "reason", "importance", "impact", "rank", "missing_rate_reference", "missing_rate", "unseen_share",
                  "out_of_range_share", "age_adjusted")
 
 
@@ -53,6 +54,7 @@ def _reason(ref: FeatureReference, contrib: np.ndarray) -> str:
 
 
 def _status(n: int, n_ref: int, value: float, p_adj: float, t: MonitorThresholds) -> str:
+    """Status from the size (``value``: the PSI in excess of its null mean) and the evidence (``p_adj``)."""
     if n < t.min_rows or n_ref < t.min_rows:
         return "insufficient"
     if p_adj < t.alpha and value >= t.psi_alert:
@@ -77,7 +79,9 @@ def feature_drift(reference: ModelReference, frame: pd.DataFrame, *, elapsed_day
     Returns
     -------
     One row per feature (columns ``DRIFT_COLUMNS``), ordered by ``rank``: 1 = the largest ``impact`` (importance x
-    PSI; insufficient features last). ``status`` is ok / warn / alert / insufficient; ``reason`` names the bin that
+    PSI; insufficient features last). ``psi_excess`` is the PSI minus its expectation under "nothing changed"
+    (``stats.psi_null_mean``, floored at 0): the size thresholds apply to it, so that a small run's sampling noise
+    does not pass for drift. ``status`` is ok / warn / alert / insufficient; ``reason`` names the bin that
     contributes most: missing_share, unseen_category, category_mix (categorical) or shift (numeric). PSI uses the
     frozen bins, the missing and unseen bins included; ``js`` is the Jensen-Shannon divergence in bits.
     """
@@ -90,7 +94,7 @@ def feature_drift(reference: ModelReference, frame: pd.DataFrame, *, elapsed_day
                                    "to the run's (>= 0).")
     rows = []
     for ref in reference.features:
-        values = frame[ref.name]
+        values = numeric_values(frame[ref.name]) if ref.kind == "numeric" else frame[ref.name]
         counts, aged = _compare(ref, values, elapsed_days)
         n = int(counts.sum())
         value = psi(ref.counts, counts) if n and ref.n else float("nan")
@@ -98,11 +102,13 @@ def feature_drift(reference: ModelReference, frame: pd.DataFrame, *, elapsed_day
         enough = n >= thresholds.min_rows and ref.n >= thresholds.min_rows
         out_of_range = float("nan")
         if ref.kind == "numeric" and ref.minimum is not None:
-            x = numeric_values(values) - (elapsed_days if aged else 0.0)
+            x = values - (elapsed_days if aged else 0.0)
             x = x[~np.isnan(x)]
             out_of_range = float(((x < ref.minimum) | (x > ref.maximum)).mean()) if len(x) else float("nan")
         rows.append({
             "feature": ref.name, "label": ref.label, "kind": ref.kind, "n": n, "psi": value,
+            "psi_excess": max(0.0, value - psi_null_mean(ref.n, n, ref.reference_bins)) if n and ref.n
+            else float("nan"),
             "js": jensen_shannon(ref.counts, counts) if n and ref.n else float("nan"),
             "p_value": psi_p_value(value, ref.n, n, ref.reference_bins) if enough else float("nan"),
             "reason": _reason(ref, contrib), "importance": float(reference.importance.get(ref.name, 0.0)),
@@ -114,7 +120,7 @@ def feature_drift(reference: ModelReference, frame: pd.DataFrame, *, elapsed_day
     out = pd.DataFrame(rows)
     out["p_adjusted"] = adjust_p_values(out["p_value"].to_numpy(dtype=np.float64), thresholds.correction)
     out["status"] = [_status(n, ref.n, v, p, thresholds)
-                     for n, ref, v, p in zip(out["n"], reference.features, out["psi"], out["p_adjusted"])]
+                     for n, ref, v, p in zip(out["n"], reference.features, out["psi_excess"], out["p_adjusted"])]
     out["impact"] = out["importance"] * out["psi"]
     sufficient = out["status"] != "insufficient"
     order = out.assign(_s=sufficient).sort_values(["_s", "impact", "psi"], ascending=[False, False, False],

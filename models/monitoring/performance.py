@@ -123,7 +123,8 @@ def realized_performance(
     bands = {}
     if "band" in rows.columns:
         for band, part in rows.groupby(rows["band"].astype("str"), sort=True):
-            bands[str(band)] = _clean({"n": len(part), "mean_score": part["score"].mean(), "precision": part["y"].mean()})
+            bands[str(band)] = _clean({"n": len(part), "mean_score": part["score"].mean(),
+                                       "precision": part["y"].mean()})
     slices = ()
     if slice_columns:
         table = slice_metrics(rows, slice_columns, kind=kind, y_col="y", pred_col="score", min_size=min_slice_rows,
@@ -160,7 +161,8 @@ class EstimatedPerformance:
         return cls(int(d["n"]), *(Estimate.from_dict(d[k]) for k in ("auc", "positives", "positive_rate", "brier")))
 
 
-def estimated_performance(scores: np.ndarray | pd.Series, *, seed: int, draws: int, level: float) -> EstimatedPerformance:
+def estimated_performance(scores: np.ndarray | pd.Series, *, seed: int, draws: int,
+                          level: float) -> EstimatedPerformance:
     """Confidence-based estimate of a binary run's performance from its calibrated probabilities.
 
     Parameters
@@ -238,11 +240,13 @@ def grade_estimate(estimate: EstimatedPerformance, realized: RealizedPerformance
         auc_error = estimate.auc.value - m["roc_auc"]
     auc_ok = auc_error is not None and abs(auc_error) <= thresholds.estimate_auc_tolerance
     ratio = p_value = None
-    rate, exp_rate, exp_brier, n = m.get("positive_rate"), estimate.positive_rate.value, estimate.brier.value, m.get("n")
+    rate, n = m.get("positive_rate"), m.get("n")
+    exp_rate, exp_brier = estimate.positive_rate.value, estimate.brier.value
     if rate is not None and exp_rate and exp_brier and n:
         ratio = rate / exp_rate
         p_value = float(2 * norm.sf(abs(rate - exp_rate) / np.sqrt(exp_brier / n)))
-    rate_ok = ratio is not None and not (p_value < thresholds.alpha and abs(ratio - 1) > thresholds.calibration_tolerance)
+    rate_ok = ratio is not None and not (p_value < thresholds.alpha
+                                         and abs(ratio - 1) > thresholds.calibration_tolerance)
     brier_error = None
     if estimate.brier.value is not None and m.get("brier") is not None:
         brier_error = estimate.brier.value - m["brier"]

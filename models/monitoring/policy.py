@@ -82,7 +82,9 @@ def _performance_reasons(reference: ModelReference | None, realized: RealizedPer
     ref_auc = reference.metrics.get("roc_auc") if reference is not None else None
     auc, se = m.get("roc_auc"), m.get("auc_se")
     if ref_auc is not None and ref_auc.value is not None and auc is not None and se:
-        ref_se = (ref_auc.high - ref_auc.low) / (2 * norm.ppf(0.5 + t.level / 2)) if None not in (ref_auc.low, ref_auc.high) else 0.0
+        ref_se = 0.0  # the held-out AUC's standard error, back from its interval
+        if ref_auc.low is not None and ref_auc.high is not None:
+            ref_se = (ref_auc.high - ref_auc.low) / (2 * norm.ppf(0.5 + t.level / 2))
         drop = ref_auc.value - auc
         p_drop = float(norm.sf(drop / (se**2 + ref_se**2) ** 0.5))
         if drop > t.auc_drop_alert and p_drop < t.alpha:
@@ -110,6 +112,8 @@ def _health_reasons(h: ScoreHealth, t: MonitorThresholds) -> list[Reason]:
 
 def _drift_reasons(drift: pd.DataFrame) -> list[Reason]:
     flagged = drift[drift["status"].isin(["warn", "alert"])].sort_values("rank")
+    if flagged.empty:
+        return []
     return [Reason(r.status, "feature_drift", r.feature, float(r.psi),
                    f"{r.label}: PSI {r.psi:.3f} ({r.reason.replace('_', ' ')})") for r in flagged.itertuples()]
 

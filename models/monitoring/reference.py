@@ -36,6 +36,8 @@ def finite_or_none(x: object) -> float | None:
 
 def numeric_values(values: pd.Series | np.ndarray) -> np.ndarray:
     """Values as float64 with NaN for missing (nullable dtypes included)."""
+    if isinstance(values, (np.ndarray, pd.Series)) and values.dtype.kind in "fiub":
+        return np.asarray(values, dtype=np.float64)
     return pd.Series(values).astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
 
 
@@ -83,7 +85,7 @@ class FeatureReference:
         """Rows of ``values`` per bin (in :attr:`bins` order); ``shift`` is subtracted from numeric values first."""
         if self.kind == "categorical":
             s = pd.Series(values).astype("str")
-            codes = pd.Categorical(s, categories=list(self.categories)).codes
+            codes = pd.Index(self.categories, dtype="str").get_indexer(s)
             k = len(self.categories)
             missing = s.isna().to_numpy()
             idx = np.where(codes >= 0, codes, np.where(missing, k, k + 1))

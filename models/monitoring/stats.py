@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.stats import chi2, norm, rankdata
+from scipy.special import chdtrc
+from scipy.stats import norm, rankdata
 
 from models.errors import MonitoringInputError
 
@@ -21,7 +22,8 @@ PSI_EPS = 1e-4
 def _shares(counts: Sequence[float] | np.ndarray, what: str) -> np.ndarray:
     c = np.asarray(counts, dtype=np.float64)
     if c.ndim != 1 or len(c) == 0 or not np.isfinite(c).all() or (c < 0).any():
-        raise MonitoringInputError(f"{what} must be a non-empty 1-d array of non-negative counts; got {c.tolist()[:5]}.")
+        raise MonitoringInputError(f"{what} must be a non-empty 1-d array of non-negative counts; "
+                                   f"got {c.tolist()[:5]}.")
     total = c.sum()
     if total <= 0:
         raise MonitoringInputError(f"{what} sums to 0; expected at least one counted row.")
@@ -60,7 +62,15 @@ def psi_p_value(value: float, n_reference: int, n_current: int, bins: int) -> fl
     if bins < 2 or n_reference <= 0 or n_current <= 0:
         return 1.0
     scale = 1.0 / n_reference + 1.0 / n_current
-    return float(chi2.sf(value / scale, bins - 1))
+    return float(chdtrc(bins - 1, value / scale))  # the chi-square survival function
+
+
+def psi_null_mean(n_reference: int, n_current: int, bins: int) -> float:
+    """Expected PSI when nothing changed, ``(1/n_reference + 1/n_current) * (bins - 1)`` (the mean of the scaled
+    chi-square of :func:`psi_p_value`): PSI's small-sample bias, subtracted before a size threshold applies."""
+    if bins < 2 or n_reference <= 0 or n_current <= 0:
+        return 0.0
+    return (1.0 / n_reference + 1.0 / n_current) * (bins - 1)
 
 
 def jensen_shannon(p: Sequence[float], q: Sequence[float]) -> float:
@@ -96,7 +106,8 @@ def auc_standard_error(auc: float, n_pos: int, n_neg: int) -> float:
     return float(np.sqrt(max(var, 0.0)))
 
 
-def normal_interval(value: float, se: float, level: float, *, lo: float = -np.inf, hi: float = np.inf) -> tuple[float, float]:
+def normal_interval(value: float, se: float, level: float, *, lo: float = -np.inf,
+                    hi: float = np.inf) -> tuple[float, float]:
     """``value -/+ z * se`` at the two-sided confidence ``level``, clipped to [lo, hi]."""
     z = norm.ppf(0.5 + level / 2)
     return float(max(lo, value - z * se)), float(min(hi, value + z * se))

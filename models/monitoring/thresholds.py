@@ -1,4 +1,5 @@
-"""The monitoring thresholds: one frozen object, parsed once from configuration (no defaults here: configs/ holds them)."""
+"""The monitoring thresholds: one frozen object, parsed once from configuration (no defaults here: configs/ holds
+them)."""
 from __future__ import annotations
 
 from collections.abc import Mapping

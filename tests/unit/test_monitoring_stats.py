@@ -18,7 +18,14 @@ from models.monitoring import (
     psi_p_value,
     wilson_interval,
 )
-from models.monitoring.stats import auc_from_ranks, calibration_slope_intercept, expected_auc, psi_contributions, ranks
+from models.monitoring.stats import (
+    auc_from_ranks,
+    calibration_slope_intercept,
+    expected_auc,
+    psi_contributions,
+    psi_null_mean,
+    ranks,
+)
 from tests.unit._monitoring_world import THRESHOLDS
 
 
@@ -52,6 +59,8 @@ def test_psi_null_distribution_is_scaled_chi2_by_simulation():
     scaled = values / (1 / n_ref + 1 / n_cur)
     assert scaled.mean() == pytest.approx(len(shares) - 1, rel=0.05)  # chi2(7) has mean 7
     assert np.quantile(scaled, 0.95) == pytest.approx(chi2.ppf(0.95, 7), rel=0.08)
+    assert values.mean() == pytest.approx(psi_null_mean(n_ref, n_cur, len(shares)), rel=0.05)
+    assert psi_null_mean(100, 100, 5) == pytest.approx(0.08) and psi_null_mean(100, 100, 1) == 0.0
     p = np.array([psi_p_value(v, n_ref, n_cur, len(shares)) for v in values])
     assert 0.035 <= (p < 0.05).mean() <= 0.065
     assert 0.005 <= (p < 0.01).mean() <= 0.02
@@ -91,13 +100,15 @@ def test_auc_standard_error_matches_simulation():
     rng = np.random.default_rng(11)
     n_pos, n_neg = 200, 800
     y = np.r_[np.ones(n_pos), np.zeros(n_neg)]
-    aucs = [roc_auc_score(y, np.r_[rng.exponential(4.0, n_pos), rng.exponential(1.0, n_neg)]) for _ in range(600)]
+    aucs = [auc_from_ranks(y, ranks(np.r_[rng.exponential(4.0, n_pos), rng.exponential(1.0, n_neg)]))
+            for _ in range(600)]
     assert np.mean(aucs) == pytest.approx(0.8, abs=0.005)
     assert auc_standard_error(0.8, n_pos, n_neg) == pytest.approx(np.std(aucs), rel=0.1)
 
 
 def test_holm_hand_worked():
-    # sorted p (0.01, 0.02, 0.03, 0.04) x (4, 3, 2, 1) = (0.04, 0.06, 0.06, 0.04) -> running max (0.04, 0.06, 0.06, 0.06)
+    # sorted p (0.01, 0.02, 0.03, 0.04) x (4, 3, 2, 1) = (0.04, 0.06, 0.06, 0.04)
+    # -> running max (0.04, 0.06, 0.06, 0.06)
     np.testing.assert_allclose(holm([0.03, 0.01, 0.04, 0.02]), [0.06, 0.04, 0.06, 0.06])
     out = holm([0.5, np.nan, 0.01])  # NaN (an insufficient feature) is not counted: m = 2
     np.testing.assert_allclose(out[[0, 2]], [0.5, 0.02])
