@@ -32,7 +32,3 @@ class NoChampionError(ModelError):
 
 class ModelConfigError(ModelError):
     """Training parameters or settings that are unknown or out of range."""
-
-
-class MonitoringInputError(ModelError, ValueError):
-    """Monitoring inputs that cannot be compared: mismatched bins, a feature missing from the frame, bad thresholds."""

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm, spearmanr
 
-from models.errors import MonitoringInputError
+from models.monitoring.errors import MonitoringInputError
 from models.monitoring.reference import MISSING, UNSEEN, FeatureReference, ModelReference, finite_or_none, \
     numeric_values
 from models.monitoring.stats import adjust_p_values, jensen_shannon, psi, psi_contributions, psi_null_mean, \

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from models.errors import MonitoringInputError
 from models.evaluate import binary_metrics, regression_metrics, slice_metrics
+from models.monitoring.errors import MonitoringInputError
 from models.monitoring.reference import Estimate, finite_or_none, numeric_values
 from models.monitoring.stats import auc_from_ranks, auc_standard_error, calibration_slope_intercept, expected_auc, \
     ranks

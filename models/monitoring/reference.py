@@ -16,8 +16,8 @@ import pandas as pd
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
 from features.catalog import FeatureInfo
-from models.errors import MonitoringInputError
 from models.evaluate import expected_calibration_error, normalized_gini
+from models.monitoring.errors import MonitoringInputError
 from models.monitoring.stats import auc_standard_error, normal_interval
 
 MISSING = "(missing)"

@@ -12,7 +12,7 @@ import numpy as np
 from scipy.special import chdtrc
 from scipy.stats import norm, rankdata
 
-from models.errors import MonitoringInputError
+from models.monitoring.errors import MonitoringInputError
 
 #: Floor on a bin's share inside PSI's logarithm, so that an empty bin (the reference's "missing" bin of a feature
 #: that was never missing, or the "unseen" bin) gives a large but finite term.

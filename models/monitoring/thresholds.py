@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 
-from models.errors import MonitoringInputError
+from models.monitoring.errors import MonitoringInputError
 from models.monitoring.stats import CORRECTIONS
 
 

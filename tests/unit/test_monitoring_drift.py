@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.errors import MonitoringInputError
 from models.monitoring import (
     DRIFT_COLUMNS,
     ModelReference,
@@ -21,6 +20,7 @@ from models.monitoring import (
     score_health,
     wilson_interval,
 )
+from models.monitoring.errors import MonitoringInputError
 from tests.unit import _monitoring_world as world
 from tests.unit._monitoring_world import THRESHOLDS
 

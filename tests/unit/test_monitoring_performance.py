@@ -23,7 +23,7 @@ from models.monitoring import (
     realized_performance,
     score_health,
 )
-from models.errors import MonitoringInputError
+from models.monitoring.errors import MonitoringInputError
 from tests.unit import _monitoring_world as world
 from tests.unit._monitoring_world import THRESHOLDS
 

@@ -7,7 +7,6 @@ from scipy.spatial.distance import jensenshannon
 from scipy.stats import chi2, false_discovery_control
 from sklearn.metrics import roc_auc_score
 
-from models.errors import MonitoringInputError
 from models.monitoring import (
     MonitorThresholds,
     auc_standard_error,
@@ -18,6 +17,7 @@ from models.monitoring import (
     psi_p_value,
     wilson_interval,
 )
+from models.monitoring.errors import MonitoringInputError
 from models.monitoring.stats import (
     auc_from_ranks,
     calibration_slope_intercept,
