@@ -42,20 +42,22 @@ class Columns:
     values: dict[str, object] = field(default_factory=dict)
     catalog: dict[str, FeatureInfo] = field(default_factory=dict)
 
-    def num(self, name: str, values: np.ndarray, label: str, unit: str) -> None:
-        self._add(name, np.asarray(values), label, "numeric", unit)
+    def num(self, name: str, values: np.ndarray, label: str, unit: str, *, grows_with_time: bool = False) -> None:
+        self._add(name, np.asarray(values), label, "numeric", unit, grows_with_time=grows_with_time)
 
     def cat(self, name: str, values: np.ndarray | pd.api.extensions.ExtensionArray, label: str) -> None:
         if not (isinstance(values, pd.api.extensions.ExtensionArray) and values.dtype == "str"):
             values = pd.Series(np.asarray(values, dtype=object)).astype("str").array
         self._add(name, values, label, "categorical", "category")
 
-    def _add(self, name: str, values: object, label: str, kind: str, unit: str) -> None:
+    def _add(self, name: str, values: object, label: str, kind: str, unit: str, *,
+             grows_with_time: bool = False) -> None:
         col = f"{self.prefix}__{name}"
         if col in self.values:
             raise KeyError(f"feature column {col} defined twice")
         self.values[col] = values
-        self.catalog[col] = FeatureInfo(label=label, family=FAMILIES[self.prefix], kind=kind, unit=unit)
+        self.catalog[col] = FeatureInfo(label=label, family=FAMILIES[self.prefix], kind=kind, unit=unit,
+                                         grows_with_time=grows_with_time)
 
 
 def window_phrase(days: int) -> str:

@@ -26,12 +26,17 @@ class FeatureInfo:
     family : one of FAMILIES' values (engagement, purchase, support, subscription, firmographic, funnel).
     kind : "numeric" or "categorical" (categorical columns are `str` with NaN for missing).
     unit : how to phrase a value: count, days, currency, share, ratio, flag, score, employees, category.
+    grows_with_time : True when the value of an unchanged entity grows by exactly one per day by construction
+        (cutoff minus a timestamp fixed once set: tenure, days since created / first order / MQL). Drift
+        monitoring then allows for the days elapsed since the reference (`models.monitoring.feature_drift`).
+        "Days since last X" resets and is not flagged.
     """
 
     label: str
     family: str
     kind: Literal["numeric", "categorical"]
     unit: str
+    grows_with_time: bool = False
 
 
 @dataclass(frozen=True)

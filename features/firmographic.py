@@ -67,7 +67,8 @@ def account_firmographics(accounts: pd.DataFrame, q: Query) -> Columns:
     cost = accounts["acquisition_cost"].to_numpy(dtype=np.float64, na_value=np.nan)
     cols.num("acquisition_cost", take(cost, pos, np.nan).astype(np.float64), "Cost to acquire", "currency")
     created = take(to_us(accounts["created_at"], what="accounts.created_at"), pos, NAT).astype(np.int64)
-    cols.num("tenure_days", days_between(q.t, created), "Days as a customer", "days")
+    cols.num("tenure_days", days_between(q.t, created), "Days as a customer", "days",
+             grows_with_time=True)
     return cols
 
 

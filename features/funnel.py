@@ -37,11 +37,14 @@ def funnel_features(leads: pd.DataFrame, q: Query) -> Columns:
     stage = np.where(is_sql, "sql", np.where(is_mql, "mql", "new")).astype(object)
     stage_start = np.where(is_sql, sql, np.where(is_mql, mql, created))
     cols.cat("stage", stage, "Funnel stage")
-    cols.num("days_since_created", days_between(t, created), "Days since the lead was created", "days")
+    cols.num("days_since_created", days_between(t, created), "Days since the lead was created", "days",
+             grows_with_time=True)
     cols.num("is_mql", is_mql.astype(np.int8), "Marketing-qualified", "flag")
-    cols.num("days_since_mql", days_between(t, mql), "Days since marked marketing-qualified", "days")
+    cols.num("days_since_mql", days_between(t, mql), "Days since marked marketing-qualified", "days",
+             grows_with_time=True)
     cols.num("days_in_stage", days_between(t, stage_start), "Days in the current funnel stage", "days")
-    cols.num("days_since_sql", days_between(t, sql), "Days since accepted by sales", "days")
+    cols.num("days_since_sql", days_between(t, sql), "Days since accepted by sales", "days",
+             grows_with_time=True)
     return cols
 
 

@@ -65,7 +65,8 @@ def purchase_features(orders: pd.DataFrame, q: Query) -> Columns:
     cols.num("revenue_total", revenue, "Revenue ever", "currency")
     cols.num("margin_total", margin.upto(c, at_t), "Gross margin ever", "currency")
     cols.num("days_since_order", days_between(t, last_before(idx, c, at_t)), "Days since last order", "days")
-    cols.num("days_since_first_order", days_between(t, first_before(idx, c, at_t)), "Days since first order", "days")
+    cols.num("days_since_first_order", days_between(t, first_before(idx, c, at_t)), "Days since first order", "days",
+             grows_with_time=True)
     with np.errstate(divide="ignore", invalid="ignore"):
         cols.num("avg_order_value", np.where(n_orders > 0, revenue / n_orders, np.nan), "Average order value",
                  "currency")

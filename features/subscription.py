@@ -77,7 +77,8 @@ def subscription_features(subs: pd.DataFrame, q: Query) -> Columns:
     cols.cat("plan", current, "Current plan")
     cols.num("mrr", mrr_t, "Monthly recurring revenue", "currency")
     cols.num("active_subscriptions", n_active, "Active subscriptions", "count")
-    cols.num("tenure_days", days_between(t, first_start), "Days since the first subscription started", "days")
+    cols.num("tenure_days", days_between(t, first_start), "Days since the first subscription started", "days",
+             grows_with_time=True)
     cols.num("plan_changes", n_changes, "Plan changes so far", "count")
     cols.num("mrr_change_90d", mrr_t - mrr_90, "Change in monthly recurring revenue over the last 90 days",
              "currency")

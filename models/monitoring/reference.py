@@ -1,0 +1,333 @@
+"""The reference of one model version, frozen at training: feature bins, the held-out score distribution, held-out
+metrics with confidence intervals, and feature importance.
+
+Grain: one :class:`ModelReference` per model version; one :class:`FeatureReference` per feature column. Every
+object is a frozen dataclass with ``to_dict()`` / ``from_dict()`` that survive a JSON round trip (missing values
+are ``None``, never NaN), so the registry can log them and the CRM tables can store them.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+
+from features.catalog import FeatureInfo
+from models.evaluate import expected_calibration_error, normalized_gini
+from models.monitoring.errors import MonitoringInputError
+from models.monitoring.stats import auc_standard_error, normal_interval
+
+MISSING = "(missing)"
+UNSEEN = "(unseen)"
+DECILES = tuple(np.arange(1, 10) / 10)
+
+
+def finite_or_none(x: object) -> float | None:
+    """``float(x)``, or None when it is missing or not finite (JSON has no NaN)."""
+    try:
+        v = float(x)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return v if np.isfinite(v) else None
+
+
+def numeric_values(values: pd.Series | np.ndarray) -> np.ndarray:
+    """Values as float64 with NaN for missing (nullable dtypes included)."""
+    if isinstance(values, (np.ndarray, pd.Series)) and values.dtype.kind in "fiub":
+        return np.asarray(values, dtype=np.float64)
+    return pd.Series(values).astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+@dataclass(frozen=True)
+class FeatureReference:
+    """Frozen bins of one feature in the training window.
+
+    Attributes
+    ----------
+    name, label : column name and its catalog label.
+    kind : "numeric" or "categorical".
+    grows_with_time : from the catalog (see ``features.catalog.FeatureInfo``).
+    edges : numeric only: sorted distinct cut points (training deciles). Bins are right-closed,
+        ``(-inf, e1], (e1, e2], ..., (ek, inf)``, then the missing bin.
+    categories : categorical only: the training category set (sorted). Bins are the categories, then the missing
+        bin, then the unseen bin (a category not in the set).
+    counts : training rows per bin, in :attr:`bins` order.
+    n : training rows; missing_rate : share missing; minimum, maximum : range of the non-missing numeric values.
+    """
+
+    name: str
+    label: str
+    kind: str
+    grows_with_time: bool
+    edges: tuple[float, ...]
+    categories: tuple[str, ...]
+    counts: tuple[int, ...]
+    n: int
+    missing_rate: float | None
+    minimum: float | None
+    maximum: float | None
+
+    @property
+    def bins(self) -> tuple[str, ...]:
+        """Readable bin labels, in the order of :attr:`counts`."""
+        if self.kind == "categorical":
+            return (*self.categories, MISSING, UNSEEN)
+        e = self.edges
+        if not e:
+            return ("(all values)", MISSING)
+        inner = tuple(f"({a:g}, {b:g}]" for a, b in zip(e[:-1], e[1:]))
+        return (f"<= {e[0]:g}", *inner, f"> {e[-1]:g}", MISSING)
+
+    def bin_counts(self, values: pd.Series | np.ndarray, *, shift: float = 0.0) -> np.ndarray:
+        """Rows of ``values`` per bin (in :attr:`bins` order); ``shift`` is subtracted from numeric values first."""
+        if self.kind == "categorical":
+            s = pd.Series(values).astype("str")
+            codes = pd.Index(self.categories, dtype="str").get_indexer(s)
+            k = len(self.categories)
+            missing = s.isna().to_numpy()
+            idx = np.where(codes >= 0, codes, np.where(missing, k, k + 1))
+            return np.bincount(idx, minlength=k + 2)
+        x = numeric_values(values)
+        missing = np.isnan(x)
+        k = len(self.edges) + 1
+        idx = np.where(missing, k, np.searchsorted(np.asarray(self.edges), x - shift, side="left"))
+        return np.bincount(idx.astype(np.int64), minlength=k + 1)
+
+    @property
+    def reference_bins(self) -> int:
+        """Bins with a positive training share (the degrees of freedom of the PSI test are this minus one)."""
+        return int(np.count_nonzero(self.counts))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> FeatureReference:
+        return cls(**{**d, "edges": tuple(float(e) for e in d["edges"]), "categories": tuple(d["categories"]),
+                      "counts": tuple(int(c) for c in d["counts"])})
+
+
+def build_feature_reference(name: str, info: FeatureInfo, values: pd.Series) -> FeatureReference:
+    """The :class:`FeatureReference` of one training-window column (deciles, or the category set)."""
+    n = len(values)
+    if info.kind == "categorical":
+        s = pd.Series(values).astype("str")
+        cats = tuple(sorted(str(c) for c in s.dropna().unique()))
+        ref = FeatureReference(name, info.label, "categorical", info.grows_with_time, (), cats, (), n,
+                               finite_or_none(s.isna().mean()) if n else None, None, None)
+        return replace(ref, counts=tuple(int(c) for c in ref.bin_counts(s)))
+    x = numeric_values(values)
+    finite = x[~np.isnan(x)]
+    edges = tuple(float(e) for e in np.unique(np.quantile(finite, DECILES))) if len(finite) else ()
+    ref = FeatureReference(name, info.label, "numeric", info.grows_with_time, edges, (), (), n,
+                           finite_or_none(np.isnan(x).mean()) if n else None,
+                           finite_or_none(finite.min()) if len(finite) else None,
+                           finite_or_none(finite.max()) if len(finite) else None)
+    return replace(ref, counts=tuple(int(c) for c in ref.bin_counts(x)))
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A value with its confidence interval (any of them None when it cannot be computed)."""
+
+    value: float | None
+    low: float | None
+    high: float | None
+
+    def to_dict(self) -> dict[str, float | None]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Estimate:
+        return cls(d["value"], d["low"], d["high"])
+
+
+@dataclass(frozen=True)
+class ScoreReference:
+    """The held-out score distribution of one model version.
+
+    Attributes
+    ----------
+    edges, counts : score deciles (right-closed bins as in :class:`FeatureReference`) then the missing bin.
+    n : held-out rows. mean_score, score_sd : of the held-out scores. base_rate : mean held-out outcome (positive
+        rate; mean amount for CLV). bands, band_shares : band labels (sorted) and their held-out shares.
+    """
+
+    edges: tuple[float, ...]
+    counts: tuple[int, ...]
+    n: int
+    mean_score: float | None
+    score_sd: float | None
+    base_rate: float | None
+    bands: tuple[str, ...]
+    band_shares: tuple[float, ...]
+
+    def bin_counts(self, scores: np.ndarray) -> np.ndarray:
+        x = numeric_values(scores)
+        k = len(self.edges) + 1
+        idx = np.where(np.isnan(x), k, np.searchsorted(np.asarray(self.edges), x, side="left"))
+        return np.bincount(idx.astype(np.int64), minlength=k + 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ScoreReference:
+        return cls(**{**d, "edges": tuple(float(e) for e in d["edges"]), "counts": tuple(int(c) for c in d["counts"]),
+                      "bands": tuple(d["bands"]), "band_shares": tuple(float(s) for s in d["band_shares"])})
+
+
+@dataclass(frozen=True)
+class ModelReference:
+    """Everything monitoring compares a scoring run of one model version against.
+
+    Attributes
+    ----------
+    model_version : the registry's version. kind : "binary" or "regression".
+    features : one :class:`FeatureReference` per feature, in model feature order.
+    score : the held-out :class:`ScoreReference`.
+    metrics : held-out metric name -> :class:`Estimate` (binary: roc_auc with the Hanley-McNeil interval; pr_auc,
+        brier, ece, gini with bootstrap intervals; regression: normalized_gini, mae, total_ratio).
+    importance : feature -> mean |SHAP| on the held-out rows (raw model space).
+    n_pos, n_neg : held-out class counts (binary; 0 for regression).
+    """
+
+    model_version: str
+    kind: str
+    features: tuple[FeatureReference, ...]
+    score: ScoreReference
+    metrics: dict[str, Estimate] = field(default_factory=dict)
+    importance: dict[str, float] = field(default_factory=dict)
+    n_pos: int = 0
+    n_neg: int = 0
+
+    def feature(self, name: str) -> FeatureReference:
+        for f in self.features:
+            if f.name == name:
+                return f
+        raise MonitoringInputError(f"feature {name!r} is not in the reference of model version "
+                                   f"{self.model_version!r}; it has {[f.name for f in self.features][:10]}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model_version": self.model_version, "kind": self.kind,
+                "features": [f.to_dict() for f in self.features], "score": self.score.to_dict(),
+                "metrics": {k: v.to_dict() for k, v in self.metrics.items()},
+                "importance": dict(self.importance), "n_pos": self.n_pos, "n_neg": self.n_neg}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ModelReference:
+        return cls(d["model_version"], d["kind"], tuple(FeatureReference.from_dict(f) for f in d["features"]),
+                   ScoreReference.from_dict(d["score"]), {k: Estimate.from_dict(v) for k, v in d["metrics"].items()},
+                   {k: float(v) for k, v in d["importance"].items()}, int(d["n_pos"]), int(d["n_neg"]))
+
+
+def _bootstrap(metrics: Mapping[str, Any], y: np.ndarray, s: np.ndarray, *, seed: int, n_boot: int,
+               level: float) -> dict[str, Estimate]:
+    """Point value and percentile-bootstrap interval of each metric ``f(y, s)`` (rows resampled, seeded)."""
+    rng = np.random.default_rng(seed)
+    draws = {k: [] for k in metrics}
+    for _ in range(n_boot):
+        idx = rng.integers(0, len(y), len(y))
+        for k, f in metrics.items():
+            draws[k].append(f(y[idx], s[idx]))
+    out = {}
+    for k, f in metrics.items():
+        d = np.asarray(draws[k], dtype=np.float64)
+        d = d[np.isfinite(d)]
+        lo, hi = (np.quantile(d, [0.5 - level / 2, 0.5 + level / 2]) if len(d) else (np.nan, np.nan))
+        out[k] = Estimate(finite_or_none(f(y, s)), finite_or_none(lo), finite_or_none(hi))
+    return out
+
+
+def _binary_or_nan(f):
+    def g(y: np.ndarray, s: np.ndarray) -> float:
+        return float(f(y, s)) if len(np.unique(y)) == 2 else float("nan")
+    return g
+
+
+def held_out_metrics(kind: str, labels: np.ndarray, scores: np.ndarray, *, seed: int, n_boot: int,
+                     level: float) -> tuple[dict[str, Estimate], int, int]:
+    """Held-out metrics with intervals (see :class:`ModelReference`), and the class counts."""
+    y = np.asarray(labels, dtype=np.float64)
+    s = np.asarray(scores, dtype=np.float64)
+    if kind == "regression":
+        total_ratio = lambda a, b: float(b.sum() / a.sum()) if a.sum() else float("nan")  # noqa: E731
+        return _bootstrap({"normalized_gini": normalized_gini, "mae": lambda a, b: float(np.abs(a - b).mean()),
+                           "total_ratio": total_ratio}, y, s, seed=seed, n_boot=n_boot, level=level), 0, 0
+    if kind != "binary":
+        raise MonitoringInputError(f"kind={kind!r}; expected 'binary' or 'regression'.")
+    n_pos = int((y > 0.5).sum())
+    n_neg = len(y) - n_pos
+    metrics = _bootstrap({"pr_auc": _binary_or_nan(average_precision_score), "brier": brier_score_loss,
+                          "ece": expected_calibration_error,
+                          "gini": _binary_or_nan(lambda a, b: 2 * roc_auc_score(a, b) - 1)},
+                         y, s, seed=seed, n_boot=n_boot, level=level)
+    auc = float(roc_auc_score(y, s)) if n_pos and n_neg else float("nan")
+    lo, hi = normal_interval(auc, auc_standard_error(auc, n_pos, n_neg), level, lo=0.0, hi=1.0)
+    metrics["roc_auc"] = Estimate(finite_or_none(auc), finite_or_none(lo), finite_or_none(hi))
+    return metrics, n_pos, n_neg
+
+
+def build_score_reference(scores: np.ndarray, labels: np.ndarray, bands: Sequence[str] | None) -> ScoreReference:
+    """The :class:`ScoreReference` of held-out scores, outcomes and bands (same rows)."""
+    x = numeric_values(scores)
+    finite = x[np.isfinite(x)]
+    edges = tuple(float(e) for e in np.unique(np.quantile(finite, DECILES))) if len(finite) else ()
+    shares = pd.Series(bands, dtype="str").value_counts(normalize=True).sort_index() if bands is not None else None
+    ref = ScoreReference(edges, (), len(x), finite_or_none(finite.mean()) if len(finite) else None,
+                         finite_or_none(finite.std()) if len(finite) else None,
+                         finite_or_none(np.nanmean(np.asarray(labels, dtype=np.float64))) if len(x) else None,
+                         tuple(str(b) for b in shares.index) if shares is not None else (),
+                         tuple(float(v) for v in shares.to_numpy()) if shares is not None else ())
+    return replace(ref, counts=tuple(int(c) for c in ref.bin_counts(x)))
+
+
+def build_reference(
+    frame: pd.DataFrame,
+    catalog: Mapping[str, FeatureInfo],
+    scores: np.ndarray | pd.Series,
+    labels: np.ndarray | pd.Series,
+    bands: Sequence[str] | pd.Series | None,
+    importance: Mapping[str, float],
+    *,
+    model_version: str,
+    kind: str,
+    seed: int,
+    n_boot: int,
+    level: float,
+) -> ModelReference:
+    """Freeze the reference of one model version at training.
+
+    Parameters
+    ----------
+    frame : the training window's features (one row per entity and cutoff); every catalog column must be present.
+    catalog : feature column -> FeatureInfo (the model's features, in model order).
+    scores, labels, bands : the held-out rows' calibrated scores, realized outcomes and bands (same rows, same order).
+    importance : feature -> mean |SHAP| on the held-out rows; features absent get 0.
+    model_version, kind : registry version, "binary" or "regression".
+    seed, n_boot, level : bootstrap of the held-out metric intervals (seeded) and the confidence level.
+
+    Returns
+    -------
+    A :class:`ModelReference`. Time semantics: the feature bins describe the training window, the score and metric
+    references the held-out cutoff; ``feature_drift``'s ``elapsed_days`` count from the training as-of date.
+    """
+    missing = [c for c in catalog if c not in frame.columns]
+    if missing:
+        raise MonitoringInputError(f"the training frame lacks catalog columns {missing[:10]}; build the reference "
+                                   "from the frame the model was trained on.")
+    s = numeric_values(scores)
+    y = np.asarray(pd.Series(labels).astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan))
+    if len(s) != len(y) or (bands is not None and len(bands) != len(s)):
+        raise MonitoringInputError(f"scores ({len(s)}), labels ({len(y)}) and bands "
+                                   f"({None if bands is None else len(bands)}) must be the same held-out rows.")
+    keep = np.isfinite(s) & np.isfinite(y)
+    metrics, n_pos, n_neg = held_out_metrics(kind, y[keep], s[keep], seed=seed, n_boot=n_boot, level=level)
+    return ModelReference(
+        model_version=str(model_version), kind=kind,
+        features=tuple(build_feature_reference(c, info, frame[c]) for c, info in catalog.items()),
+        score=build_score_reference(s, y, None if bands is None else list(pd.Series(bands).astype("str"))),
+        metrics=metrics, importance={c: float(importance.get(c, 0.0)) for c in catalog}, n_pos=n_pos, n_neg=n_neg)
