@@ -12,14 +12,15 @@ from pipelines.render import print_counts, print_list, print_training
 
 
 def run_demo(settings: Settings, config: Path | None, console: Console) -> None:
+    """Generate, validate, train, score and list on ``console``; the flows' progress lines show where the caller gives
+    the ``crmscore`` logger a handler (the CLI does, see pipelines.render.progress_shown)."""
     from crm.extract import redact
     from crm.synthetic import generate_world, write_world
     from crm.writeback import read_scores
     from models.evaluate import compare_with_truth
-    from pipelines.flows import score_flow, set_progress, train_flow
+    from pipelines.flows import score_flow, train_flow
     from pipelines.lists import ranked_list
 
-    set_progress(lambda msg: console.print(f"[dim]-[/dim] {msg}", highlight=False))
     d = settings.demo
     as_of = pd.Timestamp(d.as_of, tz="UTC")
     cfg = str(config) if config else None
