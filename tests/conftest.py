@@ -1,8 +1,9 @@
-"""Shared fixtures: isolated environment (no calls out), PostgreSQL with a schema per test."""
+"""Shared fixtures: isolated environment (no calls out), PostgreSQL with a schema per test, the shared datasets."""
 from __future__ import annotations
 
 import os
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -56,6 +57,23 @@ def pg_url(pg_available) -> str:
     with eng.begin() as conn:
         conn.execute(sa.text(f'drop schema "{schema}" cascade'))
     eng.dispose()
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+#: The public datasets shared by the project sit beside the repository, at ../shared/datasets (in CI too).
+SHARED_DATASETS = REPO_ROOT.parent / "shared" / "datasets"
+
+
+@pytest.fixture(scope="session")
+def shared_datasets() -> Path:
+    """The shared datasets folder; a test using it is skipped (with the reason) when it is missing, except in CI
+    (``CI`` set), where a missing folder fails the test instead of letting golden-value tests skip silently."""
+    if SHARED_DATASETS.is_dir():
+        return SHARED_DATASETS
+    why = f"shared datasets NOT FOUND at {SHARED_DATASETS} (../shared/datasets from the repository root)"
+    if os.environ.get("CI", "").lower() not in ("", "0", "false"):
+        pytest.fail(f"{why}; CI must provide them", pytrace=False)
+    pytest.skip(why)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
