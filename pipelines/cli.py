@@ -333,6 +333,11 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return (CrmError, ConfigError, ContractError, FeatureError, ModelError)
 
 
+def _one_line(text: str) -> str:
+    """A message that a library made multi-line (a YAML parser's context, a driver's detail) as one line."""
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
 def _usage_line(exc: typer.TyperException) -> str:
     """A usage error (bad option, bad value, unknown command) as one line that says where the help is."""
     ctx = getattr(exc, "ctx", None)
@@ -356,14 +361,16 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except typer.TyperException as exc:
         if exc.format_message():  # empty for `crmscore` without arguments: the help was shown
-            err_console.print(f"[bold red]error:[/bold red] {escape(_usage_line(exc))}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/bold red] {escape(_usage_line(exc))}", highlight=False,
+                              soft_wrap=True)
         return exc.exit_code
     except Exception as exc:
         if os.environ.get("CRMSCORE_DEBUG") == "1":
             raise
         known = isinstance(exc, _user_errors())
         prefix = "error" if known else f"unexpected error ({type(exc).__name__})"
-        err_console.print(f"[bold red]{prefix}:[/bold red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]{prefix}:[/bold red] {escape(_one_line(str(exc)))}", highlight=False,
+                          soft_wrap=True)
         if not known:
             err_console.print("run again with CRMSCORE_DEBUG=1 for the traceback, and please report it")
         return 1

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -74,6 +75,37 @@ def shared_datasets() -> Path:
     if os.environ.get("CI", "").lower() not in ("", "0", "false"):
         pytest.fail(f"{why}; CI must provide them", pytrace=False)
     pytest.skip(why)
+
+
+@dataclass(frozen=True)
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def crmscore(capsys, monkeypatch):
+    """Run ``crmscore ARGS...`` in this process (``pipelines.cli.main``): no re-import of Prefect, MLflow and GX per
+    command. Returns a function giving (exit code, stdout, stderr). As in a user's shell, no CRMSCORE_ variable is
+    set; whatever the command puts in os.environ is undone afterwards."""
+    from pipelines.cli import main
+
+    for key in [k for k in os.environ if k.startswith("CRMSCORE_")]:
+        monkeypatch.delenv(key)
+
+    def invoke(*args: object) -> CliResult:
+        saved = dict(os.environ)
+        capsys.readouterr()
+        try:
+            code = main([str(a) for a in args])
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return invoke
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
