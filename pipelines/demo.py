@@ -14,6 +14,7 @@ from pipelines.render import print_counts, print_list, print_training
 def run_demo(settings: Settings, config: Path | None, console: Console) -> None:
     """Generate, validate, train, score and list on ``console``; the flows' progress lines show where the caller gives
     the ``crmscore`` logger a handler (the CLI does, see pipelines.render.progress_shown)."""
+    from crm.errors import NoScoresError
     from crm.extract import redact
     from crm.synthetic import generate_world, write_world
     from crm.writeback import read_scores
@@ -56,8 +57,12 @@ def run_demo(settings: Settings, config: Path | None, console: Console) -> None:
     console.print(t)
 
     console.rule("5. Lists for marketers")
-    print_list(ranked_list(crm, "churn", top=8), "at-risk (ranked by value at risk = P(churn) x CLV)")
-    print_list(ranked_list(crm, "lead_mql", top=8), "top-leads (marketing-qualified queue)")
+    for task, title in (("churn", "at-risk (ranked by value at risk = P(churn) x CLV)"),
+                        ("lead_mql", "top-leads (marketing-qualified queue)")):
+        try:
+            print_list(ranked_list(crm, task, top=8), title)
+        except NoScoresError as exc:  # a task without a champion was reported as not scored above
+            console.print(f"[yellow]{title}:[/yellow] {exc}")
 
     console.rule("Where to look")
     console.print(f"Scores:      {redact(crm)} tables crm_scores, crm_scores_history, crm_value_at_risk")
