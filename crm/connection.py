@@ -3,8 +3,8 @@
 A CRM location is either a SQLAlchemy URL (``sqlite:///path/crm.db``, ``postgresql+psycopg://user@host/db``) or a
 folder of ``<table>.csv`` / ``<table>.parquet`` files. Readers go through :func:`read_connection` or
 :func:`existing_folder`: a SQLite file is opened read-only (``mode=ro``) after checking that it exists, because
-SQLite would otherwise create an empty database at a mistyped path; a PostgreSQL session is made read-only too.
-A location that cannot be opened raises :class:`crm.errors.CrmNotFoundError` with one line (password redacted).
+SQLite would otherwise create an empty database at a mistyped path (read-write, ``mode=rw``, only to roll back a
+transaction that a killed writer left behind, as SQLite requires); a PostgreSQL session is made read-only too. A location that cannot be opened raises :class:`crm.errors.CrmNotFoundError` with one line (password redacted).
 Writers (the generator, transaction import, score write-back) open their own engines and create what they need.
 """
 from __future__ import annotations
@@ -60,7 +60,11 @@ def _read_only_url(location: str) -> sa.URL:
     path = Path(url.database)
     if not path.is_file():
         raise CrmNotFoundError(f"no CRM at {redact(location)}: the file does not exist; {_FIRST_RUN}")
-    return url.set(database="file:" + quote(str(path.resolve())), query={**url.query, "mode": "ro", "uri": "true"})
+    # A journal left by a writer that was killed mid-transaction must be rolled back before anyone can read, which a
+    # read-only connection may not do: then open read-write (mode=rw still never creates a file) and let SQLite
+    # restore the last committed state.
+    mode = "rw" if Path(f"{path}-journal").exists() else "ro"
+    return url.set(database="file:" + quote(str(path.resolve())), query={**url.query, "mode": mode, "uri": "true"})
 
 
 @contextlib.contextmanager

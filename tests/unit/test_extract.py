@@ -183,3 +183,30 @@ def test_malformed_url_is_one_line():
 def test_redact_hides_password():
     assert redact("postgresql+psycopg://bob:s3cret@db:5432/crm") == "postgresql+psycopg://bob:***@db:5432/crm"
     assert "s3cret" not in redact("postgresql+psycopg://bob:s3cret@db/crm")
+
+
+def test_reading_after_a_writer_was_killed_mid_transaction(tmp_path):
+    """A killed writer leaves a hot journal that only a read-write connection may roll back: readers still read the
+    last committed state (SQLite restores it), and the journal is gone afterwards."""
+    import signal
+    import subprocess
+    import sys
+
+    db = tmp_path / "crm.db"
+    write_extract(f"sqlite:///{db}", messy_tables())
+    committed = read_tables(f"sqlite:///{db}")
+    child = ("import sqlite3, sys, time\n"
+             "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+             "c.execute('pragma cache_size=1'); c.execute('begin immediate'); c.execute('delete from orders')\n"
+             "c.executemany('insert into accounts (account_id) values (?)', [(f'x{i}',) for i in range(50000)])\n"
+             "print('in transaction', flush=True); time.sleep(120)\n")
+    proc = subprocess.Popen([sys.executable, "-c", child, str(db)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "in transaction"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert (tmp_path / "crm.db-journal").exists()
+    back = read_tables(f"sqlite:///{db}")
+    assert set(back) == set(committed)
+    for name in committed:
+        pd.testing.assert_frame_equal(back[name], committed[name])
+    assert not (tmp_path / "crm.db-journal").exists()
