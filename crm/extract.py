@@ -232,6 +232,9 @@ def write_extract(location: str, tables: Mapping[str, pd.DataFrame], *, folder_f
     ``timestamptz``; Parquet gets UTC timestamp columns. A SQL write happens in one transaction.
     """
     if is_sql_url(location):
+        url = sa.make_url(location)
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)  # a writer creates what it needs
         engine = sa.create_engine(location)
         text_ts = engine.dialect.name == "sqlite"
         try:

@@ -210,3 +210,9 @@ def test_reading_after_a_writer_was_killed_mid_transaction(tmp_path):
     for name in committed:
         pd.testing.assert_frame_equal(back[name], committed[name])
     assert not (tmp_path / "crm.db-journal").exists()
+
+
+def test_writing_a_new_sqlite_crm_creates_its_folder(tmp_path):
+    url = f"sqlite:///{tmp_path / 'new' / 'folder' / 'crm.db'}"
+    write_extract(url, messy_tables())
+    assert len(read_extract(url)["orders"]) > 0
