@@ -1,4 +1,5 @@
-"""Benchmark: the project's own modelling code on real public datasets (/work/shared/datasets, see its README).
+"""Benchmark: the project's own modelling code on real public datasets (``../shared/datasets`` from the repository
+root, see its README).
 
 Not part of ``make test``. Two kinds of evidence:
 
@@ -15,7 +16,8 @@ The LightGBM budget/search and the evaluation settings are those of ``configs/de
 
 Run: ``PYTHONPATH=. python -m benchmarks.run real`` (all datasets). Select with
 ``CRMSCORE_BENCH_REAL=telco,bank,leads,cdnow`` (comma-separated); ``CRMSCORE_BENCH_REAL_FOLDS`` (default 5),
-``CRMSCORE_BENCH_REAL_SEED`` (default 0), ``CRMSCORE_BENCH_REAL_DATA`` (default /work/shared/datasets).
+``CRMSCORE_BENCH_REAL_SEED`` (default 0), ``CRMSCORE_BENCH_REAL_DATA`` (default ``../shared/datasets`` from the
+repository root).
 """
 from __future__ import annotations
 
@@ -26,10 +28,10 @@ from pathlib import Path
 
 import pandas as pd
 
-DATA = Path("/work/shared/datasets")
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"  # ../shared/datasets from the repo root
 DATASETS = ("telco", "bank", "leads", "cdnow")
 
-# Reference figures from /work/shared/datasets/README.md (5-fold stratified CV, seed 0, sklearn 1.9.1;
+# Reference figures from ../shared/datasets/README.md (5-fold stratified CV, seed 0, sklearn 1.9.1;
 # "computed here, not published" unless said otherwise).
 REFERENCE = {
     "telco": "LogReg 0.8453 ± 0.0139, HistGB 0.8341 ± 0.0105 (informal public ~0.84)",

@@ -10,6 +10,18 @@ class ExtractNotFoundError(CrmError):
     pass
 
 
+class CrmNotFoundError(ExtractNotFoundError):
+    """The CRM location does not exist or cannot be opened (readers never create it)."""
+
+
+class NoScoresError(CrmError):
+    """The CRM holds no scores (of the model asked for) yet."""
+
+
+class RecordNotFoundError(CrmError):
+    """No account or lead with that id, or no score was ever written for it."""
+
+
 class MissingTableError(CrmError):
     pass
 
@@ -28,3 +40,7 @@ class WriteBackError(CrmError):
 
 class ScoringInProgressError(WriteBackError):
     pass
+
+
+class UnknownSegmentError(CrmError):
+    """A segment (or lead source) that no record of the CRM has."""

@@ -10,8 +10,8 @@ Every frame comes back in the canonical dtypes of docs/architecture.md: ids and 
 """
 from __future__ import annotations
 
+import contextlib
 import os
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from crm.errors import ColumnTypeError, ExtractNotFoundError, MissingColumnsError, MissingTableError
+from crm.connection import existing_folder, is_sql_url, read_connection, redact
+from crm.errors import ColumnTypeError, CrmNotFoundError, ExtractNotFoundError, MissingColumnsError, MissingTableError
 from crm.privacy import exclude_deleted
 from data_contracts.schema import INPUT_TABLES, ColumnSpec, TableSchema, input_schemas
 
@@ -50,20 +51,6 @@ class Extract:
 
     def row_counts(self) -> dict[str, int]:
         return {t: len(df) for t, df in self.tables.items()}
-
-
-def is_sql_url(location: str) -> bool:
-    return "://" in str(location)
-
-
-def redact(location: str) -> str:
-    """The location with any password replaced by ***, safe for logs and MLflow."""
-    if not is_sql_url(location):
-        return str(location)
-    try:
-        return sa.engine.make_url(location).render_as_string(hide_password=True)
-    except Exception:
-        return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", str(location))
 
 
 def read_extract(location: str, *, tables: Iterable[str] | None = None) -> Extract:
@@ -184,17 +171,8 @@ def _cast(s: pd.Series, spec: ColumnSpec, table: str) -> pd.Series:
 
 class _SqlReader:
     def __init__(self, url: str):
-        if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
-            raise ExtractNotFoundError(
-                f"no SQLite CRM file at {url.removeprefix('sqlite:///')}; run `crmscore generate` to make one or "
-                f"pass --crm with the right path")
-        try:
-            self.engine = sa.create_engine(url)
-            self.conn = self.engine.connect()
-        except Exception as exc:
-            raise ExtractNotFoundError(
-                f"cannot connect to the CRM at {redact(url)}: {type(exc).__name__}: {str(exc).splitlines()[0]}; "
-                f"check the URL (--crm or CRMSCORE_CRM_URL) and that the database is running") from exc
+        self._open = contextlib.ExitStack()
+        self.conn = self._open.enter_context(read_connection(url))  # read-only; never creates a SQLite file
         self.inspector = sa.inspect(self.conn)
         self._names = set(self.inspector.get_table_names())
 
@@ -208,19 +186,12 @@ class _SqlReader:
         return pd.read_sql_query(query, self.conn)
 
     def close(self) -> None:
-        conn = getattr(self, "conn", None)
-        if conn is not None:
-            conn.close()
-        self.engine.dispose()
+        self._open.close()
 
 
 class _FolderReader:
     def __init__(self, folder: str | os.PathLike):
-        self.folder = Path(folder)
-        if not self.folder.is_dir():
-            raise ExtractNotFoundError(
-                f"the CRM location {folder!s} is neither a SQLAlchemy URL (e.g. sqlite:///crm.db) nor an existing folder "
-                f"of <table>.csv / <table>.parquet files")
+        self.folder = existing_folder(folder)
 
     def _file(self, table: str) -> Path | None:
         found = [p for p in (self.folder / f"{table}.parquet", self.folder / f"{table}.csv", self.folder / f"{table}.csv.gz")
@@ -261,10 +232,19 @@ def write_extract(location: str, tables: Mapping[str, pd.DataFrame], *, folder_f
     ``timestamptz``; Parquet gets UTC timestamp columns. A SQL write happens in one transaction.
     """
     if is_sql_url(location):
+        url = sa.make_url(location)
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)  # a writer creates what it needs
         engine = sa.create_engine(location)
         text_ts = engine.dialect.name == "sqlite"
         try:
-            with engine.begin() as conn:
+            try:
+                conn = engine.connect()
+            except sa.exc.OperationalError as exc:  # unreachable server or a SQLite file in a missing folder
+                raise CrmNotFoundError(
+                    f"cannot write the CRM at {redact(location)}: {str(exc.orig).strip().splitlines()[0]}; check the "
+                    "URL (--crm or CRMSCORE_CRM_URL), that the database is running and that the folder exists") from exc
+            with conn, conn.begin():
                 for name, df in tables.items():
                     out = _timestamps_as_text(df) if text_ts else df
                     out.to_sql(name, conn, if_exists="replace", index=False, chunksize=50_000)

@@ -55,6 +55,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from crm.connection import existing_folder, read_connection
 from crm.errors import ScoringInProgressError, WriteBackError
 from data_contracts.errors import ContractDefinitionError
 from data_contracts.schema import OutputTableSchema, output_schema
@@ -408,10 +409,6 @@ def _write_sql(
     return int(replaced or 0), len(var)
 
 
-def _read_engine(url: str) -> sa.Engine:
-    return sa.create_engine(url, poolclass=sa.pool.NullPool)
-
-
 # ---------------------------------------------------------------------------------------------
 # Folder
 # ---------------------------------------------------------------------------------------------
@@ -602,20 +599,16 @@ def _read_table(location: str | os.PathLike, schema: OutputTableSchema, where: d
     table, columns = schema.name, schema.column_names
     empty = _normalise(pd.DataFrame({c: [] for c in columns}), schema)
     if _is_url(location):
-        eng = _read_engine(str(location))
-        try:
-            if not sa.inspect(eng).has_table(table):
+        with read_connection(str(location)) as conn:  # read-only: a mistyped SQLite path raises, never creates a file
+            if not sa.inspect(conn).has_table(table):
                 return empty
             t = sa.table(table, *(sa.column(c) for c in columns))
             q = sa.select(*(t.c[c] for c in columns))
             for k, v in where.items():
                 q = q.where(t.c[k] == v)
-            with eng.connect() as conn:
-                raw = pd.read_sql(q, conn)
-        finally:
-            eng.dispose()
+            raw = pd.read_sql(q, conn)
     else:
-        path = Path(location) / _SCORES_DIR / f"{table}.parquet"
+        path = existing_folder(location) / _SCORES_DIR / f"{table}.parquet"
         if not path.exists():
             return empty
         raw = pd.read_parquet(path)

@@ -10,12 +10,12 @@ import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
-import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from pipelines.config import ConfigError, Settings, load_settings
-from pipelines.render import console, print_counts, print_list, print_training
+from pipelines.render import console, print_counts, print_list, print_training, progress_shown
 from pipelines.runtime import configure_environment, quiet_great_expectations
 
 app = typer.Typer(
@@ -37,9 +37,10 @@ AsOfOpt = Annotated[Optional[str], typer.Option(
     "--as-of", help="The as-of date T (ISO date or timestamp, UTC). Default: now.")]
 
 
-def _settings(config: Path | None, crm: str | None) -> Settings:
+def _settings(config: Path | None, crm: str | None, *, flows: bool = False) -> Settings:
+    """The settings of one command; ``flows`` for the commands that run Prefect flows (they need a Prefect home)."""
     settings = load_settings(config, crm=crm)
-    configure_environment(settings.workdir)
+    configure_environment(settings.workdir, prefect_home=flows)
     return settings
 
 
@@ -51,7 +52,7 @@ def _timestamp(text: str | None, *, option: str = "--as-of"):
     try:
         ts = pd.Timestamp(text)
     except (ValueError, TypeError) as exc:
-        raise click.BadParameter(f"{text!r} is not a date; use ISO form such as 2026-10-01", param_hint=option) from exc
+        raise typer.BadParameter(f"{text!r} is not a date; use ISO form such as 2026-10-01", param_hint=option) from exc
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
@@ -67,8 +68,8 @@ def generate(
         help="Where to write the simulation's truth (Parquet/CSV). Kept outside the CRM.")] = None,
 ) -> None:
     """Generate a synthetic CRM world (accounts, subscriptions, orders, activities, tickets, leads) with known truth."""
-    settings = _settings(config, crm)
     as_of_ts = _timestamp(as_of)
+    settings = _settings(config, crm)
     from crm.synthetic import generate_world, write_world
     from pipelines.config import generator_horizons
 
@@ -107,18 +108,13 @@ def import_transactions(
     print_counts(tables, f"Imported {file.name} into {_show(settings.crm_url)}")
 
 
-def _progress() -> None:
-    from pipelines.flows import set_progress
-
-    set_progress(lambda msg: console.print(f"[dim]-[/dim] {msg}", highlight=False))
-
-
 @app.command()
 def validate(crm: CrmOpt = None, config: ConfigOpt = None, as_of: AsOfOpt = None) -> None:
     """Check the extract against every data contract; exit 1 if an error-severity rule fails.
 
     Writes the full result (JSON) and Great Expectations Data Docs (HTML) under <workdir>/validation/.
     """
+    as_of_ts = _timestamp(as_of)
     settings = _settings(config, crm)
     import pandas as pd
 
@@ -127,7 +123,7 @@ def validate(crm: CrmOpt = None, config: ConfigOpt = None, as_of: AsOfOpt = None
     from data_contracts.render import render_failures_table
 
     now = pd.Timestamp.now(tz="UTC").floor("s")
-    as_of_ts = _timestamp(as_of) or now
+    as_of_ts = as_of_ts or now
     with console.status(f"Reading {_show(settings.crm_url)}..."):
         raw = read_tables(settings.crm_url, strict=False)
     quiet_great_expectations()
@@ -155,17 +151,18 @@ def features(
     as_of: AsOfOpt = None,
 ) -> None:
     """Write the scoring-time feature matrix (one row per eligible entity) so anyone can see what a model sees."""
+    from models.tasks import ENTITIES, populations_of
+
+    if entity not in ENTITIES:
+        raise typer.BadParameter(f"{entity!r}; possible values are {', '.join(ENTITIES)}", param_hint="--entity")
+    as_of_ts = _timestamp(as_of)
     settings = _settings(config, crm)
     import dataclasses
     import json
 
     import pandas as pd
 
-    from models.tasks import ENTITIES, populations_of
-
-    if entity not in ENTITIES:
-        raise click.BadParameter(f"{entity!r}; possible values are {', '.join(ENTITIES)}", param_hint="--entity")
-    as_of_ts = _timestamp(as_of) or pd.Timestamp.now(tz="UTC").floor("s")
+    as_of_ts = as_of_ts or pd.Timestamp.now(tz="UTC").floor("s")
     from crm.extract import read_extract
     from crm.privacy import profiling_view
     from features.build import features_as_of
@@ -195,12 +192,12 @@ def train(
 
     A new version becomes the `champion` only if it beats the current champion on the same held-out data.
     """
-    settings = _settings(config, crm)
     _timestamp(as_of)
-    _progress()
+    settings = _settings(config, crm, flows=True)
     from pipelines.flows import train_flow
 
-    summary = train_flow(config_file=str(config) if config else None, crm=crm, as_of=as_of, models=models)
+    with progress_shown(console):
+        summary = train_flow(config_file=str(config) if config else None, crm=crm, as_of=as_of, models=models)
     print_training(summary)
     console.print(f"MLflow: [bold]mlflow ui --backend-store-uri {settings.tracking_uri}[/bold]")
 
@@ -209,12 +206,12 @@ def train(
 def score(crm: CrmOpt = None, config: ConfigOpt = None, as_of: AsOfOpt = None,
           models: Annotated[Optional[str], typer.Option(help="Comma-separated tasks (default all).")] = None) -> None:
     """Score every eligible record with each task's champion and write scores, bands and reasons back to the CRM."""
-    _settings(config, crm)
     _timestamp(as_of)
-    _progress()
+    _settings(config, crm, flows=True)
     from pipelines.flows import score_flow
 
-    s = score_flow(config_file=str(config) if config else None, crm=crm, as_of=as_of, models=models)
+    with progress_shown(console):
+        s = score_flow(config_file=str(config) if config else None, crm=crm, as_of=as_of, models=models)
     rows = ", ".join(f"{k} {v:,} (v{s.versions[k]})" for k, v in s.rows.items())
     console.print(f"Scoring run {s.scoring_run_id} as of {s.as_of[:10]}: {rows} -> {s.written_to}")
     for name, why in s.skipped.items():
@@ -255,16 +252,16 @@ def list_(
 
     at-risk is ranked by value at risk (churn probability x CLV) when both are scored, else by churn probability.
     """
-    settings = _settings(config, crm)
     from models.errors import UnknownTaskError
     from models.tasks import task_for_list
 
     try:
         spec = task_for_list(kind)
     except UnknownTaskError as exc:
-        raise click.BadParameter(str(exc).removeprefix("unknown list "), param_hint="KIND") from None
+        raise typer.BadParameter(str(exc).removeprefix("unknown list "), param_hint="KIND") from None
     if format not in ("table", "csv", "json"):
-        raise click.BadParameter(f"{format!r}; possible values are table, csv, json", param_hint="--format")
+        raise typer.BadParameter(f"{format!r}; possible values are table, csv, json", param_hint="--format")
+    settings = _settings(config, crm)
     from pipelines.lists import ranked_list
 
     frame = ranked_list(settings.crm_url, spec.name, top=top, segment=segment)
@@ -287,16 +284,16 @@ def explain(
     plot: Annotated[Optional[Path], typer.Option(help="Write a SHAP waterfall (PNG) of the latest score per model; "
                                                       "a {model} placeholder in the name gives one file per model.")] = None,
 ) -> None:
-    """Every score a record has had: when, by which model version, with which reasons and feature values."""
+    """Which record it is (account segment or lead source), then every score it has had: when, by which model
+    version, with which reasons and feature values."""
     settings = _settings(config, crm)
     from pipelines.lists import explain_record
 
-    history = explain_record(settings.crm_url, entity_id)
-    if history.empty:
-        raise typer.BadParameter(f"no score has ever been written for {entity_id!r} in {_show(settings.crm_url)}",
-                                 param_hint="ENTITY_ID")
+    record = explain_record(settings.crm_url, entity_id)
+    history = record.history
     import json
 
+    console.print(f"[bold]{escape(record.title)}[/bold]: {len(history)} score(s) written", highlight=False)
     for _, r in history.iterrows():
         console.print(f"[bold]{r['as_of']:%Y-%m-%d}[/bold]  {r['model']} v{r['model_version']}  "
                       f"score {r['score']:.4f}  percentile {r['score_percentile']}  band {r['band']}  "
@@ -320,7 +317,7 @@ def schedule(
     serve: Annotated[bool, typer.Option("--serve", help="Stay running and execute the scheduled runs.")] = False,
 ) -> None:
     """Create the nightly scoring deployment (Prefect) on a cron schedule, with retries on the I/O tasks."""
-    settings = _settings(config, crm)
+    settings = _settings(config, crm, flows=True)
     from pipelines.schedule import create_deployment, serve_deployment
 
     params = {"config_file": str(config.resolve()) if config else None, "crm": crm}
@@ -340,10 +337,11 @@ def schedule(
 @app.command()
 def demo(config: ConfigOpt = None) -> None:
     """The whole path on the embedded default: generate a CRM, validate, train, score, write back, show the lists."""
-    settings = _settings(config, None)
+    settings = _settings(config, None, flows=True)
     from pipelines.demo import run_demo
 
-    run_demo(settings, config, console)
+    with progress_shown(console):
+        run_demo(settings, config, console)
 
 
 
@@ -362,25 +360,44 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return (CrmError, ConfigError, ContractError, FeatureError, ModelError)
 
 
+def _one_line(text: str) -> str:
+    """A message that a library made multi-line (a YAML parser's context, a driver's detail) as one line."""
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
+def _usage_line(exc: typer.TyperException) -> str:
+    """A usage error (bad option, bad value, unknown command) as one line that says where the help is."""
+    ctx = getattr(exc, "ctx", None)
+    where = f" (see `{ctx.command_path} --help`)" if ctx is not None else " (see `crmscore --help`)"
+    return exc.format_message().rstrip(".") + where
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``crmscore`` console script."""
+    """Entry point of the ``crmscore`` console script: runs one command and returns its exit status.
+
+    Typer 0.29 raises its own exception family (``typer.TyperException``; it no longer uses click's), so that is what is
+    caught here: a usage error is one line and exit 2, an error of the project's typed families one line and exit 1.
+    """
     try:
         result = app(args=argv, prog_name="crmscore", standalone_mode=False)
         return int(result or 0)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return exc.exit_code
-    except click.ClickException as exc:
-        exc.show(file=sys.stderr)
-        return exc.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         err_console.print("[red]aborted[/red]")
         return 130
+    except typer.TyperException as exc:
+        if exc.format_message():  # empty for `crmscore` without arguments: the help was shown
+            err_console.print(f"[bold red]error:[/bold red] {escape(_usage_line(exc))}", highlight=False,
+                              soft_wrap=True)
+        return exc.exit_code
     except Exception as exc:
         if os.environ.get("CRMSCORE_DEBUG") == "1":
             raise
         known = isinstance(exc, _user_errors())
         prefix = "error" if known else f"unexpected error ({type(exc).__name__})"
-        err_console.print(f"[bold red]{prefix}:[/bold red] {exc}", markup=True, highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]{prefix}:[/bold red] {escape(_one_line(str(exc)))}", highlight=False,
+                          soft_wrap=True)
         if not known:
             err_console.print("run again with CRMSCORE_DEBUG=1 for the traceback, and please report it")
         return 1

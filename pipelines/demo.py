@@ -12,16 +12,18 @@ from pipelines.render import print_counts, print_list, print_training
 
 
 def run_demo(settings: Settings, config: Path | None, console: Console) -> None:
+    """Generate, validate, train, score and list on ``console``; the flows' progress lines show where the caller gives
+    the ``crmscore`` logger a handler (the CLI does, see pipelines.render.progress_shown)."""
+    from crm.errors import NoScoresError
     from crm.extract import redact
     from crm.synthetic import generate_world, write_world
     from crm.writeback import read_scores
     from models.evaluate import compare_with_truth
     from models.tasks import TASKS
     from pipelines.config import generator_horizons
-    from pipelines.flows import score_flow, set_progress, train_flow
+    from pipelines.flows import score_flow, train_flow
     from pipelines.lists import ranked_list
 
-    set_progress(lambda msg: console.print(f"[dim]-[/dim] {msg}", highlight=False))
     d = settings.demo
     as_of = pd.Timestamp(d.as_of, tz="UTC")
     cfg = str(config) if config else None
@@ -58,8 +60,11 @@ def run_demo(settings: Settings, config: Path | None, console: Console) -> None:
 
     console.rule("5. Lists for marketers")
     for spec in TASKS.values():
-        if spec.name in s.rows:
-            print_list(ranked_list(crm, spec.name, top=5), f"{spec.list_name}: {spec.list_title}")
+        title = f"{spec.list_name}: {spec.list_title}"
+        try:
+            print_list(ranked_list(crm, spec.name, top=5), title)
+        except NoScoresError as exc:  # a task without a champion was reported as not scored above
+            console.print(f"[yellow]{title}:[/yellow] {exc}")
 
     console.rule("Where to look")
     console.print(f"Scores:      {redact(crm)} tables crm_scores, crm_scores_history, crm_value_at_risk")

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import tempfile
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,24 +35,8 @@ from pipelines.config import Settings, load_settings
 from pipelines.model_config import cutoff_options, feature_options, scoring_options
 from pipelines.runtime import quiet_great_expectations
 
-Progress = Callable[[str], None]
-
-
-def _silent(_: str) -> None:
-    pass
-
-
-_progress: Progress = _silent
-
-
-def set_progress(callback: Progress | None) -> None:
-    """Where flows report progress (the CLI passes a rich console printer); silent by default."""
-    global _progress
-    _progress = callback or _silent
-
-
-def _say(msg: str) -> None:
-    _progress(msg)
+#: Progress messages (INFO); silent unless the caller gives the ``crmscore`` logger a handler (the CLI does).
+log = logging.getLogger("crmscore.flows")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -108,9 +93,9 @@ def _gated_extract(config_file: str | None, crm: str | None, as_of: str | None, 
     settings = load_settings(config_file, crm=crm)
     now_ts = _as_of(now, pd.Timestamp.now(tz="UTC").floor("s"))
     as_of_ts = _as_of(as_of, now_ts)
-    _say(f"Reading the extract at {redact(settings.crm_url)}")
+    log.info(f"Reading the extract at {redact(settings.crm_url)}")
     raw = read_raw(settings.crm_url)
-    _say("Validating it against the data contracts")
+    log.info("Validating it against the data contracts")
     report = validate(raw, settings, now=now_ts, as_of=as_of_ts)
     return settings, as_of_ts, report, usable_tables(raw)
 
@@ -284,17 +269,17 @@ def train_flow(config_file: str | None = None, crm: str | None = None, as_of: st
         missing = missing_tables(tables, spec)
         if missing:
             msg = f"skipped: the extract has no {', '.join(missing)} rows"
-            _say(f"{spec.name}: {msg}")
+            log.info(f"{spec.name}: {msg}")
             outcomes.append(TrainOutcome(task=spec.name, status="skipped", message=msg))
             continue
-        _say(f"{spec.name}: building the training set and training")
+        log.info(f"{spec.name}: building the training set and training")
         model, data, too_little = train_one(spec, tables, settings, as_of_ts)
         if too_little:
             msg = f"skipped: {too_little}"
-            _say(f"{spec.name}: {msg}")
+            log.info(f"{spec.name}: {msg}")
             outcomes.append(TrainOutcome(task=spec.name, status="skipped", message=msg))
             continue
-        _say(f"{spec.name}: registering in MLflow and running the champion gate")
+        log.info(f"{spec.name}: registering in MLflow and running the champion gate")
         outcomes.append(register(model, data, spec, settings, report))
     return TrainSummary(as_of=str(as_of_ts), fingerprint=report.fingerprint.short, outcomes=outcomes,
                         tracking_uri=redact(settings.tracking_uri))
@@ -376,7 +361,7 @@ def score_flow(config_file: str | None = None, crm: str | None = None, as_of: st
         if registry.champion(spec.name) is None:
             skipped[spec.name] = "no champion model yet (run `crmscore train`; a model that failed the gate stays challenger)"
             continue
-        _say(f"{spec.name}: scoring with the champion and explaining each score")
+        log.info(f"{spec.name}: scoring with the champion and explaining each score")
         key = (spec.entity, spec.population)
         if key not in features:  # the same code as training, at as_of
             features[key] = build_scoring_features(tables, spec, as_of=as_of_ts, options=feature_options(settings))
@@ -384,12 +369,12 @@ def score_flow(config_file: str | None = None, crm: str | None = None, as_of: st
     if not frames:
         raise NoChampionError("no task could be scored: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
     for name, why in skipped.items():
-        _say(f"{name}: skipped ({why})")
+        log.info(f"{name}: skipped ({why})")
     var = _value_at_risk(frames, specs)
     scores = pd.concat(list(frames.values()), ignore_index=True)
     run_id = uuid.uuid4().hex
     scored_at = pd.Timestamp.now(tz="UTC").floor("s")
-    _say(f"Writing {len(scores):,} scores back to {redact(settings.crm_url)}")
+    log.info(f"Writing {len(scores):,} scores back to {redact(settings.crm_url)}")
     write_back(settings.crm_url, scores, var, run_id=run_id, as_of=as_of_ts, scored_at=scored_at,
                lock_timeout_s=settings.scoring.lock_timeout_s)
     summary = ScoreSummary(scoring_run_id=run_id, as_of=str(as_of_ts), rows={k: len(v) for k, v in frames.items()},

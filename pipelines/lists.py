@@ -1,13 +1,15 @@
 """Reading what was written back: ranked lists for marketers and per-record explanations for auditors."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from crm.extract import read_tables
+from crm.errors import NoScoresError, RecordNotFoundError, UnknownSegmentError
+from crm.extract import read_tables, redact
 from crm.writeback import read_history, read_scores, read_value_at_risk
-from models.tasks import EntitySpec, get_task
+from models.tasks import ENTITIES, EntitySpec, get_task
 
 
 def _segments(location: str, entity: EntitySpec) -> pd.DataFrame:
@@ -19,17 +21,35 @@ def _segments(location: str, entity: EntitySpec) -> pd.DataFrame:
         columns={entity.id_column: "entity_id", entity.segment_column: "segment"})
 
 
+def _no_scores(location: str, task: str) -> NoScoresError:
+    written = sorted(read_scores(location)["model"].unique())
+    if not written:
+        return NoScoresError(f"no scores were written to {redact(location)} yet; run `crmscore train`, then "
+                             "`crmscore score`")
+    return NoScoresError(f"no {task} scores in {redact(location)} (scored: {', '.join(written)}); "
+                         f"`crmscore score` reports why a model was not scored (run `crmscore train` first if it has "
+                         "no champion)")
+
+
 def ranked_list(location: str, task: str, *, top: int, segment: str | None = None) -> pd.DataFrame:
     """The top ``top`` records of one model's current scores, ranked, with reasons.
 
     A task with a value-at-risk partner (churn x clv) is ranked by value at risk when it was written.
+
+    Raises NoScoresError when that model has no current scores, UnknownSegmentError when ``segment`` is none of the
+    values in the CRM (an existing segment with no scored record gives an empty frame).
     """
     spec = get_task(task)
     scores = read_scores(location, model=task)
     if scores.empty:
-        return pd.DataFrame(columns=["rank", "entity_id", "segment", "score", "band", "reason_text"])
-    frame = scores.merge(_segments(location, spec.entity_spec), on="entity_id", how="left")
+        raise _no_scores(location, task)
+    groups = _segments(location, spec.entity_spec)
+    frame = scores.merge(groups, on="entity_id", how="left")
     if segment is not None:
+        known = sorted(groups["segment"].dropna().unique())
+        if segment not in known:
+            raise UnknownSegmentError(f"--segment {segment!r} is no {spec.entity} {spec.entity_spec.segment_column} in "
+                                      f"{redact(location)}; possible values are {', '.join(known)}")
         frame = frame[frame["segment"] == segment]
     order = "score"
     if spec.value_at_risk_with:
@@ -44,10 +64,51 @@ def ranked_list(location: str, task: str, *, top: int, segment: str | None = Non
     return frame[[c for c in keep if c in frame.columns]]
 
 
-def explain_record(location: str, entity_id: str) -> pd.DataFrame:
-    """Every score ever written for ``entity_id`` (all models), newest first."""
+@dataclass(frozen=True)
+class RecordHistory:
+    """Which record is explained (type, id, its segment or source) and every score written for it, newest first."""
+
+    entity_type: str
+    entity_id: str
+    group: str  # "segment" for an account, "source" for a lead
+    group_value: str | None  # None when the record is no longer in the CRM's table (e.g. erased)
+    history: pd.DataFrame
+
+    @property
+    def title(self) -> str:
+        value = self.group_value if self.group_value is not None else "unknown: not in the CRM any more"
+        return f"{self.entity_type} {self.entity_id} ({self.group} {value})"
+
+
+def _find_entity(location: str, entity_id: str, entity_types: tuple[str, ...]) -> tuple[str, str | None] | None:
+    for entity in entity_types:
+        groups = _segments(location, ENTITIES[entity])
+        hit = groups.loc[groups["entity_id"] == entity_id, "segment"]
+        if len(hit):
+            return entity, (None if pd.isna(hit.iloc[0]) else str(hit.iloc[0]))
+    return None
+
+
+def explain_record(location: str, entity_id: str) -> RecordHistory:
+    """Every score ever written for ``entity_id`` (all models), newest first, with the record's type and group.
+
+    Raises RecordNotFoundError when no score was ever written for this id, saying whether the id is an account, a
+    lead or neither.
+    """
     hist = read_history(location, entity_id=entity_id)
-    return hist.sort_values(["as_of", "scored_at", "model"], ascending=[False, False, True]).reset_index(drop=True)
+    if hist.empty:
+        found = _find_entity(location, entity_id, tuple(ENTITIES))
+        if found is None:
+            raise RecordNotFoundError(f"no account or lead with id {entity_id!r} in {redact(location)}; pass an "
+                                      "account_id or lead_id as `crmscore list` shows them")
+        raise RecordNotFoundError(f"{found[0]} {entity_id!r} has no score in {redact(location)}: it was not eligible "
+                                  "for any model (deleted, opted out or outside the population), or `crmscore score` "
+                                  "has not run yet")
+    hist = hist.sort_values(["as_of", "scored_at", "model"], ascending=[False, False, True]).reset_index(drop=True)
+    entity = str(hist["entity_type"].iloc[0])
+    found = _find_entity(location, entity_id, (entity,))
+    return RecordHistory(entity_type=entity, entity_id=entity_id, group=ENTITIES[entity].segment_column,
+                         group_value=found[1] if found else None, history=hist)
 
 
 def waterfall_for(settings, history: pd.DataFrame, target: Path) -> list[Path]:

@@ -1,9 +1,13 @@
-"""Rich tables shared by the CLI and the demo."""
+"""Rich tables shared by the CLI and the demo, and the progress lines of the flows' ``crmscore`` logger."""
 from __future__ import annotations
 
+import contextlib
+import logging
 import sys
+from collections.abc import Iterator
 
 from rich.console import Console
+from rich.markup import escape
 
 # In a terminal rich sizes itself; piped into a file or CI log it would wrap at 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -50,3 +54,35 @@ def print_counts(tables, title: str) -> None:
     for name, df in tables.items():
         t.add_row(name, f"{len(df):,}")
     console.print(t)
+
+
+class ConsoleLogHandler(logging.Handler):
+    """Shows each log record as one dimmed ``- message`` line on a rich console."""
+
+    def __init__(self, target: Console, level: int = logging.INFO):
+        super().__init__(level)
+        self.target = target
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.target.print(f"[dim]-[/dim] {escape(record.getMessage())}", highlight=False)
+        except Exception:
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def progress_shown(target: Console, logger_name: str = "crmscore") -> Iterator[None]:
+    """For the duration: the ``crmscore`` logger's INFO messages print on ``target`` (and nowhere else, not on a
+    handler a library gave the root logger); afterwards the logger is exactly as it was."""
+    logger = logging.getLogger(logger_name)
+    handler = ConsoleLogHandler(target)
+    saved = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]

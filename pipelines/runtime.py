@@ -22,13 +22,15 @@ QUIET_ENV = {
 }
 
 
-def configure_environment(workdir: Path) -> None:
-    """Switch off telemetry, give Prefect a home under the working folder, quieten library chatter."""
+def configure_environment(workdir: Path, *, prefect_home: bool = True) -> None:
+    """Switch off telemetry, quieten library chatter and (with ``prefect_home``, for commands that run flows) give
+    Prefect a home under the working folder; commands that only read create nothing."""
     for k, v in QUIET_ENV.items():
         os.environ.setdefault(k, v)
-    prefect_home = (workdir / "prefect").resolve()
-    prefect_home.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("PREFECT_HOME", str(prefect_home))
+    if prefect_home:
+        home = (workdir / "prefect").resolve()
+        home.mkdir(parents=True, exist_ok=True)
+        os.environ.setdefault("PREFECT_HOME", str(home))
     for name in ("mlflow", "alembic", "great_expectations", "prefect", "httpx", "urllib3", "lightgbm"):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", category=DeprecationWarning)

@@ -1,8 +1,10 @@
-"""Shared fixtures: isolated environment (no calls out), PostgreSQL with a schema per test."""
+"""Shared fixtures: isolated environment (no calls out), PostgreSQL with a schema per test, the shared datasets."""
 from __future__ import annotations
 
 import os
 import uuid
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -56,6 +58,54 @@ def pg_url(pg_available) -> str:
     with eng.begin() as conn:
         conn.execute(sa.text(f'drop schema "{schema}" cascade'))
     eng.dispose()
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+#: The public datasets shared by the project sit beside the repository, at ../shared/datasets (in CI too).
+SHARED_DATASETS = REPO_ROOT.parent / "shared" / "datasets"
+
+
+@pytest.fixture(scope="session")
+def shared_datasets() -> Path:
+    """The shared datasets folder; a test using it is skipped (with the reason) when it is missing, except in CI
+    (``CI`` set), where a missing folder fails the test instead of letting golden-value tests skip silently."""
+    if SHARED_DATASETS.is_dir():
+        return SHARED_DATASETS
+    why = f"shared datasets NOT FOUND at {SHARED_DATASETS} (../shared/datasets from the repository root)"
+    if os.environ.get("CI", "").lower() not in ("", "0", "false"):
+        pytest.fail(f"{why}; CI must provide them", pytrace=False)
+    pytest.skip(why)
+
+
+@dataclass(frozen=True)
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def crmscore(capsys, monkeypatch):
+    """Run ``crmscore ARGS...`` in this process (``pipelines.cli.main``): no re-import of Prefect, MLflow and GX per
+    command. Returns a function giving (exit code, stdout, stderr). As in a user's shell, no CRMSCORE_ variable is
+    set; whatever the command puts in os.environ is undone afterwards."""
+    from pipelines.cli import main
+
+    for key in [k for k in os.environ if k.startswith("CRMSCORE_")]:
+        monkeypatch.delenv(key)
+
+    def invoke(*args: object) -> CliResult:
+        saved = dict(os.environ)
+        capsys.readouterr()
+        try:
+            code = main([str(a) for a in args])
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return invoke
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from crm.extract import write_extract
 from crm.synthetic import generate_world
 from crm.writeback import write_scores
-from tests.e2e.test_cli import AS_OF, fast_config, run
+from tests.e2e.cli import AS_OF, fast_config, run
 
 DEFECTS = {
     # one defect through the whole CLI; tests/integration/test_validation_defects.py shows each defect caught by its rule

@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from crm.writeback import read_history, read_scores
-from tests.e2e.test_cli import AS_OF, fast_config, run
+from tests.e2e.cli import AS_OF, fast_config, run
 
 pytestmark = pytest.mark.postgres
 

@@ -47,15 +47,16 @@ def test_postgres_reads_the_same_world(locations, world_tables, pg_url):
     _assert_same(read_extract(locations["sqlite"]), read_extract(pg_url), "sqlite vs postgresql")
 
 
-def test_features_command_identical_from_sqlite_and_csv(locations, tmp_path):
-    from tests.e2e.test_cli import fast_config, run
+def test_features_command_identical_from_sqlite_and_csv(locations, tmp_path, crmscore):
+    from tests.e2e.cli import fast_config
 
     cfg = fast_config(tmp_path)
     out = {}
     for kind in ("sqlite", "csv"):
         path = tmp_path / f"{kind}.parquet"
-        run(["features", "--config", str(cfg), "--crm", locations[kind], "--entity", "account",
-             "--as-of", str(AS_OF.date()), "--out", str(path)], tmp_path)
+        res = crmscore("features", "--config", cfg, "--crm", locations[kind], "--entity", "account",
+                       "--as-of", AS_OF.date(), "--out", path)
+        assert res.code == 0, res.err
         out[kind] = pd.read_parquet(path)
     assert len(out["sqlite"]) > 100
     pd.testing.assert_frame_equal(out["sqlite"], out["csv"], check_exact=True)

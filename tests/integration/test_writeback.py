@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 
 import numpy as np
 import pandas as pd
@@ -47,7 +48,8 @@ def make_scores(ids: range, models=("churn", "clv"), seed: int = 0, version: str
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres), "folder"])
 def location(request, tmp_path) -> str:
-    if request.param == "sqlite":
+    if request.param == "sqlite":  # an existing CRM database, as the folder below is an existing folder:
+        sqlite3.connect(tmp_path / "crm.db").close()  # readers refuse a missing one (tests/unit/test_extract.py)
         return f"sqlite:///{tmp_path / 'crm.db'}"
     if request.param == "postgres":
         return request.getfixturevalue("pg_url")

@@ -17,14 +17,13 @@ from models.btyd import (
 )
 from models.errors import BTYDFitError
 
-CDNOW = Path("/work/shared/datasets/cdnow")
-needs_cdnow = pytest.mark.skipif(not (CDNOW / "cdnow_customers_summary.csv").exists(),
-                                 reason=f"CDNOW summaries not found in {CDNOW}")
+@pytest.fixture
+def cdnow(shared_datasets) -> Path:
+    return shared_datasets / "cdnow"
 
 
-@needs_cdnow
-def test_bgnbd_matches_published_cdnow_estimates():
-    d = pd.read_csv(CDNOW / "cdnow_customers_summary.csv")
+def test_bgnbd_matches_published_cdnow_estimates(cdnow):
+    d = pd.read_csv(cdnow / "cdnow_customers_summary.csv")
     fit = fit_bgnbd(d["frequency"], d["recency"], d["T"])
     assert fit.r == pytest.approx(0.243, abs=1e-3)
     assert fit.alpha == pytest.approx(4.414, abs=1e-3)
@@ -35,9 +34,8 @@ def test_bgnbd_matches_published_cdnow_estimates():
     assert fit.expected_transactions(39, [2], [30.43], [38.86])[0] == pytest.approx(1.226, abs=1e-3)
 
 
-@needs_cdnow
-def test_gamma_gamma_matches_published_cdnow_estimates():
-    d = pd.read_csv(CDNOW / "cdnow_customers_summary_with_transactions.csv")
+def test_gamma_gamma_matches_published_cdnow_estimates(cdnow):
+    d = pd.read_csv(cdnow / "cdnow_customers_summary_with_transactions.csv")
     rep = d[d["x"] > 0]
     assert len(rep) == 946
     fit = fit_gamma_gamma(rep["x"], rep["zbar"])

@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
-from crm.errors import ColumnTypeError, ExtractNotFoundError, MissingColumnsError, MissingTableError
+from crm.connection import read_connection
+from crm.errors import ColumnTypeError, CrmNotFoundError, ExtractNotFoundError, MissingColumnsError, MissingTableError
 from crm.extract import read_extract, read_tables, redact, write_extract
+from crm.writeback import read_history, read_scores, read_value_at_risk
 
 
 def messy_tables() -> dict[str, pd.DataFrame]:
@@ -113,12 +116,103 @@ def test_bad_timestamp_is_a_clear_type_error(tmp_path):
 
 
 def test_missing_location_errors(tmp_path):
-    with pytest.raises(ExtractNotFoundError, match="no SQLite CRM file"):
+    with pytest.raises(CrmNotFoundError, match=r"no CRM at sqlite:///.*nope\.db: the file does not exist; check --crm"):
         read_extract(f"sqlite:///{tmp_path / 'nope.db'}")
-    with pytest.raises(ExtractNotFoundError, match="neither a SQLAlchemy URL"):
+    with pytest.raises(CrmNotFoundError, match="neither a SQLAlchemy URL"):
         read_extract(str(tmp_path / "nope"))
+    with pytest.raises(CrmNotFoundError, match=r"write sqlite:///"):
+        read_extract(str(tmp_path / "crm.db"))  # a SQLite path given without its sqlite:/// prefix
+    assert issubclass(CrmNotFoundError, ExtractNotFoundError)
+
+
+@pytest.mark.parametrize("read", [
+    lambda url: read_tables(url, tables=["accounts"]),
+    lambda url: read_scores(url),
+    lambda url: read_history(url, entity_id="acc_1"),
+    lambda url: read_value_at_risk(url),
+], ids=["read_tables", "read_scores", "read_history", "read_value_at_risk"])
+def test_readers_never_create_a_sqlite_file(tmp_path, read):
+    db = tmp_path / "typo.db"
+    with pytest.raises(CrmNotFoundError, match="the file does not exist"):
+        read(f"sqlite:///{db}")
+    assert not db.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_readers_refuse_a_missing_folder_crm(tmp_path):
+    with pytest.raises(CrmNotFoundError, match="neither a SQLAlchemy URL"):
+        read_scores(str(tmp_path / "nope"))
+    assert not (tmp_path / "nope").exists()
+
+
+def test_reading_leaves_the_sqlite_file_unchanged(tmp_path):
+    db = tmp_path / "crm.db"
+    write_extract(f"sqlite:///{db}", messy_tables())
+    before = db.read_bytes(), db.stat().st_mtime_ns
+    read_extract(f"sqlite:///{db}")
+    assert read_scores(f"sqlite:///{db}").empty
+    assert (db.read_bytes(), db.stat().st_mtime_ns) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["crm.db"]  # no journal or WAL file left either
+
+
+def test_read_connection_is_read_only(tmp_path):
+    db = tmp_path / "crm.db"
+    write_extract(f"sqlite:///{db}", messy_tables())
+    with read_connection(f"sqlite:///{db}") as conn, pytest.raises(sa.exc.OperationalError, match="readonly"):
+        conn.exec_driver_sql("delete from accounts")
+
+
+def test_a_file_that_is_not_a_database_is_one_line(tmp_path):
+    bogus = tmp_path / "notes.db"
+    bogus.write_text("not a database, just text\n" * 50)
+    with pytest.raises(CrmNotFoundError, match=r"cannot open the CRM at sqlite:///.*notes\.db: DatabaseError"):
+        read_tables(f"sqlite:///{bogus}")
+
+
+def test_unreachable_postgres_is_one_line_without_password():
+    url = "postgresql+psycopg://bob:s3cret@127.0.0.1:1/crm"  # port 1: nothing listens there
+    with pytest.raises(CrmNotFoundError, match=r"cannot open the CRM at postgresql\+psycopg://bob:\*\*\*@") as info:
+        read_tables(url)
+    assert "s3cret" not in str(info.value) and "\n" not in str(info.value)
+
+
+def test_malformed_url_is_one_line():
+    with pytest.raises(CrmNotFoundError, match="is not a SQLAlchemy URL"):
+        read_tables("::://")
 
 
 def test_redact_hides_password():
     assert redact("postgresql+psycopg://bob:s3cret@db:5432/crm") == "postgresql+psycopg://bob:***@db:5432/crm"
     assert "s3cret" not in redact("postgresql+psycopg://bob:s3cret@db/crm")
+
+
+def test_reading_after_a_writer_was_killed_mid_transaction(tmp_path):
+    """A killed writer leaves a hot journal that only a read-write connection may roll back: readers still read the
+    last committed state (SQLite restores it), and the journal is gone afterwards."""
+    import signal
+    import subprocess
+    import sys
+
+    db = tmp_path / "crm.db"
+    write_extract(f"sqlite:///{db}", messy_tables())
+    committed = read_tables(f"sqlite:///{db}")
+    child = ("import sqlite3, sys, time\n"
+             "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+             "c.execute('pragma cache_size=1'); c.execute('begin immediate'); c.execute('delete from orders')\n"
+             "c.executemany('insert into accounts (account_id) values (?)', [(f'x{i}',) for i in range(50000)])\n"
+             "print('in transaction', flush=True); time.sleep(120)\n")
+    proc = subprocess.Popen([sys.executable, "-c", child, str(db)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "in transaction"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert (tmp_path / "crm.db-journal").exists()
+    back = read_tables(f"sqlite:///{db}")
+    assert set(back) == set(committed)
+    for name in committed:
+        pd.testing.assert_frame_equal(back[name], committed[name])
+    assert not (tmp_path / "crm.db-journal").exists()
+
+
+def test_writing_a_new_sqlite_crm_creates_its_folder(tmp_path):
+    url = f"sqlite:///{tmp_path / 'new' / 'folder' / 'crm.db'}"
+    write_extract(url, messy_tables())
+    assert len(read_extract(url)["orders"]) > 0

@@ -13,8 +13,8 @@ from crm.transactions import (TransactionsError, UnparseableAmountError, Unparse
                               read_transactions_file, transactions_to_extract)
 from data_contracts.schema import table_schema
 
-CDNOW = Path("/work/shared/datasets/cdnow/CDNOW_master.txt")
-RETAIL = Path("/work/shared/datasets/online_retail/online_retail.parquet")
+CDNOW = Path("cdnow/CDNOW_master.txt")  # relative to the shared datasets folder (fixture shared_datasets)
+RETAIL = Path("online_retail/online_retail.parquet")
 DTYPE = {"string": "str", "timestamp": "datetime64[us, UTC]", "number": "float64", "integer": "Int64",
          "boolean": "bool"}
 
@@ -168,9 +168,8 @@ def test_extract_round_trips_through_the_reader(tmp_path):
         pd.testing.assert_frame_equal(back[name], ex[name].sort_values(pk, ignore_index=True), check_dtype=False)
 
 
-@pytest.mark.skipif(not CDNOW.exists(), reason=f"{CDNOW} not present")
-def test_real_cdnow_log():
-    raw = read_transactions_file(CDNOW)
+def test_real_cdnow_log(shared_datasets):
+    raw = read_transactions_file(shared_datasets / CDNOW)
     ex = transactions_to_extract(raw, customer_col="customer_id", date_col="date", amount_col="dollar_value",
                                  margin_rate=0.3)
     _assert_contract(ex)
@@ -183,9 +182,8 @@ def test_real_cdnow_log():
     assert o["ordered_at"].max() < pd.Timestamp("1998-07-01", tz="UTC")
 
 
-@pytest.mark.skipif(not RETAIL.exists(), reason=f"{RETAIL} not present")
-def test_real_online_retail_log():
-    raw = read_transactions_file(RETAIL)
+def test_real_online_retail_log(shared_datasets):
+    raw = read_transactions_file(shared_datasets / RETAIL)
     raw["line_amount"] = raw["Quantity"] * raw["UnitPrice"]
     ex = transactions_to_extract(raw, customer_col="CustomerID", date_col="InvoiceDate", amount_col="line_amount",
                                  order_col="InvoiceNo", margin_rate=0.25)
