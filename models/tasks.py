@@ -248,7 +248,7 @@ def task_for_list(list_name: str) -> TaskSpec:
         if spec.list_name == list_name:
             return spec
     kinds = ", ".join(s.list_name for s in TASKS.values())
-    raise UnknownTaskError(f"unknown list {list_name!r}; possible lists are {kinds}.")
+    raise UnknownTaskError(f"unknown list {list_name!r}; possible values are {kinds}.")
 
 
 def populations_of(entity: str) -> list[str]:
