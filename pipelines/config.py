@@ -217,7 +217,11 @@ def _read_yaml(text: str, where: str) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{where} is not valid YAML: {exc}") from exc
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{where} is not valid YAML{at}: {problem}; fix it (configs/default.yaml shows the "
+                          "shape)") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{where} must hold a mapping of settings at the top level, found {type(data).__name__}")
     return data
@@ -231,7 +235,8 @@ def load_settings(config_file: str | Path | None = None, *, crm: str | None = No
     if config_file is not None:
         path = Path(config_file)
         if not path.is_file():
-            raise ConfigError(f"--config {path}: no such file")
+            raise ConfigError(f"--config {path}: no such file; give the path of a YAML file of the shape of "
+                              "configs/default.yaml (a partial one is fine)")
         data = _deep_merge(data, _read_yaml(path.read_text(), str(path)))
     if env.get("CRMSCORE_CRM_URL"):
         data = _deep_merge(data, {"crm": {"url": env["CRMSCORE_CRM_URL"]}})

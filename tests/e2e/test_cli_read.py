@@ -15,6 +15,7 @@ import pytest
 
 from crm.extract import read_tables
 from crm.writeback import read_scores
+from models.tasks import TASKS
 from tests.e2e.cli import AS_OF
 
 COMMANDS = ("generate", "import-transactions", "validate", "features", "train", "score", "list", "explain",
@@ -118,3 +119,22 @@ def test_usage_errors_are_one_line_with_exit_2(world, crmscore):
 def test_help_on_every_command(crmscore, cmd):
     res = crmscore(cmd, "--help")
     assert res.code == 0 and "Usage" in res.out, res.err
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+def test_every_registered_task_is_trained_scored_listed_and_explained(world, crmscore, task):
+    """One test per registry entry: a task that was skipped, not promoted, not scored or not listable fails here."""
+    spec = TASKS[task]
+    row = next(line for line in world["train"].stdout.splitlines() if line.startswith(f"│ {task} "))
+    assert "│ champion │" in row, row
+    scores = read_scores(world["crm"], model=task)
+    assert len(scores) > 0 and (scores["entity_type"] == spec.entity).all()
+    assert scores["reason_text"].str.contains(spec.reason_outcome, regex=False).any()
+    res = crmscore("list", spec.list_name, *world["common"], "--top", "3", "--format", "json")
+    assert res.code == 0, res.err
+    listed = json.loads(res.out)
+    assert len(listed) == 3 and {r["model"] for r in listed} == {task}
+    res = crmscore("explain", listed[0]["entity_id"], *world["common"])
+    assert res.code == 0, res.err
+    assert res.out.startswith(f"{spec.entity} {listed[0]['entity_id']} ({spec.entity_spec.segment_column} ")
+    assert f"  {task} v" in res.out
