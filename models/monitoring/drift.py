@@ -102,9 +102,10 @@ def feature_drift(reference: ModelReference, frame: pd.DataFrame, *, elapsed_day
         enough = n >= thresholds.min_rows and ref.n >= thresholds.min_rows
         out_of_range = float("nan")
         if ref.kind == "numeric" and ref.minimum is not None:
-            x = values - (elapsed_days if aged else 0.0)
-            x = x[~np.isnan(x)]
-            out_of_range = float(((x < ref.minimum) | (x > ref.maximum)).mean()) if len(x) else float("nan")
+            x = values - elapsed_days if aged else values
+            present = n - int(counts[-1])  # the last numeric bin is the missing one (NaN compares False below)
+            out_of_range = (np.count_nonzero((x < ref.minimum) | (x > ref.maximum)) / present if present
+                            else float("nan"))
         rows.append({
             "feature": ref.name, "label": ref.label, "kind": ref.kind, "n": n, "psi": value,
             "psi_excess": max(0.0, value - psi_null_mean(ref.n, n, ref.reference_bins)) if n and ref.n
@@ -234,11 +235,14 @@ def score_health(reference: ModelReference, scores: pd.Series, *, bands: pd.Seri
             band_psi = psi([ref_bands.get(b, 0.0) for b in labels], [band_shares.get(b, 0.0) for b in labels])
     rank_stability, n_common = None, 0
     if previous is not None:
-        both = pd.concat([pd.Series(x, index=scores.index, name="now"), previous.rename("before")], axis=1,
-                         join="inner").dropna()
-        n_common = len(both)
-        if n_common >= 3 and both["now"].nunique() > 1 and both["before"].nunique() > 1:
-            rank_stability = float(spearmanr(both["now"], both["before"]).statistic)
+        # the entities scored in both runs, in this run's order (one hash look-up per entity, no frame join)
+        at = pd.Index(previous.index).get_indexer(scores.index)
+        now, before = x[at >= 0], numeric_values(previous)[at[at >= 0]]
+        both = ~(np.isnan(now) | np.isnan(before))
+        now, before = now[both], before[both]
+        n_common = len(now)
+        if n_common >= 3 and (now != now[0]).any() and (before != before[0]).any():
+            rank_stability = float(spearmanr(now, before).statistic)
     return ScoreHealth(n, nan_share, identical, finite_or_none(value), finite_or_none(p_value), finite_or_none(mean),
                        ref.mean_score, base, finite_or_none(shift), finite_or_none(mean_p), band_shares, ref_bands,
                        finite_or_none(band_psi), finite_or_none(rank_stability), n_common)

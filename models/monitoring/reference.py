@@ -41,6 +41,20 @@ def numeric_values(values: pd.Series | np.ndarray) -> np.ndarray:
     return pd.Series(values).astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
 
 
+def binned_counts(edges: Sequence[float], x: np.ndarray) -> np.ndarray:
+    """Rows of ``x`` per right-closed bin ``(-inf, e1], (e1, e2], ..., (ek, inf)``, then NaN (the missing bin).
+
+    ``edges`` are sorted and distinct. Counted edge by edge (``k`` vectorised comparisons and counts, no per-row
+    bin index): for the <= 9 decile edges of a reference this is an order of magnitude faster than
+    ``np.searchsorted(edges, x, side="left")`` + ``np.bincount`` on a million rows and gives the same integers.
+    """
+    e = np.asarray(edges, dtype=np.float64)
+    n_missing = int(np.count_nonzero(np.isnan(x)))
+    n_present = len(x) - n_missing
+    at_most = [n_present - int(np.count_nonzero(x > v)) for v in e]  # present rows <= each edge (NaN > v is False)
+    return np.append(np.diff(np.array([0, *at_most, n_present], dtype=np.int64)), n_missing)
+
+
 @dataclass(frozen=True)
 class FeatureReference:
     """Frozen bins of one feature in the training window.
@@ -84,17 +98,14 @@ class FeatureReference:
     def bin_counts(self, values: pd.Series | np.ndarray, *, shift: float = 0.0) -> np.ndarray:
         """Rows of ``values`` per bin (in :attr:`bins` order); ``shift`` is subtracted from numeric values first."""
         if self.kind == "categorical":
-            s = pd.Series(values).astype("str")
-            codes = pd.Index(self.categories, dtype="str").get_indexer(s)
+            # factorize once (hashing each row once), then place the few distinct values in the frozen bins
+            codes, uniques = pd.factorize(pd.Series(values).astype("str"))
             k = len(self.categories)
-            missing = s.isna().to_numpy()
-            idx = np.where(codes >= 0, codes, np.where(missing, k, k + 1))
-            return np.bincount(idx, minlength=k + 2)
+            found = pd.Index(self.categories, dtype="str").get_indexer(pd.Index(uniques, dtype="str"))
+            bin_of_code = np.append(np.where(found >= 0, found, k + 1), k)  # code -1 (missing) -> the last entry
+            return np.bincount(bin_of_code[codes], minlength=k + 2)
         x = numeric_values(values)
-        missing = np.isnan(x)
-        k = len(self.edges) + 1
-        idx = np.where(missing, k, np.searchsorted(np.asarray(self.edges), x - shift, side="left"))
-        return np.bincount(idx.astype(np.int64), minlength=k + 1)
+        return binned_counts(self.edges, x - shift if shift else x)
 
     @property
     def reference_bins(self) -> int:
@@ -166,10 +177,7 @@ class ScoreReference:
     band_shares: tuple[float, ...]
 
     def bin_counts(self, scores: np.ndarray) -> np.ndarray:
-        x = numeric_values(scores)
-        k = len(self.edges) + 1
-        idx = np.where(np.isnan(x), k, np.searchsorted(np.asarray(self.edges), x, side="left"))
-        return np.bincount(idx.astype(np.int64), minlength=k + 1)
+        return binned_counts(self.edges, numeric_values(scores))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
