@@ -146,6 +146,7 @@ def test_a_segment_mix_shift_is_caught_on_the_categorical_feature(reference):
     ("nulls", "sub__mrr", "missing_share"),
     ("x100", "buy__revenue_90d", "shift"),
     ("new_category", "firm__acquisition_channel", "unseen_category"),
+    ("frozen_timestamps", "firm__tenure_days", "shift"),
 ])
 def test_data_defects_are_flagged_with_their_reason_and_not_on_the_clean_twin(reference, defect, feature, reason):
     rng = np.random.default_rng(7)
@@ -156,6 +157,8 @@ def test_data_defects_are_flagged_with_their_reason_and_not_on_the_clean_twin(re
         broken.loc[hit, feature] = np.nan
     elif defect == "x100":  # amounts in cents instead of currency units
         broken[feature] = broken[feature] * 100
+    elif defect == "frozen_timestamps":  # a migration stamped every created_at with one date: tenure is one value
+        broken[feature] = 12.0
     else:  # a channel the model never saw, on 10% of the rows
         broken.loc[hit, feature] = "tiktok"
     drift = by_feature(feature_drift(reference, broken, elapsed_days=0, thresholds=THRESHOLDS))
