@@ -6,6 +6,7 @@ Which families are built:
 | ------- | --------------------- | ------------- | ------------------------------- |
 | account | engagement (`eng__`)  | activities    | required by the contract        |
 | account | purchase (`buy__`)    | orders        | required by the contract        |
+| account | BG/NBD (`btyd__`)     | orders        | required by the contract        |
 | account | support (`sup__`)     | tickets       | optional: no `sup__` columns    |
 | account | subscription (`sub__`)| subscriptions | optional: no `sub__` columns    |
 | account | firmographic (`firm__`)| accounts     | required                        |
@@ -23,6 +24,7 @@ import pandas as pd
 
 from features._context import Columns, Query, spine_arrays
 from features._events import require_table
+from features.btyd import btyd_features
 from features.catalog import FeatureInfo, FeatureSet
 from features.engagement import engagement_features
 from features.errors import InvalidInputError, UnknownOptionError
@@ -73,7 +75,9 @@ def build_features(
     activities = require_table(tables, "activities", "engagement features")
     if entity == "account":
         families.append(engagement_features(activities, "account_id", q))
-        families.append(purchase_features(require_table(tables, "orders", "purchase features"), q))
+        orders = require_table(tables, "orders", "purchase features")
+        families.append(purchase_features(orders, q))
+        families.append(btyd_features(orders, q))
         if tables.get("tickets") is not None:
             families.append(support_features(tables["tickets"], q))
         if tables.get("subscriptions") is not None:

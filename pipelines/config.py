@@ -106,6 +106,7 @@ class GateSettings(_Frozen):
     max_ece: float | None = Field(ge=0)
     min_ece_n: int = Field(ge=0)
     min_primary: dict[str, float]
+    max_total_error: float | None = Field(ge=0)
 
     @field_validator("min_primary")
     @classmethod

@@ -33,7 +33,7 @@ def gate_config(settings: Settings, primary_metric: str) -> GateConfig:
     g = settings.gate
     return GateConfig(primary_metric=primary_metric, min_improvement=g.min_improvement, max_ece=g.max_ece,
                       min_primary=g.min_primary.get(primary_metric), min_slice_n=settings.evaluation.collapse_min_n,
-                      min_ece_n=g.min_ece_n)
+                      min_ece_n=g.min_ece_n, max_total_error=g.max_total_error)
 
 
 def feature_options(settings: Settings) -> FeatureOptions:

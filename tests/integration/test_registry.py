@@ -185,7 +185,8 @@ def log(registry: Registry, model: TinyTrainedModel, tmp_path: Path, tag: str,
                              data_window=(pd.Timestamp("2024-01-01", tz="UTC"), pd.Timestamp("2025-12-31", tz="UTC")),
                              eligibility_text="Active customers with a subscription at the cutoff.",
                              extract_fingerprint={"accounts_rows": 1500}, top_drivers=[("Logins", 0.4)],
-                             known_limits=["Synthetic data."])
+                             known_limits=["Synthetic data."],
+                             max_total_error=gate_config("roc_auc").max_total_error)
     return registry.log_training_run(
         model.predictor, model.report, Spec(),
         extract_fingerprint={"accounts_rows": 1500, "sha256": "ab" * 32},
