@@ -16,6 +16,7 @@ over customers, so this is the same maximum at a fraction of the cost). Pure num
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,10 +26,13 @@ from scipy.special import betaln, gammaln, hyp2f1
 
 from features._context import Columns, Query
 from features._events import require_columns, us_to_ts
-from features.errors import BTYDFitError
+from features.errors import BTYDFitError, InvalidInputError
 
 log = logging.getLogger("crmscore.features")
 WEEK = pd.Timedelta(days=7)
+# Four BG/NBD parameters from fewer customers are no estimate (and such fits wander for seconds): the features of
+# a cutoff with fewer customers before it are NaN, with the reason logged.
+MIN_FIT_CUSTOMERS = 20
 
 
 @dataclass(frozen=True)
@@ -218,10 +222,11 @@ class BTYDAtCutoff:
         return np.asarray(self.bgnbd.p_alive(s["x"], s["t_x"], s["T"]), dtype=float)
 
 
-def btyd_at_cutoff(orders: pd.DataFrame, cutoff_ts: pd.Timestamp) -> BTYDAtCutoff | None:
+def btyd_at_cutoff(orders: pd.DataFrame, cutoff_ts: pd.Timestamp, *, min_customers: int = 1) -> BTYDAtCutoff | None:
     """Fit BG/NBD and Gamma-Gamma on the completed orders strictly before ``cutoff_ts`` (all accounts in ``orders``).
 
-    Returns None when no account has a purchase before the cutoff; raises BTYDFitError when the fit cannot run.
+    Returns None when no account has a purchase before the cutoff; raises BTYDFitError when the fit cannot run or
+    fewer than ``min_customers`` customers (with T > 0) are there to fit on.
     The first purchase is not a repeat transaction; accounts whose repeat mean margin is not positive are left out
     of the Gamma-Gamma fit and use its formula with zbar clipped at 0.
     """
@@ -229,6 +234,8 @@ def btyd_at_cutoff(orders: pd.DataFrame, cutoff_ts: pd.Timestamp) -> BTYDAtCutof
     summ = summ[summ["T"] > 0]
     if summ.empty:
         return None
+    if len(summ) < min_customers:
+        raise BTYDFitError(f"{len(summ)} customers bought before the cutoff; the fit needs at least {min_customers}.")
     bg = fit_bgnbd(summ["x"], summ["t_x"], summ["T"])
     rep = summ[(summ["x"] > 0) & (summ["zbar"] > 0)]
     gg = None
@@ -245,7 +252,7 @@ def _forward_phrase(days: int) -> str:
     return "in the next year" if days == 365 else f"in the next {days} days"
 
 
-def btyd_features(orders: pd.DataFrame, q: Query) -> Columns:
+def btyd_features(orders: pd.DataFrame, q: Query, horizons_days: Sequence[int]) -> Columns:
     """BG/NBD + Gamma-Gamma quantities per spine row (accounts), fitted per cutoff on the orders before it.
 
     Parameters
@@ -257,14 +264,15 @@ def btyd_features(orders: pd.DataFrame, q: Query) -> Columns:
     Returns
     -------
     Columns prefixed `btyd__`: the chance the customer is still active (P(alive)), expected purchases and expected
-    margin over each of ``q.windows_days`` as forward horizons (the feature windows double as horizons, so churn and
-    clv, which share a population, share these columns whatever their task horizons), and the expected margin per
-    purchase. NaN for accounts with no purchase before the cutoff (or a first purchase on its day), and for every
+    margin over each of ``horizons_days`` (the feature windows and the account tasks' horizons: churn and clv share a
+    population, so they share these columns), and the expected margin per purchase. NaN for accounts with no purchase before the cutoff (or a first purchase on its day), and for every
     row of a cutoff whose fit fails or returns non-finite values (the reason is logged to ``crmscore.features``).
     """
     require_columns(orders, "orders", ("account_id", "ordered_at", "gross_margin", "status"), "BG/NBD features")
     n = len(q)
-    horizons = q.windows_days
+    horizons = tuple(sorted({int(h) for h in horizons_days}))
+    if not horizons or horizons[0] <= 0:
+        raise InvalidInputError(f"BG/NBD horizons {tuple(horizons_days)!r}; expected one or more positive day counts.")
     p_alive = np.full(n, np.nan)
     spend = np.full(n, np.nan)
     purchases = {w: np.full(n, np.nan) for w in horizons}
@@ -275,7 +283,7 @@ def btyd_features(orders: pd.DataFrame, q: Query) -> Columns:
         cutoff = us_to_ts(np.array([t_us]))[0]
         try:
             with np.errstate(all="ignore"):
-                fit = btyd_at_cutoff(orders, cutoff)
+                fit = btyd_at_cutoff(orders, cutoff, min_customers=MIN_FIT_CUSTOMERS)
                 if fit is None:
                     continue
                 got = {"p_alive": fit.p_alive(), "spend": fit.spend,

@@ -44,6 +44,7 @@ def build_features(
     entity: str,
     *,
     windows_days: Sequence[int] = (30, 90, 365),
+    forward_days: Sequence[int] = (),
 ) -> FeatureSet:
     """Point-in-time features of every spine row.
 
@@ -54,6 +55,7 @@ def build_features(
         cutoffs; entity ids may repeat across cutoffs.
     entity : "account" or "lead".
     windows_days : look-back windows (days) of the windowed counts and sums.
+    forward_days : horizons (days) the BG/NBD features forecast over, besides the windows (accounts only).
 
     Returns
     -------
@@ -77,7 +79,7 @@ def build_features(
         families.append(engagement_features(activities, "account_id", q))
         orders = require_table(tables, "orders", "purchase features")
         families.append(purchase_features(orders, q))
-        families.append(btyd_features(orders, q))
+        families.append(btyd_features(orders, q, sorted(set(windows) | {int(d) for d in forward_days})))
         if tables.get("tickets") is not None:
             families.append(support_features(tables["tickets"], q))
         if tables.get("subscriptions") is not None:
@@ -112,6 +114,7 @@ def features_as_of(
     populations: Sequence[str],
     churn_lookback_days: int,
     windows_days: Sequence[int],
+    forward_days: Sequence[int] = (),
 ) -> FeatureSet:
     """Features of every record of `populations` at `as_of`: the `crmscore features` command in one pure call.
 
@@ -126,7 +129,7 @@ def features_as_of(
     spines = [build_spine(tables, pop, [as_of], churn_lookback_days=churn_lookback_days) for pop in populations]
     spine = pd.concat(spines, ignore_index=True) if len(spines) > 1 else spines[0]
     spine = spine.drop_duplicates("entity_id", ignore_index=True)
-    return build_features(tables, spine, entity, windows_days=windows_days)
+    return build_features(tables, spine, entity, windows_days=windows_days, forward_days=forward_days)
 
 
 def feature_columns(catalog: dict[str, FeatureInfo], kind: str | None = None) -> list[str]:

@@ -87,7 +87,7 @@ def _total_text(ratio: float) -> str:
     """``1.4`` -> ``"40% above"``, ``0.93`` -> ``"7% below"``, NaN -> ``"unknown (NaN)"``."""
     if math.isnan(ratio):
         return "unknown (NaN)"
-    return f"{abs(ratio - 1):.0%} {'above' if ratio >= 1 else 'below'}"
+    return f"{abs(ratio - 1):.1%} {'above' if ratio >= 1 else 'below'}"
 
 
 def _better(a: float, b: float, metric: str) -> bool:

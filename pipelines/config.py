@@ -97,6 +97,7 @@ class EvaluationConfig(_Frozen):
     margin_per_year_column: str = Field(min_length=1)
     acquisition_cost_column: str = Field(min_length=1)
     max_years_active: float = Field(gt=0)
+    total_anchor_column: str | None = Field(min_length=1)
 
 
 class GateSettings(_Frozen):

@@ -91,7 +91,7 @@ class TinyTrainedModel:
         booster = lgb.train(lgb_params, lgb.Dataset(prepare_matrix(X, FEATURES, vocab), label=y),
                             num_boost_round=rounds)
         self.predictor = Predictor(task="churn", feature_names=FEATURES, catalog=dict(CATALOG), vocab=vocab,
-                                   booster=booster, calibrator=SigmoidCalibrator())
+                                   booster=booster, calibrator=SigmoidCalibrator(), total_anchor=None)
         p = self.predictor.predict(X_test)
         prior = np.full(len(y_test), float(np.mean(y)))
         recency = 1 / (1 + X_test["eng__logins_30d"].to_numpy())

@@ -150,7 +150,7 @@ def _btyd_frame(orders: pd.DataFrame, spine: pd.DataFrame) -> pd.DataFrame:
 
     index, codes, t = spine_arrays(spine)
     q = Query(entities=index, codes=codes, t=t, entity_ids=spine["entity_id"], windows_days=(30, 90, 365))
-    cols = btyd_features(orders, q)
+    cols = btyd_features(orders, q, (30, 90, 365))
     return pd.DataFrame(cols.values, index=spine.index)
 
 
@@ -212,3 +212,14 @@ def test_p_alive_is_one_without_repeat_purchases_and_falls_with_silence():
     fit = BGNBDFit(r=0.243, alpha=4.414, a=0.793, b=2.426, log_likelihood=0.0)
     p = fit.p_alive([0, 3, 3], [0.0, 38.0, 5.0], [39.0, 39.0, 39.0])
     assert p[0] == 1.0 and 1.0 > p[1] > p[2] > 0.0
+
+
+def test_btyd_features_need_enough_customers_to_fit(caplog):
+    from features.btyd import MIN_FIT_CUSTOMERS
+
+    orders = _orders(seed=7, n_accounts=MIN_FIT_CUSTOMERS - 1)
+    cutoff = pd.Timestamp("2025-01-01", tz="UTC")
+    with caplog.at_level("WARNING", logger="crmscore.features"):
+        fs = _btyd_frame(orders, _spine(sorted(orders["account_id"].unique()), [cutoff]))
+    assert fs.isna().all().all()
+    assert any(f"the fit needs at least {MIN_FIT_CUSTOMERS}" in r.getMessage() for r in caplog.records)

@@ -76,8 +76,8 @@ def test_total_check_names_the_direction_and_beats_a_better_ranking():
     # A better ranking than the champion does not make up for a total 40% too high: customer equity would be wrong.
     d = decide({"normalized_gini": 0.7, "total_ratio": 1.4}, {"normalized_gini": 0.5}, **CLV_GATE)
     assert not d.promote
-    assert "predicted total is 40% above the realized total on the held-out data, outside the accepted 10%" in d.reasons
-    assert "7% below" in decide({"normalized_gini": 0.7, "total_ratio": 0.93}, None, **CLV_GATE).reasons[-1]
+    assert "predicted total is 40.0% above the realized total on the held-out data, outside the accepted 10%" in d.reasons
+    assert "7.0% below" in decide({"normalized_gini": 0.7, "total_ratio": 0.93}, None, **CLV_GATE).reasons[-1]
 
 
 def test_total_check_is_off_when_disabled_and_for_tasks_without_a_total():
@@ -92,7 +92,7 @@ def test_packaged_gate_judges_the_total_at_ten_percent():
     d = promote_if_better(book, "clv", 1, {"normalized_gini": 0.6, "total_ratio": 1.2}, None,
                           gate_config("normalized_gini", min_primary=None))
     assert not d.promote and book.aliases == {("clv", "challenger"): 1}
-    assert "20% above" in book.tags[("clv", 1)]["gate_reasons"]
+    assert "20.0% above" in book.tags[("clv", 1)]["gate_reasons"]
 
 
 def test_first_model_below_minimum_quality_is_not_promoted():
