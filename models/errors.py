@@ -5,7 +5,7 @@ as one line.
 """
 from __future__ import annotations
 
-from features.errors import BTYDFitError  # the BG/NBD maths lives in features.btyd (re-exported for callers)
+from features.errors import BTYDFitError as BTYDFitError  # the BG/NBD maths lives in features.btyd (re-exported for callers)
 
 
 class ModelError(Exception):
