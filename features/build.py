@@ -6,6 +6,7 @@ Which families are built:
 | ------- | --------------------- | ------------- | ------------------------------- |
 | account | engagement (`eng__`)  | activities    | required by the contract        |
 | account | purchase (`buy__`)    | orders        | required by the contract        |
+| account | BG/NBD (`btyd__`)     | orders        | required by the contract        |
 | account | support (`sup__`)     | tickets       | optional: no `sup__` columns    |
 | account | subscription (`sub__`)| subscriptions | optional: no `sub__` columns    |
 | account | firmographic (`firm__`)| accounts     | required                        |
@@ -23,6 +24,7 @@ import pandas as pd
 
 from features._context import Columns, Query, spine_arrays
 from features._events import require_table
+from features.btyd import btyd_features
 from features.catalog import FeatureInfo, FeatureSet
 from features.engagement import engagement_features
 from features.errors import InvalidInputError, UnknownOptionError
@@ -42,6 +44,7 @@ def build_features(
     entity: str,
     *,
     windows_days: Sequence[int] = (30, 90, 365),
+    forward_days: Sequence[int] = (),
 ) -> FeatureSet:
     """Point-in-time features of every spine row.
 
@@ -52,6 +55,7 @@ def build_features(
         cutoffs; entity ids may repeat across cutoffs.
     entity : "account" or "lead".
     windows_days : look-back windows (days) of the windowed counts and sums.
+    forward_days : horizons (days) the BG/NBD features forecast over, besides the windows (accounts only).
 
     Returns
     -------
@@ -73,7 +77,9 @@ def build_features(
     activities = require_table(tables, "activities", "engagement features")
     if entity == "account":
         families.append(engagement_features(activities, "account_id", q))
-        families.append(purchase_features(require_table(tables, "orders", "purchase features"), q))
+        orders = require_table(tables, "orders", "purchase features")
+        families.append(purchase_features(orders, q))
+        families.append(btyd_features(orders, q, sorted(set(windows) | {int(d) for d in forward_days})))
         if tables.get("tickets") is not None:
             families.append(support_features(tables["tickets"], q))
         if tables.get("subscriptions") is not None:
@@ -108,6 +114,7 @@ def features_as_of(
     populations: Sequence[str],
     churn_lookback_days: int,
     windows_days: Sequence[int],
+    forward_days: Sequence[int] = (),
 ) -> FeatureSet:
     """Features of every record of `populations` at `as_of`: the `crmscore features` command in one pure call.
 
@@ -122,7 +129,7 @@ def features_as_of(
     spines = [build_spine(tables, pop, [as_of], churn_lookback_days=churn_lookback_days) for pop in populations]
     spine = pd.concat(spines, ignore_index=True) if len(spines) > 1 else spines[0]
     spine = spine.drop_duplicates("entity_id", ignore_index=True)
-    return build_features(tables, spine, entity, windows_days=windows_days)
+    return build_features(tables, spine, entity, windows_days=windows_days, forward_days=forward_days)
 
 
 def feature_columns(catalog: dict[str, FeatureInfo], kind: str | None = None) -> list[str]:

@@ -13,6 +13,7 @@ FAMILIES: dict[str, str] = {
     "sub": "subscription",
     "firm": "firmographic",
     "funnel": "funnel",
+    "btyd": "purchase model",
 }
 
 
@@ -23,7 +24,8 @@ class FeatureInfo:
     Attributes
     ----------
     label : short readable phrase ("Logins in the last 30 days").
-    family : one of FAMILIES' values (engagement, purchase, support, subscription, firmographic, funnel).
+    family : one of FAMILIES' values (engagement, purchase, support, subscription, firmographic, funnel,
+        purchase model).
     kind : "numeric" or "categorical" (categorical columns are `str` with NaN for missing).
     unit : how to phrase a value: count, days, currency, share, ratio, flag, score, employees, category.
     grows_with_time : True when the value of an unchanged entity grows by exactly one per day by construction

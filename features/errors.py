@@ -20,3 +20,7 @@ class InvalidInputError(FeatureError, ValueError):
 
 class InsufficientHistoryError(FeatureError):
     """The extract holds too little history for the requested training cutoffs."""
+
+
+class BTYDFitError(FeatureError):
+    """A BG/NBD or Gamma-Gamma fit that cannot run or did not converge."""

@@ -7,7 +7,10 @@ calibration error measured out of fold (2-fold, time-agnostic split of the calib
 refits it on all calibration rows: fitting and judging isotonic on the same rows would always win.
 
 Regression (Tweedie): raw = log of the expected amount; the reported amount is ``exp(raw) * scale``
-where ``scale`` (fitted on the calibration rows) makes predicted and realised totals agree.
+where ``scale`` (fitted on the calibration rows) makes predicted and realised totals agree. With a
+:class:`TotalAnchor` the scale of a scored population is instead set so that its total follows BG/NBD + Gamma-Gamma
+(a model of how a cohort's buying declines as it ages, which a tree fitted on earlier cutoffs cannot extrapolate),
+corrected by BG/NBD's own bias measured on the calibration rows; the model keeps the allocation between records.
 
 All calibrators are monotone, so they never change the ranking (AUC, Gini).
 """
@@ -91,6 +94,45 @@ class ExpCalibrator:
 
     def transform(self, raw: np.ndarray) -> np.ndarray:
         return np.exp(np.asarray(raw, dtype=float)) * self.scale
+
+
+@dataclass(frozen=True)
+class TotalAnchor:
+    """The total of a scored population from BG/NBD, the allocation between its records from the model.
+
+    ``column`` is a feature holding each record's BG/NBD + Gamma-Gamma expected margin (fitted on the history before
+    the record's cutoff); ``bias`` the realised total over the sum of that column on the calibration (validation)
+    rows. For rows ``frame`` with raw scores ``raw``, :meth:`calibrator` returns ``exp(raw) * s`` with
+    ``s = bias * sum(column) / sum(exp(raw))``: the population's predicted total is BG/NBD's, corrected by its bias.
+    A record's amount therefore depends on the population it is scored with (a scoring run scores the whole eligible
+    population of one cutoff at once). Where the column is absent or sums to no positive finite value (BG/NBD could
+    not be fitted), the fixed ``fallback`` scale is used.
+    """
+
+    column: str
+    bias: float
+    method: str = "btyd_total"
+
+    @classmethod
+    def fit(cls, column: str, anchor: np.ndarray, y: np.ndarray) -> TotalAnchor | None:
+        """From the calibration rows' anchor column and outcomes; None when the anchor has no positive total."""
+        total = float(np.nansum(np.asarray(anchor, dtype=float)))
+        realised = float(np.sum(y))
+        if not np.isfinite(total) or total <= 0 or realised <= 0:
+            return None
+        return cls(column=column, bias=realised / total)
+
+    def scale(self, anchor: np.ndarray, raw: np.ndarray) -> float | None:
+        """The population scale for these rows, or None when the anchor gives no usable total."""
+        total = float(np.nansum(np.asarray(anchor, dtype=float)))
+        pred = float(np.sum(np.exp(np.asarray(raw, dtype=float))))
+        if not np.isfinite(total) or total <= 0 or not np.isfinite(pred) or pred <= 0:
+            return None
+        return self.bias * total / pred
+
+    def calibrator(self, anchor: np.ndarray | None, raw: np.ndarray, fallback: ExpCalibrator) -> ExpCalibrator:
+        s = None if anchor is None else self.scale(anchor, raw)
+        return fallback if s is None else ExpCalibrator(scale=s)
 
 
 Calibrator = SigmoidCalibrator | PlattCalibrator | IsotonicCalibrator | ExpCalibrator

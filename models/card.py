@@ -107,6 +107,7 @@ def render_model_card(
     extract_fingerprint: Mapping[str, Any],
     top_drivers: Sequence[tuple[str, float]],
     known_limits: Sequence[str],
+    max_total_error: float | None,
 ) -> str:
     """Render the model card of one trained model as Markdown.
 
@@ -129,6 +130,9 @@ def render_model_card(
         ``(readable feature label, mean |SHAP|)`` pairs, most important first.
     known_limits
         Plain sentences, one bullet each.
+    max_total_error
+        The gate's tolerance on the held-out total (``gate.max_total_error``); amount tasks show whether their
+        predicted total passes it. ``None``: the total is not judged.
 
     Returns
     -------
@@ -179,6 +183,10 @@ def render_model_card(
         out.append("Mean predicted vs realized value by predicted decile (1 = highest)"
                    + (f"; predicted total / realized total = {_cell(float(ratio))}" if ratio is not None else "")
                    + ":")
+        if ratio is not None and max_total_error is not None:
+            passed = bool(np.isfinite(float(ratio)) and abs(float(ratio) - 1) <= max_total_error)
+            out += ["", f"Gate on the total: the predicted total must be within {max_total_error:.0%} of the realized "
+                    f"total (`gate.max_total_error`): {'passed' if passed else 'failed, so this model cannot become champion'}."]
     out.append("")
     dec = decile_table(ev["y"], ev["score"])
     out += [_table(["decile", "n", "mean predicted", "mean observed", "lift", "capture"],

@@ -2,8 +2,9 @@
 
 A candidate is promoted only if (a) there is no champion, or it beats the champion's primary metric
 **measured on the same out-of-time data** (the candidate's held-out frame) by a configured margin, and
-(b) it passes minimum quality on its own: calibration (ECE, binary tasks), a floor on the primary metric
-and no collapsed slice. Otherwise it is registered as the ``challenger``. The reasons are readable
+(b) it passes minimum quality on its own: calibration (ECE, binary tasks), the predicted total within a
+share of the realized total (amount tasks: CLV sums to customer equity), a floor on the primary metric and no
+collapsed slice. Otherwise it is registered as the ``challenger``. The reasons are readable
 sentences, because they end up in the run log, the model version tags and the CLI output.
 
 Nothing here imports mlflow: :func:`promote_if_better` only calls ``registry.set_alias`` and
@@ -45,6 +46,9 @@ class GateConfig:
         Slices with fewer rows are too noisy to call collapsed (:func:`models.evaluate.collapsed_slices`).
     min_ece_n
         Held-out rows below which ECE is reported rather than judged.
+    max_total_error
+        Largest accepted ``|total_ratio - 1|`` (held-out predicted total / realized total); applies only when the
+        candidate reports ``total_ratio`` (amount tasks). ``None`` disables the check.
     """
 
     primary_metric: str
@@ -53,6 +57,7 @@ class GateConfig:
     min_primary: float | None
     min_slice_n: int
     min_ece_n: int
+    max_total_error: float | None
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,13 @@ class _AliasSetter(Protocol):
 
 def _fmt(value: float) -> str:
     return f"{value:.3f}"
+
+
+def _total_text(ratio: float) -> str:
+    """``1.4`` -> ``"40% above"``, ``0.93`` -> ``"7% below"``, NaN -> ``"unknown (NaN)"``."""
+    if math.isnan(ratio):
+        return "unknown (NaN)"
+    return f"{abs(ratio - 1):.1%} {'above' if ratio >= 1 else 'below'}"
 
 
 def _better(a: float, b: float, metric: str) -> bool:
@@ -119,6 +131,7 @@ def decide(
     slice_collapse: bool,
     collapsed_slices: Sequence[str] = (),
     min_ece_n: int,
+    max_total_error: float | None,
 ) -> GateDecision:
     """Decide whether a candidate model becomes champion.
 
@@ -145,6 +158,9 @@ def decide(
     min_ece_n
         Held-out rows (``candidate["n"]``) below which ECE is too noisy to judge: the check is then reported
         as not made instead of failing a small but sound model (10 bins of 4 rows say nothing).
+    max_total_error
+        Largest accepted ``|total_ratio - 1|``, checked only when ``candidate`` has ``total_ratio`` (a missing or
+        NaN ratio fails it: the total could not be checked); ``None`` disables it.
 
     Returns
     -------
@@ -216,6 +232,16 @@ def decide(
         else:
             reasons.append(f"calibration ECE {_fmt(ece)} is within the maximum {max_ece:g}")
 
+    if max_total_error is not None and "total_ratio" in candidate:
+        ratio = float(candidate["total_ratio"])
+        if math.isnan(ratio) or abs(ratio - 1) > max_total_error:
+            ok = False
+            reasons.append(f"predicted total is {_total_text(ratio)} the realized total on the held-out data, "
+                           f"outside the accepted {max_total_error:.0%}")
+        else:
+            reasons.append(f"predicted total is {_total_text(ratio)} the realized total, within "
+                           f"{max_total_error:.0%}")
+
     if slice_collapse:
         ok = False
         which = ", ".join(collapsed_slices) if collapsed_slices else "see slice metrics"
@@ -275,6 +301,7 @@ def promote_if_better(
         slice_collapse=bool(collapsed),
         collapsed_slices=collapsed,
         min_ece_n=gate_cfg.min_ece_n,
+        max_total_error=gate_cfg.max_total_error,
     )
     registry.set_alias(task, candidate_version, decision.alias)
     registry.tag_version(

@@ -25,6 +25,8 @@ class FeatureOptions:
 
     windows_days: tuple[int, ...]
     churn_lookback_days: int
+    # Horizons (days) the BG/NBD features forecast over besides the windows (the account tasks' horizons).
+    forward_days: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,8 @@ def build_training_data(
         raise TrainingDataError(f"task {spec.name!r}: no eligible {spec.entity}s at any training cutoff {cuts[0].date()}"
                                 f"..{cuts[-1].date()}")
     label = make_labels(tables, spine, spec.label, horizon_days)
-    fs = build_features(tables, spine, spec.entity, windows_days=options.windows_days)
+    fs = build_features(tables, spine, spec.entity, windows_days=options.windows_days,
+                          forward_days=options.forward_days)
     baselines: dict[str, pd.Series] = {}
     if "btyd" in spec.baselines and "orders" in tables and len(tables["orders"]):
         try:
@@ -86,4 +89,5 @@ def build_scoring_features(
     """Features of every entity eligible for ``spec`` at ``as_of``: the same code as training, one cutoff."""
     tables = dict(tables)
     spine = build_spine(tables, spec.population, [as_of], churn_lookback_days=options.churn_lookback_days)
-    return build_features(tables, spine, spec.entity, windows_days=options.windows_days)
+    return build_features(tables, spine, spec.entity, windows_days=options.windows_days,
+                          forward_days=options.forward_days)

@@ -5,6 +5,8 @@ as one line.
 """
 from __future__ import annotations
 
+from features.errors import BTYDFitError as BTYDFitError  # the BG/NBD maths lives in features.btyd (re-exported for callers)
+
 
 class ModelError(Exception):
     """Base of every error raised by the models package."""
@@ -20,10 +22,6 @@ class ModelSignatureMismatch(ModelError):
 
 class TrainingDataError(ModelError):
     """Training data that cannot produce an honest model (too few cutoffs, one class, misaligned label)."""
-
-
-class BTYDFitError(ModelError):
-    """A BG/NBD or Gamma-Gamma fit that cannot run or did not converge."""
 
 
 class NoChampionError(ModelError):

@@ -10,7 +10,8 @@ training classes cannot break a registered model:
 - ``booster.txt``: LightGBM's own model text (``Booster.model_to_string``; it carries the pandas
   categories the booster was trained with);
 - ``predictor.json``: ``format_version``, the crmscore version that wrote it, the task name, the
-  feature list with label/family/kind/unit, the vocabulary and the calibrator's parameters.
+  feature list with label/family/kind/unit, the vocabulary, the calibrator's parameters and the total anchor
+  (format 2; format 1 had none).
 
 :func:`load_predictor` refuses a folder of another ``format_version`` (or one without
 ``predictor.json``: the pickled models registered before versioned artifacts) with a one-line
@@ -37,12 +38,14 @@ from models.calibration import (
     IsotonicCalibrator,
     PlattCalibrator,
     SigmoidCalibrator,
+    TotalAnchor,
 )
 from models.encoding import CategoricalVocabulary, prepare_matrix
 from models.errors import ArtifactFormatError
 
 # Bump when the files below change meaning; a loader never guesses at another version's layout.
-FORMAT_VERSION = 1
+# 2: ``total_anchor`` (CLV total from BG/NBD, :class:`models.calibration.TotalAnchor`), null for other tasks.
+FORMAT_VERSION = 2
 PREDICTOR_FILE = "predictor.json"
 BOOSTER_FILE = "booster.txt"
 _CALIBRATORS: dict[str, type] = {cls.method: cls for cls in  # type: ignore[attr-defined]
@@ -67,6 +70,9 @@ class Predictor:
     vocab: the categorical vocabulary fitted on the fit rows.
     booster: the trimmed LightGBM booster.
     calibrator: raw -> reported score (see :mod:`models.calibration`).
+    total_anchor: for amount tasks, the population total from BG/NBD (:class:`models.calibration.TotalAnchor`);
+        ``predict`` and :meth:`calibrator_for` then scale each population's total, ``calibrator`` is the fallback.
+        None: the fixed ``calibrator``.
     """
 
     task: str
@@ -75,6 +81,7 @@ class Predictor:
     vocab: CategoricalVocabulary
     booster: lgb.Booster
     calibrator: Calibrator
+    total_anchor: TotalAnchor | None
 
     def matrix(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The LightGBM input for ``frame`` (raises ModelSignatureMismatch on a missing feature)."""
@@ -88,9 +95,23 @@ class Predictor:
         """The reported score for raw scores (monotone; used to explain the calibrated score)."""
         return self.calibrator.transform(np.asarray(raw, dtype=float))
 
+    def calibrator_for(self, frame: pd.DataFrame, raw: np.ndarray | None = None) -> Calibrator:
+        """The raw -> reported mapping for the population ``frame`` (``raw``: its raw scores, computed if None).
+
+        The fixed calibrator, unless the predictor has a total anchor: then the scale that gives ``frame``'s rows
+        BG/NBD's total corrected by its bias (falling back to the fixed one when the anchor column is unusable).
+        """
+        if self.total_anchor is None or not isinstance(self.calibrator, ExpCalibrator):
+            return self.calibrator
+        raw = self.predict_raw(frame) if raw is None else raw
+        col = self.total_anchor.column
+        anchor = frame[col].to_numpy(dtype=float, na_value=np.nan) if col in frame.columns else None
+        return self.total_anchor.calibrator(anchor, raw, self.calibrator)
+
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        """Reported score per row: calibrated probability (binary) or expected margin (clv)."""
-        return self.calibrate_raw(self.predict_raw(frame))
+        """Reported score per row: calibrated probability (binary) or expected margin (clv; its total anchored)."""
+        raw = self.predict_raw(frame)
+        return self.calibrator_for(frame, raw).transform(raw)
 
     def contributions(self, frame: pd.DataFrame, *, num_threads: int = 0) -> np.ndarray:
         """Exact TreeSHAP per row in raw space: shape (n, n_features + 1), last column the base value.
@@ -139,6 +160,7 @@ def save_predictor(predictor: Predictor, folder: str | Path) -> Path:
         "vocabulary": {"categories": {c: list(v) for c, v in predictor.vocab.categories.items()},
                        "min_count": predictor.vocab.min_count, "max_categories": predictor.vocab.max_categories},
         "calibrator": _calibrator_to_dict(predictor.calibrator),
+        "total_anchor": None if predictor.total_anchor is None else dataclasses.asdict(predictor.total_anchor),
     }
     (folder / PREDICTOR_FILE).write_text(json.dumps(doc, indent=1), encoding="utf-8")
     return folder
@@ -178,4 +200,5 @@ def load_predictor(folder: str | Path, *, source: str | None = None) -> Predicto
                                     min_count=voc["min_count"], max_categories=voc["max_categories"]),
         booster=lgb.Booster(model_str=(folder / doc["booster_file"]).read_text(encoding="utf-8")),
         calibrator=_calibrator_from_dict(doc["calibrator"]),
+        total_anchor=None if doc["total_anchor"] is None else TotalAnchor(**doc["total_anchor"]),
     )

@@ -63,6 +63,8 @@ def score_task(model, spec: TaskSpec, fs: FeatureSet, *, model_version: int | st
     outcome = spec.reason_outcome
     names = list(model.feature_names)
     explainer = PatternTreeShap(model.booster) if options.treeshap == "pattern" else None
+    # One mapping for the whole population (a CLV total anchored on BG/NBD is a property of all rows, not a chunk).
+    calibrate = model.calibrator_for(frame).transform
     for start in range(0, len(frame), options.chunk_rows):
         chunk = frame.iloc[start:start + options.chunk_rows]
         if explainer is None:
@@ -71,7 +73,7 @@ def score_task(model, spec: TaskSpec, fs: FeatureSet, *, model_version: int | st
             X = explainer.to_numpy(model.matrix(chunk))
             contrib = explainer.contributions(X, num_threads=options.threads)
             explainer.check(X, contrib, np.linspace(0, len(X) - 1, min(options.check_rows, len(X))).astype(int))
-        ex = explain_batch(contrib, model.calibrate_raw, names, chunk[names], model.catalog, outcome=outcome,
+        ex = explain_batch(contrib, calibrate, names, chunk[names], model.catalog, outcome=outcome,
                            n_up=options.reasons_up, n_down=options.reasons_down)
         scores.append(ex.score)
         reasons.extend(ex.reasons_json)

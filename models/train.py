@@ -35,7 +35,7 @@ from models.baselines import (
     historical_horizon_margin,
     logistic_baseline,
 )
-from models.calibration import BINARY_METHODS, CalibrationChoice, fit_calibrator
+from models.calibration import BINARY_METHODS, CalibrationChoice, TotalAnchor, fit_calibrator
 from models.encoding import (
     ID_COLUMNS,
     CategoricalVocabulary,
@@ -116,6 +116,9 @@ class EvaluationSettings:
     margin_per_year_column: str
     acquisition_cost_column: str
     max_years_active: float
+    # Amount tasks: the feature whose per-population total anchors the predicted total (models.calibration.TotalAnchor),
+    # ``{horizon_days}`` replaced by the task horizon; None, or a column the frame lacks, keeps the fixed scale.
+    total_anchor_column: str | None
 
     def __post_init__(self) -> None:
         if self.calibration not in BINARY_METHODS:
@@ -413,6 +416,17 @@ def train_task(
     fold = _fit_fold(spec, params, settings, frame, features, cat_cols, y_all, np.flatnonzero(fit_m),
                      np.flatnonzero(valid_m), np.flatnonzero(test_m), seed)
     calibrator, raw_test, score_test = fold.calibration.calibrator, fold.raw_test, fold.score_test
+    anchor_col = settings.total_anchor_column
+    if anchor_col is not None and data.horizon_days is not None:
+        anchor_col = anchor_col.format(horizon_days=data.horizon_days)
+    anchor = None
+    if spec.kind == "regression" and anchor_col is not None and anchor_col in features:
+        # Fitted on the validation cutoff like the scale; judged on the held-out cutoff like everything else.
+        anchor = TotalAnchor.fit(anchor_col, frame.loc[valid_m, anchor_col].to_numpy(dtype=float, na_value=np.nan),
+                                 y_valid)
+        if anchor is not None:
+            score_test = anchor.calibrator(frame.loc[test_m, anchor_col].to_numpy(dtype=float, na_value=np.nan),
+                                           raw_test, calibrator).transform(raw_test)
 
     metrics = task_metrics(spec.kind, y_test, score_test, ece_bins=settings.ece_bins)
     if spec.kind == "binary":
@@ -458,10 +472,12 @@ def train_task(
             "calibration_requested": settings.calibration}
     if spec.objective == "tweedie":
         used["tweedie_variance_power"] = params.tweedie_variance_power
+        used["total_anchor"] = anchor.column if anchor is not None else None
+        used["total_anchor_bias"] = anchor.bias if anchor is not None else None
 
     catalog = {c: data.catalog[c] for c in features}
     predictor = Predictor(task=spec.name, feature_names=tuple(features), catalog=catalog, vocab=fold.vocab,
-                          booster=fold.booster, calibrator=calibrator)
+                          booster=fold.booster, calibrator=calibrator, total_anchor=anchor)
     report = TrainingReport(
         task=spec.name, feature_names=tuple(features), params=used, best_iteration=fold.best_iteration,
         train_cutoffs=tuple(pd.Timestamp(c) for c in fit_c), valid_cutoffs=tuple(pd.Timestamp(c) for c in valid_c),

@@ -97,6 +97,7 @@ class EvaluationConfig(_Frozen):
     margin_per_year_column: str = Field(min_length=1)
     acquisition_cost_column: str = Field(min_length=1)
     max_years_active: float = Field(gt=0)
+    total_anchor_column: str | None = Field(min_length=1)
 
 
 class GateSettings(_Frozen):
@@ -106,6 +107,7 @@ class GateSettings(_Frozen):
     max_ece: float | None = Field(ge=0)
     min_ece_n: int = Field(ge=0)
     min_primary: dict[str, float]
+    max_total_error: float | None = Field(ge=0)
 
     @field_validator("min_primary")
     @classmethod

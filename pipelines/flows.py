@@ -220,7 +220,7 @@ def log_candidate(model, data, spec: TaskSpec, settings: Settings, report: Valid
         card = render_model_card(
             trained, spec, version=None, data_window=(min(all_cuts), max(all_cuts)),
             eligibility_text=spec.population_spec.eligibility, extract_fingerprint=report.fingerprint.to_dict(),
-            top_drivers=drivers, known_limits=KNOWN_LIMITS)
+            top_drivers=drivers, known_limits=KNOWN_LIMITS, max_total_error=settings.gate.max_total_error)
         return registry.log_training_run(
             model.predictor, trained, spec, extract_fingerprint=report.fingerprint.to_dict(),
             contract_result={"ok": report.ok, "failed_warnings": [r.rule for r in report.warnings],

@@ -33,13 +33,21 @@ def gate_config(settings: Settings, primary_metric: str) -> GateConfig:
     g = settings.gate
     return GateConfig(primary_metric=primary_metric, min_improvement=g.min_improvement, max_ece=g.max_ece,
                       min_primary=g.min_primary.get(primary_metric), min_slice_n=settings.evaluation.collapse_min_n,
-                      min_ece_n=g.min_ece_n)
+                      min_ece_n=g.min_ece_n, max_total_error=g.max_total_error)
 
 
 def feature_options(settings: Settings) -> FeatureOptions:
-    """Feature windows and the eligibility look-back (sections ``features`` and ``eligibility``)."""
+    """Feature windows, the eligibility look-back and the BG/NBD forward horizons (every account task's horizon).
+
+    The `btyd__` columns are forecast over the windows and over each account task's horizon (``horizons`` overrides
+    included), so that training and scoring of churn and clv, which share a population, build the same columns.
+    """
+    from models.tasks import TASKS, horizon_days
+
+    forward = sorted({horizon_days(spec, settings.horizons) for spec in TASKS.values() if spec.entity == "account"})
     return FeatureOptions(windows_days=tuple(settings.features.windows_days),
-                          churn_lookback_days=settings.eligibility.churn_lookback_days)
+                          churn_lookback_days=settings.eligibility.churn_lookback_days,
+                          forward_days=tuple(forward))
 
 
 def cutoff_options(settings: Settings) -> CutoffOptions:

@@ -15,6 +15,7 @@ from models.btyd import (
     fit_gamma_gamma,
     rfm_summary,
 )
+from features.btyd import btyd_features
 from models.errors import BTYDFitError
 
 @pytest.fixture
@@ -135,3 +136,90 @@ def test_btyd_baseline_aligns_one_fit_per_cutoff_with_the_frame():
     assert out.loc[10] == pytest.approx(btyd_clv(orders, c2, 365).loc["a3"])
     assert out.loc[13] == pytest.approx(btyd_clv(orders, c1, 365).loc["a3"])
     assert out.loc[10] != out.loc[13]  # each cutoff has its own fit and history
+
+
+def _spine(ids, cutoffs) -> pd.DataFrame:
+    return pd.DataFrame({
+        "entity_id": pd.array([i for _ in cutoffs for i in ids], dtype="str"),
+        "cutoff_ts": pd.Series([c for c in cutoffs for _ in ids]).astype("datetime64[us, UTC]"),
+    })
+
+
+def _btyd_frame(orders: pd.DataFrame, spine: pd.DataFrame) -> pd.DataFrame:
+    from features._context import Query, spine_arrays
+
+    index, codes, t = spine_arrays(spine)
+    q = Query(entities=index, codes=codes, t=t, entity_ids=spine["entity_id"], windows_days=(30, 90, 365))
+    cols = btyd_features(orders, q, (30, 90, 365))
+    return pd.DataFrame(cols.values, index=spine.index)
+
+
+def test_btyd_features_ignore_everything_at_or_after_the_cutoff():
+    orders = _orders(seed=4)
+    c1, c2 = pd.Timestamp("2024-09-01", tz="UTC"), pd.Timestamp("2025-01-01", tz="UTC")
+    ids = sorted(orders["account_id"].unique()) + ["nobody"]
+    spine = _spine(ids, [c1, c2])
+    before = _btyd_frame(orders, spine)
+    # Change, delete and add orders dated at or after the later cutoff: amounts, margins, statuses, new accounts.
+    rng = np.random.default_rng(0)
+    late = orders["ordered_at"] >= c2
+    tampered = orders.copy()
+    tampered.loc[late, "gross_margin"] = rng.uniform(-50, 5000, late.sum())
+    tampered.loc[late, "status"] = rng.choice(["completed", "refunded"], late.sum())
+    tampered = tampered.drop(tampered.index[late.to_numpy() & (rng.uniform(size=len(tampered)) < 0.3)])
+    extra = pd.DataFrame({"order_id": ["n1", "n2", "n3"], "account_id": ["a1", "new", "new"],
+                          "ordered_at": pd.Series([c2, c2 + pd.Timedelta(days=3), c2 + pd.Timedelta(days=40)])
+                          .astype("datetime64[us, UTC]"), "amount": 9.0, "gross_margin": 900.0, "status": "completed"})
+    tampered = pd.concat([tampered, extra.astype({"account_id": "str"})], ignore_index=True)
+    after = _btyd_frame(tampered, spine)
+    pd.testing.assert_frame_equal(after, before, check_exact=True)
+    # The fits ran: every account with a purchase before its cutoff has finite quantities, the others NaN.
+    at_c2 = spine["cutoff_ts"] == c2
+    buyers = before[at_c2 & (spine["entity_id"] != "nobody")]
+    assert buyers["btyd__p_alive"].notna().mean() > 0.95
+    assert before.loc[spine["entity_id"] == "nobody"].isna().all().all()
+    assert buyers["btyd__p_alive"].dropna().between(0, 1).all()
+    # Each cutoff has its own fit on its own history: the earlier cutoff's values differ.
+    assert not np.allclose(before.loc[~at_c2, "btyd__p_alive"].fillna(-1), before.loc[at_c2, "btyd__p_alive"].fillna(-1))
+
+
+def test_btyd_features_are_the_baseline_forecast():
+    orders = _orders(seed=5, n_accounts=200)
+    cutoff = pd.Timestamp("2025-01-01", tz="UTC")
+    clv = btyd_clv(orders, cutoff, 365)
+    spine = _spine(list(clv.index), [cutoff])
+    fs = _btyd_frame(orders, spine)
+    np.testing.assert_allclose(fs["btyd__expected_margin_365d"].to_numpy(), clv.to_numpy(), rtol=1e-12)
+    # More expected purchases over a longer horizon; the margin is purchases x margin per purchase.
+    assert (fs["btyd__expected_purchases_365d"] >= fs["btyd__expected_purchases_90d"]).all()
+    np.testing.assert_allclose(fs["btyd__expected_margin_90d"],
+                               fs["btyd__expected_purchases_90d"] * fs["btyd__expected_order_margin"], rtol=1e-12)
+
+
+def test_btyd_features_are_nan_with_a_logged_reason_when_the_fit_fails(caplog):
+    orders = _orders(seed=6, n_accounts=40)
+    one_each = orders.drop_duplicates("account_id").assign(status="completed")  # nobody bought twice: no BG/NBD
+    cutoff = pd.Timestamp("2025-06-01", tz="UTC")
+    spine = _spine(sorted(one_each["account_id"]), [cutoff])
+    with caplog.at_level("WARNING", logger="crmscore.features"):
+        fs = _btyd_frame(one_each, spine)
+    assert fs.isna().all().all() and len(fs) == 40
+    assert any("BG/NBD features at cutoff 2025-06-01" in r.getMessage() and "repeat buyer" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_p_alive_is_one_without_repeat_purchases_and_falls_with_silence():
+    fit = BGNBDFit(r=0.243, alpha=4.414, a=0.793, b=2.426, log_likelihood=0.0)
+    p = fit.p_alive([0, 3, 3], [0.0, 38.0, 5.0], [39.0, 39.0, 39.0])
+    assert p[0] == 1.0 and 1.0 > p[1] > p[2] > 0.0
+
+
+def test_btyd_features_need_enough_customers_to_fit(caplog):
+    from features.btyd import MIN_FIT_CUSTOMERS
+
+    orders = _orders(seed=7, n_accounts=MIN_FIT_CUSTOMERS - 1)
+    cutoff = pd.Timestamp("2025-01-01", tz="UTC")
+    with caplog.at_level("WARNING", logger="crmscore.features"):
+        fs = _btyd_frame(orders, _spine(sorted(orders["account_id"].unique()), [cutoff]))
+    assert fs.isna().all().all()
+    assert any(f"the fit needs at least {MIN_FIT_CUSTOMERS}" in r.getMessage() for r in caplog.records)

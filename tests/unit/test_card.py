@@ -1,6 +1,7 @@
 """Model card Markdown: every section present, numbers from the model's own record, readable tables."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -72,6 +73,7 @@ def render(record, spec, **kw):
         extract_fingerprint={"accounts_rows": 600, "sha256": "f" * 100},
         top_drivers=[("Logins in the last 30 days", 0.41), ("Support tickets in the last 90 days", 0.12)],
         known_limits=["Trained on synthetic data.", "No seasonality beyond one year."],
+        max_total_error=0.10,
     )
     args.update(kw)
     return render_model_card(record, spec, **args)
@@ -113,6 +115,12 @@ def test_clv_card_describes_realized_value_not_probabilities(churn_record):
     md = render(record, Spec("clv", "account", "spearman"), version=None, known_limits=[])
     assert md.startswith("# Model card: crmscore-clv (unregistered)\n")
     assert "predicted total / realized total = 0.970" in md
+    assert "must be within 10% of the realized total (`gate.max_total_error`): passed." in md
+    off = render(dataclasses.replace(record, metrics={**record.metrics, "total_ratio": 1.4}),
+                 Spec("clv", "account", "spearman"), version=None, known_limits=[])
+    assert "failed, so this model cannot become champion" in off
+    assert "Gate on the total" not in render(record, Spec("clv", "account", "spearman"), version=None, known_limits=[],
+                                             max_total_error=None)
     assert "ECE" not in md
     assert "| validation | 0 | n/a | n/a |" in md
     assert "No slice metrics were computed." in md

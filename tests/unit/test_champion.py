@@ -11,7 +11,7 @@ from models.metrics import METRICS
 from tests.defaults import gate_config
 
 GATE = dict(primary_metric="roc_auc", min_improvement=0.002, max_ece=0.05, min_primary=0.6, slice_collapse=False,
-            min_ece_n=0)
+            min_ece_n=0, max_total_error=0.10)
 
 
 def test_first_model_is_promoted_when_it_passes_quality():
@@ -57,6 +57,42 @@ def test_ece_check_applies_only_to_tasks_reporting_ece():
     gate = dict(GATE, primary_metric="spearman", min_primary=0.1)
     d = decide({"spearman": 0.4, "mae": 12.0}, None, **gate)
     assert d.promote and not any("ECE" in r for r in d.reasons)
+
+
+CLV_GATE = dict(GATE, primary_metric="normalized_gini", min_primary=None)
+
+
+@pytest.mark.parametrize(("ratio", "promote"), [(1.0, True), (0.91, True), (1.0999, True), (1.101, False),
+                                                (0.89, False), (1.4, False), (math.nan, False)])
+def test_clv_total_must_be_within_the_tolerance_of_the_realized_total(ratio, promote):
+    d = decide({"normalized_gini": 0.6, "total_ratio": ratio}, None, **CLV_GATE)
+    assert d.promote is promote
+    total = [r for r in d.reasons if "realized total" in r]
+    assert len(total) == 1
+    assert ("outside the accepted 10%" in total[0]) is not promote
+
+
+def test_total_check_names_the_direction_and_beats_a_better_ranking():
+    # A better ranking than the champion does not make up for a total 40% too high: customer equity would be wrong.
+    d = decide({"normalized_gini": 0.7, "total_ratio": 1.4}, {"normalized_gini": 0.5}, **CLV_GATE)
+    assert not d.promote
+    assert "predicted total is 40.0% above the realized total on the held-out data, outside the accepted 10%" in d.reasons
+    assert "7.0% below" in decide({"normalized_gini": 0.7, "total_ratio": 0.93}, None, **CLV_GATE).reasons[-1]
+
+
+def test_total_check_is_off_when_disabled_and_for_tasks_without_a_total():
+    assert decide({"normalized_gini": 0.6, "total_ratio": 1.4}, None, **dict(CLV_GATE, max_total_error=None)).promote
+    d = decide({"roc_auc": 0.8, "ece": 0.01}, None, **GATE)
+    assert d.promote and not any("total" in r for r in d.reasons)
+
+
+def test_packaged_gate_judges_the_total_at_ten_percent():
+    assert gate_config("normalized_gini").max_total_error == pytest.approx(0.10)
+    book = AliasBook()
+    d = promote_if_better(book, "clv", 1, {"normalized_gini": 0.6, "total_ratio": 1.2}, None,
+                          gate_config("normalized_gini", min_primary=None))
+    assert not d.promote and book.aliases == {("clv", "challenger"): 1}
+    assert "20.0% above" in book.tags[("clv", 1)]["gate_reasons"]
 
 
 def test_first_model_below_minimum_quality_is_not_promoted():

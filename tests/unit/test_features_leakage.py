@@ -193,7 +193,7 @@ def spine_of(entity: str) -> pd.DataFrame:
 
 
 FAMILY_CASES = [("eng", "account"), ("buy", "account"), ("sup", "account"), ("sub", "account"),
-                ("firm", "account"), ("eng", "lead"), ("firm", "lead"), ("funnel", "lead")]
+                ("firm", "account"), ("btyd", "account"), ("eng", "lead"), ("firm", "lead"), ("funnel", "lead")]
 
 
 @pytest.mark.parametrize(("prefix", "entity"), FAMILY_CASES, ids=[f"{p}-{e}" for p, e in FAMILY_CASES])

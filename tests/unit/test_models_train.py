@@ -21,7 +21,7 @@ from models.train import (
     train_task,
     trees_allowed,
 )
-from tests.defaults import evaluation_settings, lightgbm_params
+from tests.defaults import evaluation_settings, gate_config, lightgbm_params
 
 
 @dataclass(frozen=True)
@@ -298,7 +298,8 @@ def test_the_model_card_labels_every_metric_the_trainer_reports(task, churn_mode
     for values in model.baseline_metrics.values():
         assert [m for m in values if metric_spec(m) is None] == []
     md = render_model_card(model, TASKS[task], version=1, data_window=(None, None), eligibility_text="all",
-                           extract_fingerprint={}, top_drivers=[], known_limits=[])
+                           extract_fingerprint={}, top_drivers=[], known_limits=[],
+                           max_total_error=gate_config(TASKS[task].primary_metric).max_total_error)
     table = md.split("## Metrics vs baselines (held-out test cutoffs)\n\n", 1)[1].split("\n\n", 1)[0]
     shown = [line.split(" | ")[0].removeprefix("| ") for line in table.splitlines()[2:]]
     assert len(shown) == len(model.metrics)
