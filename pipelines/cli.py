@@ -171,7 +171,8 @@ def features(
         tables = profiling_view(read_extract(settings.crm_url).tables)
         fs = features_as_of(tables, entity, as_of_ts, populations=populations_of(entity),
                             churn_lookback_days=settings.eligibility.churn_lookback_days,
-                            windows_days=settings.features.windows_days)
+                            windows_days=settings.features.windows_days,
+                            lead_decay_half_lives_days=settings.features.lead_decay_half_lives_days)
     out.parent.mkdir(parents=True, exist_ok=True)
     fs.frame.to_parquet(out, index=False)
     labels = out.with_suffix(".labels.json")
