@@ -23,7 +23,8 @@ of the production option objects; ``production`` is the packaged configuration i
 
 Run: ``python -m benchmarks.run leads``; env ``BENCH_LEADS_SEEDS`` (default 1,2,3,4,5), ``BENCH_LEADS_SHAPES``
 (default base,small,short,rare,weak), ``BENCH_LEADS_VARIANTS`` (default production), ``BENCH_LEADS_TASKS``
-(default lead_mql; churn/clv run on the ``accounts`` shape).
+(default lead_mql; churn/clv run on the ``accounts`` shape); ``BENCH_LEADS_TIMING=leads,events,cutoffs`` times only
+the decayed counts on random activities instead.
 """
 from __future__ import annotations
 
@@ -189,6 +190,32 @@ def run_task(task: str, tables, truth: pd.DataFrame, shape: Shape, opts: Options
     return out
 
 
+def time_decayed_counts(n_leads: int = 100_000, n_events: int = 5_000_000, n_cutoffs: int = 24,
+                        half_lives: tuple[int, ...] = (7, 30), seed: int = 0) -> float:
+    """Seconds to build the decayed counts for every lead at every cutoff (random canonical activities, 2 years)."""
+    from features._context import Query, spine_arrays
+    from features.engagement import ACTIVITY_TYPES, decayed_engagement_features
+
+    rng = np.random.default_rng(seed)
+    ids = np.array([f"l{i}" for i in range(n_leads)], dtype=object)
+    types = np.array(list(ACTIVITY_TYPES), dtype=object)
+    acts = pd.DataFrame({"lead_id": pd.array(ids[rng.integers(0, n_leads, n_events)], dtype="str"),
+                         "occurred_at": (AS_OF - pd.to_timedelta(rng.integers(0, 730 * 86400, n_events), unit="s")
+                                         ).astype("datetime64[us, UTC]"),
+                         "type": pd.array(types[rng.integers(0, len(types), n_events)], dtype="str")})
+    cuts = [AS_OF - pd.Timedelta(days=30 * k) for k in range(n_cutoffs)]
+    spine = pd.DataFrame({"entity_id": pd.array(np.tile(ids, n_cutoffs), dtype="str"),
+                          "cutoff_ts": pd.Series(np.repeat(cuts, n_leads)).astype("datetime64[us, UTC]")})
+    index, codes, t = spine_arrays(spine)
+    q = Query(entities=index, codes=codes, t=t, entity_ids=spine["entity_id"], windows_days=(30,))
+    t0 = time.perf_counter()
+    decayed_engagement_features(acts, "lead_id", q, half_lives)
+    took = time.perf_counter() - t0
+    print(f"decayed counts (half-lives {half_lives}) for {n_leads:,} leads x {n_cutoffs} cutoffs, {n_events:,} "
+          f"activities: {took:.1f} s")
+    return took
+
+
 def _env_list(name: str, default: str) -> list[str]:
     return [v.strip() for v in os.environ.get(name, default).split(",") if v.strip()]
 
@@ -224,6 +251,10 @@ def summarize(grid: pd.DataFrame) -> pd.DataFrame:
 
 
 def main() -> pd.DataFrame:
+    if os.environ.get("BENCH_LEADS_TIMING"):  # "leads,events,cutoffs": the cost of the decayed counts alone
+        n_leads, n_events, n_cutoffs = (int(v) for v in os.environ["BENCH_LEADS_TIMING"].split(","))
+        time_decayed_counts(n_leads, n_events, n_cutoffs)
+        return pd.DataFrame()
     seeds = [int(s) for s in _env_list("BENCH_LEADS_SEEDS", "1,2,3,4,5")]
     shapes = _env_list("BENCH_LEADS_SHAPES", "base,small,short,rare,weak")
     variants = _env_list("BENCH_LEADS_VARIANTS", "production")
