@@ -124,7 +124,8 @@ def cdnow_training_data(*, as_of: str = "1998-07-01", horizon_days: int = 182, s
     tables = transactions_to_extract(raw, customer_col="customer_id", date_col="date", amount_col="dollar_value",
                                      margin_rate=1.0)
     data = build_training_data(tables, TASKS["clv"], as_of=pd.Timestamp(as_of, tz="UTC"), horizon_days=horizon_days,
-                               cutoffs=CutoffOptions(count=count, step_days=step_days, min_history_days=90),
+                               cutoffs=CutoffOptions(count=count, step_days=step_days, min_history_days=90,
+                                                     lead_count=count),
                                options=replace(feature_options(load_settings(env={})),
                                                churn_lookback_days=lookback_days))
     return tables, data

@@ -11,10 +11,12 @@ Which families are built:
 | account | subscription (`sub__`)| subscriptions | optional: no `sub__` columns    |
 | account | firmographic (`firm__`)| accounts     | required                        |
 | lead    | engagement (`eng__`)  | activities    | required by the contract        |
+| lead    | decayed engagement (`eng__*_decay{h}d`) | activities | none when no half-life is given |
 | lead    | firmographic (`firm__`)| leads        | required for leads              |
 | lead    | funnel (`funnel__`)   | leads         | required for leads              |
 
-The set of columns depends only on `entity`, `windows_days` and which tables are present, never on the data.
+The set of columns depends only on `entity`, `windows_days`, `lead_decay_half_lives_days` and which tables are
+present, never on the data.
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ from features._context import Columns, Query, spine_arrays
 from features._events import require_table
 from features.btyd import btyd_features
 from features.catalog import FeatureInfo, FeatureSet
-from features.engagement import engagement_features
+from features.engagement import decayed_engagement_features, engagement_features
 from features.errors import InvalidInputError, UnknownOptionError
 from features.firmographic import account_firmographics, lead_firmographics
 from features.funnel import funnel_features
@@ -45,6 +47,7 @@ def build_features(
     *,
     windows_days: Sequence[int] = (30, 90, 365),
     forward_days: Sequence[int] = (),
+    lead_decay_half_lives_days: Sequence[int] = (),
 ) -> FeatureSet:
     """Point-in-time features of every spine row.
 
@@ -56,6 +59,8 @@ def build_features(
     entity : "account" or "lead".
     windows_days : look-back windows (days) of the windowed counts and sums.
     forward_days : horizons (days) the BG/NBD features forecast over, besides the windows (accounts only).
+    lead_decay_half_lives_days : half-lives (days) of the leads' exponentially decayed activity counts
+        (`features.engagement.decayed_engagement_features`); empty = none.
 
     Returns
     -------
@@ -70,6 +75,10 @@ def build_features(
     windows = tuple(sorted({int(w) for w in windows_days}))
     if not windows or windows[0] <= 0:
         raise InvalidInputError(f"windows_days={tuple(windows_days)!r}; expected one or more positive day counts.")
+    half_lives = tuple(sorted({int(h) for h in lead_decay_half_lives_days}))
+    if half_lives and half_lives[0] <= 0:
+        raise InvalidInputError(f"lead_decay_half_lives_days={tuple(lead_decay_half_lives_days)!r}; expected positive "
+                                "day counts (or none).")
     index, codes, t = spine_arrays(spine)
     q = Query(entities=index, codes=codes, t=t, entity_ids=spine["entity_id"], windows_days=windows)
 
@@ -88,6 +97,7 @@ def build_features(
     else:
         leads = require_table(tables, "leads", "lead features")
         families.append(engagement_features(activities, "lead_id", q))
+        families.append(decayed_engagement_features(activities, "lead_id", q, half_lives))
         families.append(lead_firmographics(leads, q))
         families.append(funnel_features(leads, q))
 
@@ -115,6 +125,7 @@ def features_as_of(
     churn_lookback_days: int,
     windows_days: Sequence[int],
     forward_days: Sequence[int] = (),
+    lead_decay_half_lives_days: Sequence[int],
 ) -> FeatureSet:
     """Features of every record of `populations` at `as_of`: the `crmscore features` command in one pure call.
 
@@ -129,7 +140,8 @@ def features_as_of(
     spines = [build_spine(tables, pop, [as_of], churn_lookback_days=churn_lookback_days) for pop in populations]
     spine = pd.concat(spines, ignore_index=True) if len(spines) > 1 else spines[0]
     spine = spine.drop_duplicates("entity_id", ignore_index=True)
-    return build_features(tables, spine, entity, windows_days=windows_days, forward_days=forward_days)
+    return build_features(tables, spine, entity, windows_days=windows_days, forward_days=forward_days,
+                          lead_decay_half_lives_days=lead_decay_half_lives_days)
 
 
 def feature_columns(catalog: dict[str, FeatureInfo], kind: str | None = None) -> list[str]:

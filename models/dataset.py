@@ -27,15 +27,21 @@ class FeatureOptions:
     churn_lookback_days: int
     # Horizons (days) the BG/NBD features forecast over besides the windows (the account tasks' horizons).
     forward_days: tuple[int, ...]
+    lead_decay_half_lives_days: tuple[int, ...]
 
 
 @dataclass(frozen=True)
 class CutoffOptions:
-    """How training cutoffs are laid out (config section ``training``)."""
+    """How training cutoffs are laid out (config section ``training``).
+
+    ``lead_count`` replaces ``count`` for lead tasks: a lead is open for months, not years, so cutoffs further back
+    add other leads (independent rows), where for accounts they mostly add the same accounts again.
+    """
 
     count: int
     step_days: int
     min_history_days: int
+    lead_count: int
 
 
 def missing_tables(tables: Mapping[str, pd.DataFrame], spec: TaskSpec) -> list[str]:
@@ -59,7 +65,8 @@ def build_training_data(
     For CLV on transactional data the BG/NBD + Gamma-Gamma forecast per cutoff is attached as a baseline.
     """
     tables = dict(tables)
-    cuts = training_cutoffs(as_of, horizon_days, count=cutoffs.count, step_days=cutoffs.step_days,
+    count = cutoffs.lead_count if spec.entity == "lead" else cutoffs.count
+    cuts = training_cutoffs(as_of, horizon_days, count=count, step_days=cutoffs.step_days,
                             earliest_ts=history_start(tables), min_history_days=cutoffs.min_history_days)
     if len(cuts) < 3:
         raise TrainingDataError(
@@ -72,7 +79,8 @@ def build_training_data(
                                 f"..{cuts[-1].date()}")
     label = make_labels(tables, spine, spec.label, horizon_days)
     fs = build_features(tables, spine, spec.entity, windows_days=options.windows_days,
-                          forward_days=options.forward_days)
+                          forward_days=options.forward_days,
+                          lead_decay_half_lives_days=options.lead_decay_half_lives_days)
     baselines: dict[str, pd.Series] = {}
     if "btyd" in spec.baselines and "orders" in tables and len(tables["orders"]):
         try:
@@ -90,4 +98,5 @@ def build_scoring_features(
     tables = dict(tables)
     spine = build_spine(tables, spec.population, [as_of], churn_lookback_days=options.churn_lookback_days)
     return build_features(tables, spine, spec.entity, windows_days=options.windows_days,
-                          forward_days=options.forward_days)
+                          forward_days=options.forward_days,
+                          lead_decay_half_lives_days=options.lead_decay_half_lives_days)

@@ -168,12 +168,14 @@ def features(
     from features.build import features_as_of
     from pipelines.model_config import feature_options
 
+    options = feature_options(settings)
     with console.status("Reading the extract and building features..."):
         tables = profiling_view(read_extract(settings.crm_url).tables)
         fs = features_as_of(tables, entity, as_of_ts, populations=populations_of(entity),
                             churn_lookback_days=settings.eligibility.churn_lookback_days,
                             windows_days=settings.features.windows_days,
-                            forward_days=feature_options(settings).forward_days)
+                            forward_days=options.forward_days,
+                            lead_decay_half_lives_days=options.lead_decay_half_lives_days)
     out.parent.mkdir(parents=True, exist_ok=True)
     fs.frame.to_parquet(out, index=False)
     labels = out.with_suffix(".labels.json")

@@ -42,6 +42,7 @@ class Eligibility(_Frozen):
 
 class Training(_Frozen):
     cutoff_count: int = Field(ge=2)
+    lead_cutoff_count: int = Field(ge=2)
     cutoff_step_days: int = Field(gt=0)
     min_history_days: int = Field(ge=0)
     seed: int
@@ -49,6 +50,14 @@ class Training(_Frozen):
 
 class FeatureSettings(_Frozen):
     windows_days: tuple[int, ...]
+    lead_decay_half_lives_days: tuple[int, ...]
+
+    @field_validator("lead_decay_half_lives_days")
+    @classmethod
+    def _positive_half_lives(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if any(h <= 0 for h in v):
+            raise ValueError("lead_decay_half_lives_days must be positive day counts (or an empty list)")
+        return tuple(sorted(set(v)))
 
     @field_validator("windows_days")
     @classmethod

@@ -47,13 +47,15 @@ def feature_options(settings: Settings) -> FeatureOptions:
     forward = sorted({horizon_days(spec, settings.horizons) for spec in TASKS.values() if spec.entity == "account"})
     return FeatureOptions(windows_days=tuple(settings.features.windows_days),
                           churn_lookback_days=settings.eligibility.churn_lookback_days,
-                          forward_days=tuple(forward))
+                          forward_days=tuple(forward),
+                          lead_decay_half_lives_days=tuple(settings.features.lead_decay_half_lives_days))
 
 
 def cutoff_options(settings: Settings) -> CutoffOptions:
     """How training cutoffs are laid out (section ``training``)."""
     t = settings.training
-    return CutoffOptions(count=t.cutoff_count, step_days=t.cutoff_step_days, min_history_days=t.min_history_days)
+    return CutoffOptions(count=t.cutoff_count, step_days=t.cutoff_step_days, min_history_days=t.min_history_days,
+                         lead_count=t.lead_cutoff_count)
 
 
 def scoring_options(settings: Settings) -> ScoringOptions:

@@ -31,7 +31,7 @@ def fast_config(folder: Path, **extra: str) -> Path:
     cfg = folder / "fast.yaml"
     cfg.write_text(
         f"workdir: {folder / 'wd'}\n"
-        "training: {cutoff_count: 5, cutoff_step_days: 45}\n"
+        "training: {cutoff_count: 5, lead_cutoff_count: 5, cutoff_step_days: 45}\n"
         "model:\n  max_trees: 120\n  search: [{num_leaves: 15, min_child_samples: 30, learning_rate: 0.1, "
         "feature_fraction: 0.9}]\n"
         + "".join(f"{k}: {v}\n" for k, v in extra.items()))

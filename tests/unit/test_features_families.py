@@ -349,7 +349,7 @@ def test_features_as_of_scores_active_customers_or_open_and_sql_leads():
     from features.build import features_as_of
 
     tables = account_tables(orders=orders([("a2", T - D, 5.0, 1.0, "completed")]))
-    opts = dict(churn_lookback_days=365, windows_days=(30, 90, 365))
+    opts = dict(churn_lookback_days=365, windows_days=(30, 90, 365), lead_decay_half_lives_days=())
     fs = features_as_of(tables, "account", T, populations=["active_customers"], **opts)
     assert fs.frame["entity_id"].tolist() == ["a2"]   # the only account with an order in the look-back
     ld = leads([{"lead_id": "open", "created_at": T - D}, {"lead_id": "sql", "created_at": T - D, "sql_at": T - SEC},
@@ -372,3 +372,30 @@ def test_active_days_count_a_day_that_began_before_the_window():
     fs = build_features(account_tables(activities=acts), spine(["a1"], [noon]), "account")
     assert fs.frame[["eng__active_days_30d", "eng__activities_30d", "eng__days_since_activity"]].to_dict("records") == [
         {"eng__active_days_30d": 2, "eng__activities_30d": 3, "eng__days_since_activity": 1 - 1 / 86_400}]
+
+
+def test_decayed_counts_halve_every_half_life_and_ignore_the_cutoff_instant():
+    from features.build import build_features
+
+    ld = leads([{"lead_id": "l1", "created_at": T - 100 * D}, {"lead_id": "l2", "created_at": T - 100 * D}])
+    acts = activities([
+        ("l1", T - 7 * D, "pricing_page_visit"),    # one half-life (7 d) ago: weight 1/2 at h=7, 2**-0.25 at h=28
+        ("l1", T - 14 * D, "web_visit"),            # two half-lives: 1/4
+        ("l1", T - 7 * D, "email_sent"),            # ours, not the lead's: not in the total
+        ("l1", T, "form_submit"),                   # at the cutoff: not an input
+        ("l2", T - 7 * D - SEC, "form_submit"),     # another lead's events stay its own
+    ], key="lead_id")
+    spine = pd.DataFrame({"entity_id": pd.array(["l1", "l2", "l1"], dtype="str"),
+                          "cutoff_ts": pd.Series([T, T, T + 7 * D], dtype="datetime64[us, UTC]")})
+    fs = build_features({"leads": ld, "activities": acts}, spine, "lead", lead_decay_half_lives_days=(28, 7))
+    f = fs.frame
+    np.testing.assert_allclose(f["eng__pricing_page_visit_decay7d"], [0.5, 0.0, 0.25])
+    np.testing.assert_allclose(f["eng__web_visit_decay7d"], [0.25, 0.0, 0.125])
+    np.testing.assert_allclose(f["eng__form_submit_decay7d"], [0.0, 0.5 * 2 ** (-1 / 604800), 0.5])
+    np.testing.assert_allclose(f["eng__activities_decay7d"], [0.75, 0.5 * 2 ** (-1 / 604800), 0.875])
+    np.testing.assert_allclose(f["eng__activities_decay28d"], [2 ** -0.25 + 2 ** -0.5, 2 ** (-(7 + 1 / 86400) / 28),
+                                                                2 ** -0.5 + 2 ** -0.75 + 2 ** -0.25])
+    assert fs.catalog["eng__pricing_page_visit_decay7d"].label == (
+        "Pricing page visits, exponentially decayed, half-life 7 days")
+    plain = build_features({"leads": ld, "activities": acts}, spine, "lead")
+    assert not any("decay" in c for c in plain.frame.columns)  # no half-life, no decayed columns

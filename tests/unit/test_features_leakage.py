@@ -205,8 +205,10 @@ def test_features_ignore_everything_at_or_after_the_cutoff(prefix, entity, world
     if not from_t2:
         spine = spine[spine["cutoff_ts"] == T1].reset_index(drop=True)
     cut = int((spine["cutoff_ts"].max() - T1).total_seconds())
-    before = build_features(to_tables(world), spine, entity).frame
-    after = build_features(to_tables(perturb_after(world, cut, seed)), spine, entity).frame
+    # Decayed counts (leads) at a short and a long half-life: an event after the cutoff must weigh nothing.
+    opts = dict(lead_decay_half_lives_days=(1, 30))
+    before = build_features(to_tables(world), spine, entity, **opts).frame
+    after = build_features(to_tables(perturb_after(world, cut, seed)), spine, entity, **opts).frame
     cols = [c for c in before.columns if c.startswith(f"{prefix}__")]
     assert cols, f"no {prefix}__ columns were built for {entity}"
     pd.testing.assert_frame_equal(after[cols], before[cols], check_exact=True)
