@@ -131,6 +131,29 @@ class ScoringSettings(_Frozen):
     lock_timeout_s: float = Field(gt=0)
 
 
+class MonitoringSettings(_Frozen):
+    """Monitoring thresholds (``models.monitoring.MonitorThresholds`` checks their ranges and order) and the sizes
+    of the seeded simulations behind the reference's and the estimates' intervals; values in
+    ``configs/default.yaml``."""
+
+    min_rows: int
+    alpha: float
+    correction: str
+    psi_warn: float
+    psi_alert: float
+    catastrophic_score_psi: float
+    max_identical_share: float
+    mean_shift_warn: float
+    mean_shift_alert: float
+    min_rank_stability: float
+    calibration_tolerance: float
+    auc_drop_alert: float
+    estimate_auc_tolerance: float
+    level: float
+    reference_bootstrap: int = Field(gt=0)
+    estimate_draws: int = Field(gt=0)
+
+
 class ScheduleSettings(_Frozen):
     cron: str = Field(min_length=1)
     timezone: str = Field(min_length=1)
@@ -160,6 +183,7 @@ class Settings(_Frozen):
     gate: GateSettings
     validation: ValidationSettings
     scoring: ScoringSettings
+    monitoring: MonitoringSettings
     # band scheme -> its cut-offs (models/bands.py checks the keys and their order)
     bands: Mapping[str, Mapping[str, float]]
     schedule: ScheduleSettings

@@ -99,3 +99,18 @@ def test_a_partial_overlay_of_the_model_sections_keeps_the_packaged_rest(tmp_pat
     assert (g.max_ece, g.min_primary, g.min_slice_n, g.min_ece_n) == (None, 0.6, e.collapse_min_n, 500)
     assert gate_config(s, "normalized_gini").min_primary is None  # no floor listed for it
 
+
+
+def test_monitoring_thresholds_come_from_the_packaged_yaml(tmp_path):
+    from models.monitoring import MonitoringInputError
+    from pipelines.model_config import monitor_thresholds
+
+    t = monitor_thresholds(load_settings(env={}))
+    assert (t.min_rows, t.alpha, t.correction, t.psi_alert, t.level) == (500, 0.01, "holm", 0.25, 0.95)
+    f = tmp_path / "m.yaml"
+    f.write_text("monitoring: {psi_warn: 0.3}\n")  # above psi_alert: the thresholds refuse the order
+    with pytest.raises(MonitoringInputError, match="psi_warn=0.3, psi_alert=0.25"):
+        monitor_thresholds(load_settings(f, env={}))
+    f.write_text("monitoring: {psi_warm: 0.3}\n")
+    with pytest.raises(ConfigError, match="monitoring.psi_warm: Extra inputs are not permitted"):
+        load_settings(f, env={})
