@@ -132,26 +132,24 @@ class ScoringSettings(_Frozen):
 
 
 class MonitoringSettings(_Frozen):
-    """Monitoring thresholds (``models.monitoring.MonitorThresholds`` checks their ranges and order) and the sizes
-    of the seeded simulations behind the reference's and the estimates' intervals; values in
+    """Monitoring thresholds (checked by ``models.monitoring.MonitorThresholds``: exactly its fields, in range) and
+    the sizes of the seeded simulations behind the reference's and the estimates' intervals; values in
     ``configs/default.yaml``."""
 
-    min_rows: int
-    alpha: float
-    correction: str
-    psi_warn: float
-    psi_alert: float
-    catastrophic_score_psi: float
-    max_identical_share: float
-    mean_shift_warn: float
-    mean_shift_alert: float
-    min_rank_stability: float
-    calibration_tolerance: float
-    auc_drop_alert: float
-    estimate_auc_tolerance: float
-    level: float
+    thresholds: Mapping[str, float | int | str]
     reference_bootstrap: int = Field(gt=0)
     estimate_draws: int = Field(gt=0)
+
+    @field_validator("thresholds")
+    @classmethod
+    def _valid_thresholds(cls, v: Mapping[str, float | int | str]) -> Mapping[str, float | int | str]:
+        from models.monitoring import MonitoringInputError, MonitorThresholds
+
+        try:
+            MonitorThresholds.from_dict(v)
+        except MonitoringInputError as exc:
+            raise ValueError(str(exc).removeprefix("monitoring thresholds").lstrip(": ").rstrip(".")) from None
+        return MappingProxyType(dict(v))
 
 
 class ScheduleSettings(_Frozen):

@@ -58,7 +58,5 @@ def scoring_options(settings: Settings) -> ScoringOptions:
 
 
 def monitor_thresholds(settings: Settings) -> MonitorThresholds:
-    """Size and evidence thresholds of every monitoring check (section ``monitoring``; MonitoringInputError on a
-    value out of range)."""
-    values = settings.monitoring.model_dump(exclude={"reference_bootstrap", "estimate_draws"})
-    return MonitorThresholds.from_dict(values)
+    """Size and evidence thresholds of every monitoring check (section ``monitoring.thresholds``)."""
+    return MonitorThresholds.from_dict(settings.monitoring.thresholds)
