@@ -170,8 +170,10 @@ def _champion_metrics_on(registry, spec: TaskSpec, frame: pd.DataFrame, y: np.nd
     return task_metrics(spec.kind, y, pred, ece_bins=settings.evaluation.ece_bins), f"champion v{version}"
 
 
-def _artifacts(model, data, spec: TaskSpec, folder: Path) -> tuple[dict[str, Path], list[tuple[str, float]]]:
-    """Calibration curve, lift chart and SHAP summary on the held-out fold; the global drivers for the card."""
+def _artifacts(model, data, spec: TaskSpec, folder: Path) -> tuple[dict[str, Path], list[tuple[str, float]],
+                                                                   dict[str, float]]:
+    """Calibration curve, lift chart and SHAP summary on the held-out fold; the global drivers for the card and the
+    mean |SHAP| of every feature (the monitoring reference's importance)."""
     from models.plots import calibration_curve_plot, lift_chart, shap_summary_plot
 
     ev = model.report.evaluation_frame
@@ -189,7 +191,25 @@ def _artifacts(model, data, spec: TaskSpec, folder: Path) -> tuple[dict[str, Pat
     mean_abs = np.abs(contrib).mean(axis=0)
     order = np.argsort(-mean_abs)[:10]
     drivers = [(labels[i], float(mean_abs[i])) for i in order]
-    return plots, drivers
+    return plots, drivers, {c: float(v) for c, v in zip(predictor.feature_names, mean_abs)}
+
+
+def _reference(model, data, spec: TaskSpec, settings: Settings, importance: Mapping[str, float]) -> dict:
+    """The monitoring reference of a candidate, frozen from its held-out cutoff (features, calibrated scores,
+    outcomes, bands) with the mean |SHAP| per feature; the registry sets its version when it registers it."""
+    from models.bands import assign_bands, percentiles
+    from models.monitoring import build_reference
+
+    frame, y = _held_out(model, data)
+    ev = model.report.evaluation_frame
+    scores = ev["score"].to_numpy(dtype=float)
+    bands = assign_bands(scores, percentiles(scores), spec.band_scheme, settings.bands[spec.band_scheme])
+    catalog = {c: model.predictor.catalog[c] for c in model.predictor.feature_names}
+    mon = settings.monitoring
+    return build_reference(frame, catalog, scores, y, bands, importance, model_version="candidate", kind=spec.kind,
+                           seed=settings.training.seed, n_boot=mon.reference_bootstrap,
+                           level=float(mon.thresholds["level"]),
+                           as_of=pd.Timestamp(model.report.test_cutoffs[-1]).isoformat()).to_dict()
 
 
 KNOWN_LIMITS = [
@@ -212,7 +232,7 @@ def log_candidate(model, data, spec: TaskSpec, settings: Settings, report: Valid
     trained = model.report
     frame, _ = _held_out(model, data)
     with tempfile.TemporaryDirectory() as tmp:
-        plots, drivers = _artifacts(model, data, spec, Path(tmp))
+        plots, drivers, importance = _artifacts(model, data, spec, Path(tmp))
         cutoffs = {"train": [str(c) for c in trained.train_cutoffs],
                    "valid": [str(c) for c in trained.valid_cutoffs],
                    "test": [str(c) for c in trained.test_cutoffs], "horizon_days": data.horizon_days}
@@ -228,7 +248,8 @@ def log_candidate(model, data, spec: TaskSpec, settings: Settings, report: Valid
             cutoffs=cutoffs,
             feature_labels={c: model.predictor.catalog[c].label for c in model.predictor.feature_names},
             plots=plots, card_md=card, run_name=f"{spec.name}-{pd.Timestamp(trained.test_cutoffs[-1]).date()}",
-            input_example=frame.head(5), candidate_id=candidate_id)
+            input_example=frame.head(5), candidate_id=candidate_id,
+            reference=_reference(model, data, spec, settings, importance))
 
 
 @task(name="champion-gate", cache_policy=NO_CACHE)
