@@ -134,8 +134,9 @@ def health(task: str, kind: str, champion_version: int | None, runs: pd.DataFram
     versions (never reset by a new champion).
     """
     mine = runs.loc[runs["model_version"] == str(champion_version)] if champion_version is not None else runs.iloc[:0]
-    checked = mine.loc[mine["stage"] == "scoring"].sort_values("as_of")
-    matured = runs.loc[runs["stage"] == "realized"].sort_values("as_of")
+    order = ["as_of", "monitored_at", "scoring_run_id"]  # several checks of one as-of: the latest computed wins
+    checked = mine.loc[mine["stage"] == "scoring"].sort_values(order)
+    matured = runs.loc[runs["stage"] == "realized"].sort_values(order)
     mine_matured = matured.loc[matured["model_version"] == str(champion_version)]
     latest = [df.iloc[-1] for df in (checked, mine_matured) if len(df)]
     reasons = [reason for r in latest for reason in json.loads(r["reasons"] or "[]")]
