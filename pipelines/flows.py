@@ -504,10 +504,13 @@ def matured(run_as_of: pd.Timestamp, horizon_days: int, extract_as_of: pd.Timest
 
 
 @task(name="monitor-runs", cache_policy=NO_CACHE)
-def monitor_missing(settings: Settings, tables: Mapping[str, pd.DataFrame], raw: Mapping[str, pd.DataFrame],
-                    registry, *, as_of: pd.Timestamp, monitored_at: pd.Timestamp):
+def monitor_missing(settings: Settings, extract, registry, *, as_of: pd.Timestamp, monitored_at: pd.Timestamp):
     """Every check (runs scored before monitoring, or elsewhere) and every backtest (runs matured by ``as_of``) not
-    stored yet, as (runs, metrics) rows. Runs of models no longer registered as tasks are left alone."""
+    stored yet, as (runs, metrics) rows. Runs of models no longer registered as tasks are left alone.
+
+    ``extract()`` returns (usable tables, raw tables), read and validated on first call: only when something is
+    missing, so a monitor with nothing new to compute reads no extract.
+    """
     from crm.monitor_store import read_monitor_runs
     from crm.writeback import read_history
     from features.labels import make_labels
@@ -535,14 +538,14 @@ def monitor_missing(settings: Settings, tables: Mapping[str, pd.DataFrame], raw:
                       "evaluated_as_of": as_of, "blocked": False, "accepted_by": None, "accepted_at": None,
                       "monitored_at": monitored_at}
             if (run_id, model, "scoring") not in stored:
-                fs = build_scoring_features(tables, spec, as_of=run_as_of, options=feature_options(settings))
+                fs = build_scoring_features(extract()[0], spec, as_of=run_as_of, options=feature_options(settings))
                 checked = check_run(spec, reference, fs.frame, rows, previous, as_of=run_as_of,
                                     thresholds=thresholds, seed=seed, draws=draws)
                 out.append(run_rows(**common, stage="scoring", status=checked.status, reasons=checked.reasons,
                                     n=checked.n, figures=checked.figures))
             previous = rows.set_index("entity_id")["score"]
             if matured(run_as_of, horizon, as_of) and (run_id, model, "realized") not in stored:
-                outcomes, erased = outcomes_at(spec, tables, raw, rows["entity_id"], run_as_of, horizon, make_labels)
+                outcomes, erased = outcomes_at(spec, *extract(), rows["entity_id"], run_as_of, horizon, make_labels)
                 status, reasons, figures, n = backtest_run(
                     spec, reference, rows, outcomes, erased, thresholds=thresholds, seed=seed, draws=draws,
                     ece_bins=settings.evaluation.ece_bins, min_slice_rows=settings.evaluation.slice_min_size)
@@ -558,10 +561,19 @@ def monitor_flow(config_file: str | None = None, crm: str | None = None, as_of: 
     from crm.monitor_store import read_monitor_metrics, read_monitor_runs, write_monitoring
     from pipelines.monitor import health
 
-    settings, as_of_ts, _, tables, raw = _gated_extract(config_file, crm, as_of, now)
-    registry = _registry(settings)
+    settings = load_settings(config_file, crm=crm)
     monitored_at = pd.Timestamp.now(tz="UTC").floor("s")
-    runs, metrics = monitor_missing(settings, tables, raw, registry, as_of=as_of_ts, monitored_at=monitored_at)
+    as_of_ts = _as_of(as_of, _as_of(now, monitored_at))
+    read: list = []
+
+    def extract():
+        if not read:
+            _, _, _, tables, raw = _gated_extract(config_file, crm, as_of_ts.isoformat(), now)
+            read.append((tables, raw))
+        return read[0]
+
+    registry = _registry(settings)
+    runs, metrics = monitor_missing(settings, extract, registry, as_of=as_of_ts, monitored_at=monitored_at)
     if len(runs):
         log.info(f"Storing {len(runs)} monitored run(s) in {redact(settings.crm_url)}")
         write_monitoring(settings.crm_url, runs, metrics, lock_timeout_s=settings.scoring.lock_timeout_s)

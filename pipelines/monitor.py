@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
@@ -34,8 +35,8 @@ from models.monitoring.policy import realized_status
 from models.monitoring.records import realized_figures, run_rows, scoring_figures
 from models.tasks import TaskSpec
 
-ENTITY_TABLE = {"account": ("accounts", "account_id"), "lead": ("leads", "lead_id")}
-SEVERITY = {"insufficient": 0, "ok": 1, "warn": 2, "alert": 3}
+ENTITY_TABLE = MappingProxyType({"account": ("accounts", "account_id"), "lead": ("leads", "lead_id")})
+SEVERITY = MappingProxyType({"insufficient": 0, "ok": 1, "warn": 2, "alert": 3})
 
 
 @dataclass(frozen=True)
