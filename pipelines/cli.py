@@ -238,6 +238,14 @@ def monitor(
     if format not in ("table", "json"):
         raise typer.BadParameter(f"{format!r}; possible values are table, json", param_hint="--format")
     _timestamp(as_of)
+    from crm.connection import existing_folder, is_sql_url, read_connection
+
+    url = load_settings(config, crm=crm).crm_url
+    if is_sql_url(url):  # a missing CRM is refused before any working folder or flow is started
+        with read_connection(url):
+            pass
+    else:
+        existing_folder(url)
     _settings(config, crm, flows=True)
     import json
 

@@ -92,9 +92,3 @@ def test_an_integrity_block_keeps_crm_scores_and_accept_drift_records_who(world,
     assert proc.returncode == 3, proc.stdout + proc.stderr
     assert "alert" in proc.stdout
 
-
-def test_monitor_of_a_missing_crm_is_one_line_and_creates_nothing(world, tmp_path):
-    missing = tmp_path / "missing.db"
-    proc = run(["monitor", "--crm", f"sqlite:///{missing}", "--config", str(world["cfg"])], tmp_path, check=False)
-    assert proc.returncode == 1 and "no CRM at sqlite:///" in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1 and not missing.exists()

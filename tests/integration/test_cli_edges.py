@@ -21,6 +21,7 @@ READ_COMMANDS = {
     "explain": ["explain", "acc_1"],
     "features": ["features", "--entity", "account", "--out", "f.parquet"],
     "validate": ["validate"],
+    "monitor": ["monitor"],  # writes its own tables, but never into a CRM that does not exist
 }
 
 
