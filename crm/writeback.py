@@ -50,6 +50,7 @@ import time
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -363,9 +364,14 @@ def _write_sql(
     as_of: pd.Timestamp,
     lock_timeout_s: float,
     on_stage: Callable[[str], None] | None,
+    monitoring: Any = None,
 ) -> tuple[int, int]:
     stage = on_stage or (lambda _s: None)
     md, scores_t, history_t, var_t = _metadata()
+    if monitoring is not None:
+        from crm import monitor_store
+
+        runs_t, metrics_t = monitor_store.tables(md)
     eng = _write_engine(url, lock_timeout_s)
     dialect = eng.dialect.name
     # Bind values before taking the lock: the lock is held only for the database work.
@@ -388,6 +394,8 @@ def _write_sql(
             _insert_rows(conn, scores_t, SCORE_COLUMNS, rows)
             _insert_rows(conn, var_t, VALUE_AT_RISK_COLUMNS, var_rows)
             stage("scores_inserted")
+            if monitoring is not None:
+                monitor_store.insert_in_transaction(conn, monitoring, runs_t, metrics_t, stage)
             stage("committing")
     except sa.exc.IntegrityError as exc:
         raise WriteBackError(
@@ -513,6 +521,7 @@ def write_scores(
     lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
     allow_empty: bool = False,
     on_stage: Callable[[str], None] | None = None,
+    monitoring: tuple[pd.DataFrame, pd.DataFrame] | None = None,
 ) -> WriteResult:
     """Replace the current scores and append them to history, atomically.
 
@@ -535,6 +544,8 @@ def write_scores(
         failure that yields no rows must not wipe the CRM's scores).
     on_stage : called with each stage name of :data:`STAGES` (folder: :data:`FOLDER_STAGES`) inside the transaction (progress
         reporting; tests use it to fail or kill at a chosen point).
+    monitoring : optional (runs, metrics) rows of ``crm_monitor_runs`` / ``crm_monitor_metrics``
+        (``crm.monitor_store``): inserted in the same transaction as the scores (SQL), or right after them (folder).
 
     Returns
     -------
@@ -559,12 +570,19 @@ def write_scores(
     run = {"scoring_run_id": scoring_run_id, "as_of": as_of_u, "scored_at": scored_u}
     df = _prepare_scores(scores, run, allowed)
     var = _prepare_value_at_risk(value_at_risk, run)
+    rows = None
+    if monitoring is not None:
+        from crm import monitor_store
+
+        rows = monitor_store.prepare(*monitoring)
     if _is_url(location):
-        replaced, n_var = _write_sql(str(location), df, var, as_of_u, lock_timeout_s, on_stage)
+        replaced, n_var = _write_sql(str(location), df, var, as_of_u, lock_timeout_s, on_stage, rows)
         kind = "sql"
     else:
         replaced, n_var = _write_folder(Path(location), df, var, as_of_u, lock_timeout_s, on_stage)
         kind = "folder"
+        if rows is not None:
+            monitor_store.write_monitoring(location, rows.runs, rows.metrics, lock_timeout_s=lock_timeout_s)
     return WriteResult(
         location=_safe(str(location)),
         kind=kind,

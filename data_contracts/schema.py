@@ -25,7 +25,8 @@ CONTRACT_DIR = Path(__file__).resolve().parent
 #: Input tables in dependency order (referenced tables first).
 INPUT_TABLES: tuple[str, ...] = ("accounts", "leads", "subscriptions", "orders", "activities", "tickets")
 #: Tables the pipeline writes back (crm/writeback.py); never part of an extract.
-OUTPUT_TABLES: tuple[str, ...] = ("crm_scores", "crm_scores_history", "crm_value_at_risk")
+OUTPUT_TABLES: tuple[str, ...] = ("crm_scores", "crm_scores_history", "crm_value_at_risk", "crm_monitor_runs",
+                                  "crm_monitor_metrics")
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,7 @@ CHALLENGER = "challenger"
 MODEL_NAME = "model"
 _PREDICTOR_ARTIFACT = "predictor"
 CANDIDATE_TAG = "crmscore.candidate_id"
+_REFERENCE_DIR, _REFERENCE_FILE = "monitoring", "reference.json"
 _PIP_PACKAGES = ("mlflow", "lightgbm", "pandas", "numpy", "scikit-learn", "pyarrow")
 # The pyfunc is an MLflow "model from code": this source is logged as a file beside the predictor folder,
 # so the MLflow model holds no pickle either. Only `mlflow models serve`-style callers run it.
@@ -316,6 +317,7 @@ class Registry:
         input_example: pd.DataFrame | None = None,
         tags: Mapping[str, str] | None = None,
         candidate_id: str | None = None,
+        reference: Mapping[str, Any] | None = None,
     ) -> RunInfo:
         """Log one trained model as an MLflow run and register it as a new version of ``crmscore-<task>``.
 
@@ -353,6 +355,10 @@ class Registry:
             ``crmscore.candidate_id`` tag of the run and the version. When a version with this id is already
             registered (a retry after a failure that came after the version was created), that version is
             returned and no second one is created. Without it, every call registers a new version.
+        reference
+            The monitoring reference of this candidate (``models.monitoring.ModelReference.to_dict()``): logged,
+            once the version is known, as ``monitoring/reference.json`` with ``model_version`` set to it (a retry
+            logs it if the first call stopped before). Read back with :meth:`load_reference`.
 
         Returns
         -------
@@ -370,6 +376,8 @@ class Registry:
             done = self._candidate_version(task, candidate_id)
             if done is not None:
                 # A retry of a call that registered the version and failed afterwards: finish the run, reuse it.
+                if reference is not None and not self._has_reference(done.run_id):
+                    self._log_reference(done.run_id, reference, int(done.version))
                 if self._client.get_run(done.run_id).info.status != "FINISHED":
                     self._client.set_terminated(done.run_id, "FINISHED")
                 log.info("Candidate %s of %s is already registered as version %s; not registering it again.",
@@ -500,12 +508,43 @@ class Registry:
                           "primary_metric": str(getattr(spec, "primary_metric", "")), **candidate_tags},
                 )
             version = int(mv.version)
+            if reference is not None:
+                self._log_reference(run_id, reference, version)
             self._client.set_terminated(run_id, "FINISHED")
         except BaseException:
             self._client.set_terminated(run_id, "FAILED")
             raise
         return RunInfo(run_id=run_id, version=version, registered_model=name, model_uri=f"models:/{name}/{version}",
                        experiment_id=self.experiment_id, seconds=time.perf_counter() - start)
+
+    def _log_reference(self, run_id: str, reference: Mapping[str, Any], version: int) -> None:
+        with tempfile.TemporaryDirectory(prefix="crmscore-ref-") as tmp:
+            path = Path(tmp) / _REFERENCE_FILE
+            path.write_text(_dumps({**dict(reference), "model_version": str(version)}), encoding="utf-8")
+            self._client.log_artifact(run_id, str(path), _REFERENCE_DIR)
+
+    def _has_reference(self, run_id: str) -> bool:
+        return any(f.path == f"{_REFERENCE_DIR}/{_REFERENCE_FILE}" for f in self._client.list_artifacts(run_id,
+                                                                                                       _REFERENCE_DIR))
+
+    def load_reference(self, task: str, version: int) -> Any | None:
+        """The monitoring reference (``models.monitoring.ModelReference``) logged with one version, or None for a
+        version registered without one (before monitoring existed)."""
+        from models.monitoring import ModelReference
+
+        try:
+            mv = self._client.get_model_version(registered_model_name(task), str(int(version)))
+        except Exception as exc:
+            if _is_not_found(exc):
+                raise NoChampionError(f"version {version} of {registered_model_name(task)!r} is not in "
+                                      f"{self.tracking_uri}; `crmscore train` registers versions") from exc
+            raise
+        if not mv.run_id or not self._has_reference(mv.run_id):
+            return None
+        with tempfile.TemporaryDirectory(prefix="crmscore-ref-") as tmp, self._scoped() as mlflow, _quiet_mlflow():
+            local = mlflow.artifacts.download_artifacts(run_id=mv.run_id, artifact_path=f"{_REFERENCE_DIR}/"
+                                                        f"{_REFERENCE_FILE}", dst_path=tmp)
+            return ModelReference.from_dict(json.loads(Path(local).read_text(encoding="utf-8")))
 
     @staticmethod
     def _signature(model: Predictor) -> Any:

@@ -208,18 +208,66 @@ def train(
 
 @app.command()
 def score(crm: CrmOpt = None, config: ConfigOpt = None, as_of: AsOfOpt = None,
-          models: Annotated[Optional[str], typer.Option(help="Comma-separated tasks (default all).")] = None) -> None:
-    """Score every eligible record with each task's champion and write scores, bands and reasons back to the CRM."""
+          models: Annotated[Optional[str], typer.Option(help="Comma-separated tasks (default all).")] = None,
+          accept_drift: Annotated[bool, typer.Option(
+              "--accept-drift", help="Write the scores even if an integrity check blocks them (NaN or identical "
+              "scores, a catastrophic score shift); who and when is recorded in crm_monitor_runs.")] = False) -> None:
+    """Score every eligible record with each task's champion, check the scores against the model's reference, and
+    write scores, bands and reasons back to the CRM (an integrity failure blocks the write-back)."""
     _timestamp(as_of)
     _settings(config, crm, flows=True)
     from pipelines.flows import score_flow
 
     with progress_shown(console):
-        s = score_flow(config_file=str(config) if config else None, crm=crm, as_of=as_of, models=models)
-    rows = ", ".join(f"{k} {v:,} (v{s.versions[k]})" for k, v in s.rows.items())
+        s = score_flow(config_file=str(config) if config else None, crm=crm, as_of=as_of, models=models,
+                       accept_drift=accept_drift)
+    rows = ", ".join(f"{k} {v:,} (v{s.versions[k]}, {s.monitoring.get(k, 'unchecked')})" for k, v in s.rows.items())
     console.print(f"Scoring run {s.scoring_run_id} as of {s.as_of[:10]}: {rows} -> {s.written_to}")
     for name, why in s.skipped.items():
         console.print(f"[yellow]{name} not scored:[/yellow] {why}")
+
+
+@app.command()
+def monitor(
+    crm: CrmOpt = None,
+    config: ConfigOpt = None,
+    as_of: AsOfOpt = None,
+    format: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+    out: Annotated[Optional[Path], typer.Option(help="Write the JSON to this file instead of the terminal.",
+                                                dir_okay=False)] = None,
+) -> None:
+    """Check every scoring run not monitored yet (drift, score health) and backtest every run whose horizon has
+    closed (realized performance), store the results in crm_monitor_runs/crm_monitor_metrics, and show the health
+    of each champion. Exit 0 when no champion is in alert, 3 when one is."""
+    if format not in ("table", "json"):
+        raise typer.BadParameter(f"{format!r}; possible values are table, json", param_hint="--format")
+    _timestamp(as_of)
+    from crm.connection import existing_folder, is_sql_url, read_connection
+
+    url = load_settings(config, crm=crm).crm_url
+    if is_sql_url(url):  # a missing CRM is refused before any working folder or flow is started
+        with read_connection(url):
+            pass
+    else:
+        existing_folder(url)
+    _settings(config, crm, flows=True)
+    import json
+
+    from pipelines.flows import monitor_flow
+    from pipelines.render import print_monitor
+
+    with progress_shown(console if format == "table" and out is None else err_console):
+        summary = monitor_flow(config_file=str(config) if config else None, crm=crm, as_of=as_of)
+    doc = {"as_of": summary.as_of, "runs_stored": summary.runs_stored, "models": summary.models}
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(doc, indent=1))
+        console.print(f"Health of {len(summary.models)} model(s) -> {out}")
+    elif format == "json":
+        sys.stdout.write(json.dumps(doc, indent=1) + "\n")
+    else:
+        print_monitor(summary)
+    raise typer.Exit(3 if any(m["status"] == "alert" for m in summary.models.values()) else 0)
 
 
 @app.command()

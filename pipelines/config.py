@@ -142,6 +142,27 @@ class ScoringSettings(_Frozen):
     lock_timeout_s: float = Field(gt=0)
 
 
+class MonitoringSettings(_Frozen):
+    """Monitoring thresholds (checked by ``models.monitoring.MonitorThresholds``: exactly its fields, in range) and
+    the sizes of the seeded simulations behind the reference's and the estimates' intervals; values in
+    ``configs/default.yaml``."""
+
+    thresholds: Mapping[str, float | int | str]
+    reference_bootstrap: int = Field(gt=0)
+    estimate_draws: int = Field(gt=0)
+
+    @field_validator("thresholds")
+    @classmethod
+    def _valid_thresholds(cls, v: Mapping[str, float | int | str]) -> Mapping[str, float | int | str]:
+        from models.monitoring import MonitoringInputError, MonitorThresholds
+
+        try:
+            MonitorThresholds.from_dict(v)
+        except MonitoringInputError as exc:
+            raise ValueError(str(exc).removeprefix("monitoring thresholds").lstrip(": ").rstrip(".")) from None
+        return MappingProxyType(dict(v))
+
+
 class ScheduleSettings(_Frozen):
     cron: str = Field(min_length=1)
     timezone: str = Field(min_length=1)
@@ -171,6 +192,7 @@ class Settings(_Frozen):
     gate: GateSettings
     validation: ValidationSettings
     scoring: ScoringSettings
+    monitoring: MonitoringSettings
     # band scheme -> its cut-offs (models/bands.py checks the keys and their order)
     bands: Mapping[str, Mapping[str, float]]
     schedule: ScheduleSettings

@@ -88,7 +88,8 @@ def _as_of(as_of: str | None, now: pd.Timestamp) -> pd.Timestamp:
 def _gated_extract(config_file: str | None, crm: str | None, as_of: str | None, now: str | None):
     """The common start of every flow: settings, the extract read and validated, the privacy view of it.
 
-    Returns (settings, as_of, validation report, tables models may see). Raises ContractViolation first.
+    Returns (settings, as_of, validation report, tables models may see, the raw tables). Raises ContractViolation
+    first.
     """
     settings = load_settings(config_file, crm=crm)
     now_ts = _as_of(now, pd.Timestamp.now(tz="UTC").floor("s"))
@@ -97,7 +98,7 @@ def _gated_extract(config_file: str | None, crm: str | None, as_of: str | None, 
     raw = read_raw(settings.crm_url)
     log.info("Validating it against the data contracts")
     report = validate(raw, settings, now=now_ts, as_of=as_of_ts)
-    return settings, as_of_ts, report, usable_tables(raw)
+    return settings, as_of_ts, report, usable_tables(raw), raw
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -170,8 +171,10 @@ def _champion_metrics_on(registry, spec: TaskSpec, frame: pd.DataFrame, y: np.nd
     return task_metrics(spec.kind, y, pred, ece_bins=settings.evaluation.ece_bins), f"champion v{version}"
 
 
-def _artifacts(model, data, spec: TaskSpec, folder: Path) -> tuple[dict[str, Path], list[tuple[str, float]]]:
-    """Calibration curve, lift chart and SHAP summary on the held-out fold; the global drivers for the card."""
+def _artifacts(model, data, spec: TaskSpec, folder: Path) -> tuple[dict[str, Path], list[tuple[str, float]],
+                                                                   dict[str, float]]:
+    """Calibration curve, lift chart and SHAP summary on the held-out fold; the global drivers for the card and the
+    mean |SHAP| of every feature (the monitoring reference's importance)."""
     from models.plots import calibration_curve_plot, lift_chart, shap_summary_plot
 
     ev = model.report.evaluation_frame
@@ -189,7 +192,25 @@ def _artifacts(model, data, spec: TaskSpec, folder: Path) -> tuple[dict[str, Pat
     mean_abs = np.abs(contrib).mean(axis=0)
     order = np.argsort(-mean_abs)[:10]
     drivers = [(labels[i], float(mean_abs[i])) for i in order]
-    return plots, drivers
+    return plots, drivers, {c: float(v) for c, v in zip(predictor.feature_names, mean_abs)}
+
+
+def _reference(model, data, spec: TaskSpec, settings: Settings, importance: Mapping[str, float]) -> dict:
+    """The monitoring reference of a candidate, frozen from its held-out cutoff (features, calibrated scores,
+    outcomes, bands) with the mean |SHAP| per feature; the registry sets its version when it registers it."""
+    from models.bands import assign_bands, percentiles
+    from models.monitoring import build_reference
+
+    frame, y = _held_out(model, data)
+    ev = model.report.evaluation_frame
+    scores = ev["score"].to_numpy(dtype=float)
+    bands = assign_bands(scores, percentiles(scores), spec.band_scheme, settings.bands[spec.band_scheme])
+    catalog = {c: model.predictor.catalog[c] for c in model.predictor.feature_names}
+    mon = settings.monitoring
+    return build_reference(frame, catalog, scores, y, bands, importance, model_version="candidate", kind=spec.kind,
+                           seed=settings.training.seed, n_boot=mon.reference_bootstrap,
+                           level=float(mon.thresholds["level"]),
+                           as_of=pd.Timestamp(model.report.test_cutoffs[-1]).isoformat()).to_dict()
 
 
 KNOWN_LIMITS = [
@@ -212,7 +233,7 @@ def log_candidate(model, data, spec: TaskSpec, settings: Settings, report: Valid
     trained = model.report
     frame, _ = _held_out(model, data)
     with tempfile.TemporaryDirectory() as tmp:
-        plots, drivers = _artifacts(model, data, spec, Path(tmp))
+        plots, drivers, importance = _artifacts(model, data, spec, Path(tmp))
         cutoffs = {"train": [str(c) for c in trained.train_cutoffs],
                    "valid": [str(c) for c in trained.valid_cutoffs],
                    "test": [str(c) for c in trained.test_cutoffs], "horizon_days": data.horizon_days}
@@ -228,7 +249,8 @@ def log_candidate(model, data, spec: TaskSpec, settings: Settings, report: Valid
             cutoffs=cutoffs,
             feature_labels={c: model.predictor.catalog[c].label for c in model.predictor.feature_names},
             plots=plots, card_md=card, run_name=f"{spec.name}-{pd.Timestamp(trained.test_cutoffs[-1]).date()}",
-            input_example=frame.head(5), candidate_id=candidate_id)
+            input_example=frame.head(5), candidate_id=candidate_id,
+            reference=_reference(model, data, spec, settings, importance))
 
 
 @task(name="champion-gate", cache_policy=NO_CACHE)
@@ -261,7 +283,7 @@ def register(model, data, spec: TaskSpec, settings: Settings, report: Validation
 def train_flow(config_file: str | None = None, crm: str | None = None, as_of: str | None = None,
                models: str | None = None, now: str | None = None) -> TrainSummary:
     """Validate the extract, then train, evaluate and register each task; the champion gate decides promotion."""
-    settings, as_of_ts, report, tables = _gated_extract(config_file, crm, as_of, now)
+    settings, as_of_ts, report, tables, _ = _gated_extract(config_file, crm, as_of, now)
     specs = _tasks_to_run(models)
     _registry(settings)  # creates a fresh tracking store once, before any run writes to it
     outcomes: list[TrainOutcome] = []
@@ -297,6 +319,7 @@ class ScoreSummary:
     versions: dict[str, int]
     skipped: dict[str, str]
     written_to: str
+    monitoring: dict[str, str] = field(default_factory=dict)  # model -> status of its checks (ok/warn/alert/...)
 
 
 @task(name="score-model", cache_policy=NO_CACHE)
@@ -310,12 +333,67 @@ def score_one(spec: TaskSpec, fs: FeatureSet, settings: Settings, registry) -> t
 
 @task(name="write-back", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
 def write_back(location: str, scores: pd.DataFrame, var: pd.DataFrame | None, *, run_id: str,
-               as_of: pd.Timestamp, scored_at: pd.Timestamp, lock_timeout_s: float):
-    """All-or-nothing: crm_scores replaced and history appended in one transaction (or atomic renames)."""
+               as_of: pd.Timestamp, scored_at: pd.Timestamp, lock_timeout_s: float,
+               monitoring: tuple[pd.DataFrame, pd.DataFrame] | None = None):
+    """All-or-nothing: crm_scores replaced, history appended and the run's checks recorded in one transaction (or
+    atomic renames)."""
     from crm.writeback import write_scores
 
     return write_scores(location, scores, scoring_run_id=run_id, as_of=as_of, scored_at=scored_at,
-                        models=tuple(TASKS), value_at_risk=var, lock_timeout_s=lock_timeout_s)
+                        models=tuple(TASKS), value_at_risk=var, lock_timeout_s=lock_timeout_s, monitoring=monitoring)
+
+
+def _previous_scores(location: str, model: str, as_of: pd.Timestamp) -> pd.Series | None:
+    """The model's scores of its latest run before ``as_of`` (rank stability), indexed by entity_id."""
+    from crm.writeback import read_history
+
+    hist = read_history(location, model=model)
+    hist = hist.loc[hist["as_of"] < as_of]
+    if hist.empty:
+        return None
+    last = hist.loc[hist["as_of"] == hist["as_of"].max()]
+    return last.set_index("entity_id")["score"]
+
+
+def _reference_of(registry, cache: dict, task: str, version) -> object:
+    key = (task, str(version))
+    if key not in cache:
+        cache[key] = registry.load_reference(task, int(version))
+    return cache[key]
+
+
+@task(name="check-scores", cache_policy=NO_CACHE)
+def check_scores(frames: Mapping[str, pd.DataFrame], features: Mapping[str, pd.DataFrame],
+                 versions: Mapping[str, int], settings: Settings, registry, *, run_id: str, as_of: pd.Timestamp,
+                 scored_at: pd.Timestamp, accepted_by: str | None):
+    """Drift, score health and integrity of every model's scores before write-back.
+
+    Returns (monitoring rows for the write-back transaction, {model: blocking reasons}). A blocked model's row
+    says blocked=1, and who accepted it when ``accepted_by`` is given.
+    """
+    from models.monitoring.records import run_rows
+    from models.tasks import TASKS as REGISTRY
+    from pipelines.model_config import monitor_thresholds
+    from pipelines.monitor import check_run, rows_of
+
+    thresholds = monitor_thresholds(settings)
+    cache: dict = {}
+    out, blocked = [], {}
+    for name, rows in frames.items():
+        checked = check_run(REGISTRY[name], _reference_of(registry, cache, name, versions[name]), features[name], rows,
+                            _previous_scores(settings.crm_url, name, as_of), as_of=as_of, thresholds=thresholds,
+                            seed=settings.training.seed, draws=settings.monitoring.estimate_draws)
+        if checked.blocking:
+            blocked[name] = checked.blocking
+        accepted = accepted_by if checked.blocking else None
+        out.append(run_rows(scoring_run_id=run_id, model=name, stage="scoring", model_version=str(versions[name]),
+                            as_of=as_of, evaluated_as_of=as_of, status=checked.status, reasons=checked.reasons,
+                            n=checked.n, blocked=bool(checked.blocking), accepted_by=accepted,
+                            accepted_at=scored_at if accepted else None, monitored_at=scored_at,
+                            figures=checked.figures))
+        log.info(f"{name}: monitoring status {checked.status}"
+                 + (f" ({'; '.join(r.detail for r in checked.reasons[:3])})" if checked.reasons else ""))
+    return rows_of(out), blocked
 
 
 def _record_run(settings: Settings, summary: ScoreSummary, report: ValidationReport) -> None:
@@ -342,17 +420,26 @@ def _value_at_risk(frames: Mapping[str, pd.DataFrame], specs: list[TaskSpec]) ->
 
 @flow(name="crmscore-score", validate_parameters=False)
 def score_flow(config_file: str | None = None, crm: str | None = None, as_of: str | None = None,
-               models: str | None = None, now: str | None = None) -> ScoreSummary:
-    """Validate, score every eligible record with each task's champion, write scores back atomically."""
-    from models.errors import NoChampionError
+               models: str | None = None, now: str | None = None, accept_drift: bool = False) -> ScoreSummary:
+    """Validate, score every eligible record with each task's champion, check the scores, write them back atomically.
 
-    settings, as_of_ts, report, tables = _gated_extract(config_file, crm, as_of, now)
+    An integrity failure (NaN or identical scores, a catastrophic score shift) blocks the write-back: crm_scores
+    stays as it was, the block is recorded in crm_monitor_runs and ScoresBlockedError is raised. ``accept_drift``
+    writes them anyway and records who (the login name) and when.
+    """
+    import getpass
+
+    from models.errors import NoChampionError
+    from models.monitoring import ScoresBlockedError
+
+    settings, as_of_ts, report, tables, _ = _gated_extract(config_file, crm, as_of, now)
     specs = _tasks_to_run(models)
     registry = _registry(settings)
     frames: dict[str, pd.DataFrame] = {}
     versions: dict[str, int] = {}
     skipped: dict[str, str] = {}
     features: dict[tuple[str, str], FeatureSet] = {}  # churn and clv score the same population: build it once
+    feature_frames: dict[str, pd.DataFrame] = {}
     for spec in specs:
         missing = missing_tables(tables, spec)
         if missing:
@@ -366,6 +453,7 @@ def score_flow(config_file: str | None = None, crm: str | None = None, as_of: st
         if key not in features:  # the same code as training, at as_of
             features[key] = build_scoring_features(tables, spec, as_of=as_of_ts, options=feature_options(settings))
         frames[spec.name], versions[spec.name] = score_one(spec, features[key], settings, registry)
+        feature_frames[spec.name] = features[key].frame
     if not frames:
         raise NoChampionError("no task could be scored: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
     for name, why in skipped.items():
@@ -374,10 +462,128 @@ def score_flow(config_file: str | None = None, crm: str | None = None, as_of: st
     scores = pd.concat(list(frames.values()), ignore_index=True)
     run_id = uuid.uuid4().hex
     scored_at = pd.Timestamp.now(tz="UTC").floor("s")
+    log.info("Checking the scores against each model's reference")
+    monitoring, blocked = check_scores(frames, feature_frames, versions, settings, registry, run_id=run_id,
+                                       as_of=as_of_ts, scored_at=scored_at,
+                                       accepted_by=getpass.getuser() if accept_drift else None)
+    why = "; ".join(f"{name}: {', '.join(r.detail for r in reasons)}" for name, reasons in blocked.items())
+    if blocked and not accept_drift:
+        from crm.monitor_store import write_monitoring
+
+        write_monitoring(settings.crm_url, *monitoring, lock_timeout_s=settings.scoring.lock_timeout_s)
+        log.error(f"Write-back blocked: {why}")
+        raise ScoresBlockedError(f"scores not written (crm_scores unchanged; run {run_id} recorded in "
+                                 f"crm_monitor_runs): {why}; check the extract and the model, or write them anyway "
+                                 "with `crmscore score --accept-drift`")
+    if blocked:
+        log.warning(f"Integrity failures accepted by {getpass.getuser()} (--accept-drift): {why}")
     log.info(f"Writing {len(scores):,} scores back to {redact(settings.crm_url)}")
     write_back(settings.crm_url, scores, var, run_id=run_id, as_of=as_of_ts, scored_at=scored_at,
-               lock_timeout_s=settings.scoring.lock_timeout_s)
+               lock_timeout_s=settings.scoring.lock_timeout_s, monitoring=monitoring)
     summary = ScoreSummary(scoring_run_id=run_id, as_of=str(as_of_ts), rows={k: len(v) for k, v in frames.items()},
-                           versions=versions, skipped=skipped, written_to=redact(settings.crm_url))
+                           versions=versions, skipped=skipped, written_to=redact(settings.crm_url),
+                           monitoring=dict(zip(monitoring[0]["model"], monitoring[0]["status"])))
     _record_run(settings, summary, report)
     return summary
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Monitoring
+
+
+@dataclass
+class MonitorSummary:
+    as_of: str
+    runs_stored: int  # run rows (checks and backtests) computed and stored by this call
+    models: dict[str, dict]  # task -> pipelines.monitor.health of its champion
+
+
+def matured(run_as_of: pd.Timestamp, horizon_days: int, extract_as_of: pd.Timestamp) -> bool:
+    """A run's labels are complete once its whole window [as_of, as_of + horizon) lies before the extract's as-of."""
+    return run_as_of + pd.Timedelta(days=int(horizon_days)) <= extract_as_of
+
+
+@task(name="monitor-runs", cache_policy=NO_CACHE)
+def monitor_missing(settings: Settings, extract, registry, *, as_of: pd.Timestamp, monitored_at: pd.Timestamp):
+    """Every check (runs scored before monitoring, or elsewhere) and every backtest (runs matured by ``as_of``) not
+    stored yet, as (runs, metrics) rows. Runs of models no longer registered as tasks are left alone.
+
+    ``extract()`` returns (usable tables, raw tables), read and validated on first call: only when something is
+    missing, so a monitor with nothing new to compute reads no extract.
+    """
+    from crm.monitor_store import read_monitor_runs
+    from crm.writeback import read_history
+    from features.labels import make_labels
+    from models.monitoring.records import run_rows
+    from pipelines.model_config import monitor_thresholds
+    from pipelines.monitor import backtest_run, check_run, outcomes_at, rows_of, run_keys
+
+    thresholds = monitor_thresholds(settings)
+    stored = run_keys(read_monitor_runs(settings.crm_url))
+    history = read_history(settings.crm_url)
+    history = history.loc[history["as_of"] <= as_of]
+    seed, draws = settings.training.seed, settings.monitoring.estimate_draws
+    cache: dict = {}
+    out = []
+    for model, per_model in history.groupby("model", sort=True):
+        spec = TASKS.get(model)
+        if spec is None:
+            continue
+        horizon = horizon_days(spec, settings.horizons)
+        previous = None
+        for (run_as_of, run_id), rows in per_model.groupby(["as_of", "scoring_run_id"], sort=True):
+            version = str(rows["model_version"].iloc[0])
+            reference = _reference_of(registry, cache, model, version)
+            common = {"scoring_run_id": run_id, "model": model, "model_version": version, "as_of": run_as_of,
+                      "evaluated_as_of": as_of, "blocked": False, "accepted_by": None, "accepted_at": None,
+                      "monitored_at": monitored_at}
+            if (run_id, model, "scoring") not in stored:
+                fs = build_scoring_features(extract()[0], spec, as_of=run_as_of, options=feature_options(settings))
+                checked = check_run(spec, reference, fs.frame, rows, previous, as_of=run_as_of,
+                                    thresholds=thresholds, seed=seed, draws=draws)
+                out.append(run_rows(**common, stage="scoring", status=checked.status, reasons=checked.reasons,
+                                    n=checked.n, figures=checked.figures))
+            previous = rows.set_index("entity_id")["score"]
+            if matured(run_as_of, horizon, as_of) and (run_id, model, "realized") not in stored:
+                outcomes, erased = outcomes_at(spec, *extract(), rows["entity_id"], run_as_of, horizon, make_labels)
+                status, reasons, figures, n = backtest_run(
+                    spec, reference, rows, outcomes, erased, thresholds=thresholds, seed=seed, draws=draws,
+                    ece_bins=settings.evaluation.ece_bins, min_slice_rows=settings.evaluation.slice_min_size)
+                out.append(run_rows(**common, stage="realized", status=status, reasons=reasons, n=n, figures=figures))
+                log.info(f"{model}: run of {run_as_of.date()} (v{version}) matured: {status}")
+    return rows_of(out)
+
+
+@flow(name="crmscore-monitor", validate_parameters=False)
+def monitor_flow(config_file: str | None = None, crm: str | None = None, as_of: str | None = None,
+                 now: str | None = None) -> MonitorSummary:
+    """Check and backtest every scoring run not monitored yet, store the results, return each champion's health."""
+    from crm.monitor_store import read_monitor_metrics, read_monitor_runs, write_monitoring
+    from pipelines.monitor import health
+
+    settings = load_settings(config_file, crm=crm)
+    monitored_at = pd.Timestamp.now(tz="UTC").floor("s")
+    as_of_ts = _as_of(as_of, _as_of(now, monitored_at))
+    read: list = []
+
+    def extract():
+        if not read:
+            _, _, _, tables, raw = _gated_extract(config_file, crm, as_of_ts.isoformat(), now)
+            read.append((tables, raw))
+        return read[0]
+
+    registry = _registry(settings)
+    runs, metrics = monitor_missing(settings, extract, registry, as_of=as_of_ts, monitored_at=monitored_at)
+    if len(runs):
+        log.info(f"Storing {len(runs)} monitored run(s) in {redact(settings.crm_url)}")
+        write_monitoring(settings.crm_url, runs, metrics, lock_timeout_s=settings.scoring.lock_timeout_s)
+    all_runs, all_metrics = read_monitor_runs(settings.crm_url), read_monitor_metrics(settings.crm_url)
+    models = {}
+    for spec in _tasks_to_run(None):
+        champion = registry.champion(spec.name)
+        mine = all_runs["model"] == spec.name
+        if champion is None and not mine.any():
+            continue
+        models[spec.name] = health(spec.name, spec.kind, champion.version if champion else None,
+                                   all_runs.loc[mine], all_metrics.loc[all_metrics["model"] == spec.name])
+    return MonitorSummary(as_of=str(as_of_ts), runs_stored=len(runs), models=models)

@@ -1,6 +1,6 @@
 """The model-layer objects the settings describe: the one place the configuration's sections become the frozen
 option objects of ``models/`` (``LightGBMParams``, ``EvaluationSettings``, ``GateConfig``, ``FeatureOptions``,
-``CutoffOptions``, ``ScoringOptions``).
+``CutoffOptions``, ``ScoringOptions``, ``MonitorThresholds``).
 
 ``models/`` has no defaults of its own; every value comes from ``configs/default.yaml`` (and an overlay) through here.
 """
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from models.champion import GateConfig
 from models.dataset import CutoffOptions, FeatureOptions
+from models.monitoring import MonitorThresholds
 from models.scoring import ScoringOptions
 from models.train import EvaluationSettings, LightGBMParams, SearchConfig
 from pipelines.config import Settings
@@ -64,3 +65,8 @@ def scoring_options(settings: Settings) -> ScoringOptions:
     return ScoringOptions(reasons_up=sc.reasons_up, reasons_down=sc.reasons_down, chunk_rows=sc.chunk_rows,
                           threads=sc.threads, treeshap=sc.treeshap, check_rows=sc.check_rows,
                           band_thresholds={k: dict(v) for k, v in settings.bands.items()})
+
+
+def monitor_thresholds(settings: Settings) -> MonitorThresholds:
+    """Size and evidence thresholds of every monitoring check (section ``monitoring.thresholds``)."""
+    return MonitorThresholds.from_dict(settings.monitoring.thresholds)

@@ -86,3 +86,24 @@ def progress_shown(target: Console, logger_name: str = "crmscore") -> Iterator[N
         logger.removeHandler(handler)
         logger.setLevel(saved[0])
         logger.propagate = saved[1]
+
+
+def print_monitor(summary) -> None:
+    """One row per champion: its status, the top reasons, flagged features and the latest matured run."""
+    from rich.table import Table
+
+    colours = {"ok": "green", "warn": "yellow", "alert": "bold red", "insufficient": "dim"}
+    t = Table(title=f"Monitoring as of {summary.as_of[:10]} ({summary.runs_stored} run check(s) stored now)")
+    for col in ("model", "version", "status", "last run", "flagged features", "latest matured run", "reasons"):
+        t.add_column(col, overflow="fold", max_width=60 if col == "reasons" else None)
+    for name, m in summary.models.items():
+        flagged = [f["feature"] for f in m["features"] if f["status"] in ("warn", "alert")]
+        last = m["realized"][-1] if m["realized"] else None
+        primary = "roc_auc" if last and "roc_auc" in last else "gini"
+        realized = (f"{last['as_of'][:10]} v{last['model_version']} {primary} "
+                    f"{last[primary]:.3f} ({last['status']})" if last and last[primary] is not None else "none yet")
+        colour = colours[m["status"]]
+        t.add_row(name, str(m["champion_version"] or ""), f"[{colour}]{m['status']}[/{colour}]",
+                  (m["as_of"] or "never checked")[:10], ", ".join(flagged[:5]) or "none", realized,
+                  escape("; ".join(r["detail"] for r in m["reasons"][:3]) or "none"))
+    console.print(t)

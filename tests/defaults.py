@@ -52,3 +52,8 @@ def cutoff_options(**changes: Any):
 def scoring_options(**changes: Any):
     """The production scoring options (bands included), with ``changes`` applied."""
     return replace(model_config.scoring_options(settings()), **changes)
+
+
+def monitor_thresholds(**changes: Any):
+    """The production monitoring thresholds, with ``changes`` applied."""
+    return replace(model_config.monitor_thresholds(settings()), **changes)

@@ -7,7 +7,7 @@ version), ``drift`` (per run), ``performance`` (matured runs and estimates), ``p
 episodes), ``thresholds``, ``simulate`` (detection curves).
 """
 from models.monitoring.drift import DRIFT_COLUMNS, ScoreHealth, drift_bins, feature_drift, score_health
-from models.monitoring.errors import MonitoringInputError
+from models.monitoring.errors import MonitoringInputError, ScoresBlockedError
 from models.monitoring.performance import (
     EstimatedPerformance,
     EstimateGrade,
@@ -41,7 +41,7 @@ from models.monitoring.thresholds import MonitorThresholds
 
 __all__ = [
     "DRIFT_COLUMNS", "Estimate", "EstimateGrade", "EstimatedPerformance", "FeatureReference", "ModelReference", "MonitoringInputError",
-    "MonitorThresholds", "RealizedPerformance", "Reason", "ScoreHealth", "ScoreReference", "adjust_p_values",
+    "MonitorThresholds", "RealizedPerformance", "Reason", "ScoresBlockedError", "ScoreHealth", "ScoreReference", "adjust_p_values",
     "auc_standard_error", "benjamini_hochberg", "build_feature_reference", "build_reference", "count_episodes",
     "detection_curve", "drift_bins", "estimated_performance", "estimator_reliable", "feature_drift",
     "grade_estimate", "holm", "integrity_failures", "jensen_shannon", "model_status", "psi", "psi_p_value",

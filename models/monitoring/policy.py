@@ -93,6 +93,13 @@ def _performance_reasons(reference: ModelReference | None, realized: RealizedPer
     return out
 
 
+def _grade_reasons(grade: EstimateGrade | None) -> list[Reason]:
+    if grade is None or grade.reliable:
+        return []
+    return [Reason("warn", "estimator_unreliable", "model", grade.auc_error,
+                   "the estimated performance missed the realized one; estimates of this version are unreliable")]
+
+
 def _health_reasons(h: ScoreHealth, t: MonitorThresholds) -> list[Reason]:
     out = []
     if h.psi is not None and h.p_value is not None and h.p_value < t.alpha and h.psi >= t.psi_warn:
@@ -145,10 +152,7 @@ def model_status(
     reasons = list(integrity_failures(health, thresholds=thresholds, contract_failures=contract_failures))
     if realized is not None:
         reasons += _performance_reasons(reference, realized, thresholds)
-    if grade is not None and not grade.reliable:
-        reasons.append(Reason("warn", "estimator_unreliable", "model", grade.auc_error,
-                              "the estimated performance missed the realized one; estimates of this version are "
-                              "unreliable"))
+    reasons += _grade_reasons(grade)
     enough = health.n >= thresholds.min_rows
     if enough:
         reasons += _health_reasons(health, thresholds)
@@ -178,3 +182,24 @@ def count_episodes(statuses: Iterable[str], *, level: str = "alert") -> int:
             episodes += 1
         inside = s == level
     return episodes
+
+
+def realized_status(realized: RealizedPerformance, *, thresholds: MonitorThresholds,
+                    reference: ModelReference | None = None,
+                    grade: EstimateGrade | None = None) -> tuple[str, tuple[Reason, ...]]:
+    """Status of one matured run from its realized performance alone (its backtest), with ranked reasons.
+
+    "alert" on a calibration or AUC-drop alert (see :func:`model_status`), "warn" when the estimate made at scoring
+    time missed (the estimator is unreliable for that version), "insufficient" under ``min_rows`` matured rows,
+    else "ok".
+    """
+    reasons = _performance_reasons(reference, realized, thresholds)
+    reasons += _grade_reasons(grade)
+    worst = max((SEVERITY[r.severity] for r in reasons), default=0)
+    if worst >= SEVERITY["alert"]:
+        return "alert", tuple(reasons)
+    if worst == SEVERITY["warn"]:
+        return "warn", tuple(reasons)
+    if (realized.metrics.get("n") or 0) < thresholds.min_rows:
+        return "insufficient", tuple(reasons)
+    return "ok", tuple(reasons)

@@ -201,6 +201,8 @@ class ModelReference:
         brier, ece, gini with bootstrap intervals; regression: normalized_gini, mae, total_ratio).
     importance : feature -> mean |SHAP| on the held-out rows (raw model space).
     n_pos, n_neg : held-out class counts (binary; 0 for regression).
+    as_of : ISO timestamp of the cutoff the reference describes (the held-out cutoff at training); a run's
+        ``elapsed_days`` count from it. None when unknown (then no age adjustment).
     """
 
     model_version: str
@@ -211,6 +213,7 @@ class ModelReference:
     importance: dict[str, float] = field(default_factory=dict)
     n_pos: int = 0
     n_neg: int = 0
+    as_of: str | None = None
 
     def feature(self, name: str) -> FeatureReference:
         for f in self.features:
@@ -223,13 +226,14 @@ class ModelReference:
         return {"model_version": self.model_version, "kind": self.kind,
                 "features": [f.to_dict() for f in self.features], "score": self.score.to_dict(),
                 "metrics": {k: v.to_dict() for k, v in self.metrics.items()},
-                "importance": dict(self.importance), "n_pos": self.n_pos, "n_neg": self.n_neg}
+                "importance": dict(self.importance), "n_pos": self.n_pos, "n_neg": self.n_neg, "as_of": self.as_of}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ModelReference:
         return cls(d["model_version"], d["kind"], tuple(FeatureReference.from_dict(f) for f in d["features"]),
                    ScoreReference.from_dict(d["score"]), {k: Estimate.from_dict(v) for k, v in d["metrics"].items()},
-                   {k: float(v) for k, v in d["importance"].items()}, int(d["n_pos"]), int(d["n_neg"]))
+                   {k: float(v) for k, v in d["importance"].items()}, int(d["n_pos"]), int(d["n_neg"]),
+                   d.get("as_of"))
 
 
 def _bootstrap(metrics: Mapping[str, Any], y: np.ndarray, s: np.ndarray, *, seed: int, n_boot: int,
@@ -306,6 +310,7 @@ def build_reference(
     seed: int,
     n_boot: int,
     level: float,
+    as_of: str | None = None,
 ) -> ModelReference:
     """Freeze the reference of one model version at training.
 
@@ -317,6 +322,7 @@ def build_reference(
     importance : feature -> mean |SHAP| on the held-out rows; features absent get 0.
     model_version, kind : registry version, "binary" or "regression".
     seed, n_boot, level : bootstrap of the held-out metric intervals (seeded) and the confidence level.
+    as_of : the cutoff the frame describes (ISO timestamp), kept as :attr:`ModelReference.as_of`.
 
     Returns
     -------
@@ -338,4 +344,5 @@ def build_reference(
         model_version=str(model_version), kind=kind,
         features=tuple(build_feature_reference(c, info, frame[c]) for c, info in catalog.items()),
         score=build_score_reference(s, y, None if bands is None else list(pd.Series(bands).astype("str"))),
-        metrics=metrics, importance={c: float(importance.get(c, 0.0)) for c in catalog}, n_pos=n_pos, n_neg=n_neg)
+        metrics=metrics, importance={c: float(importance.get(c, 0.0)) for c in catalog}, n_pos=n_pos, n_neg=n_neg,
+        as_of=as_of)

@@ -21,6 +21,7 @@ READ_COMMANDS = {
     "explain": ["explain", "acc_1"],
     "features": ["features", "--entity", "account", "--out", "f.parquet"],
     "validate": ["validate"],
+    "monitor": ["monitor"],  # writes its own tables, but never into a CRM that does not exist
 }
 
 
@@ -104,6 +105,7 @@ def test_validate_writes_only_its_results_and_leaves_the_crm(crmscore, unscored_
 @pytest.mark.parametrize(("args", "expected"), [
     (["features", "--entity", "account", "--out", "f.parquet", "--as-of", "31/13/2026"], "is not a date"),
     (["list", "at-risk", "--format", "xml"], "'xml'; possible values are table, csv, json"),
+    (["monitor", "--format", "csv"], "'csv'; possible values are table, json"),
     (["list", "hot-leads"], "possible values are at-risk"),
     (["features", "--entity", "shop", "--out", "f.parquet"], "'shop'; possible values are account, lead"),
     (["list", "at-risk", "--top", "0"], "--top"),

@@ -176,7 +176,7 @@ def registry(tmp_path: Path, workdir: Path, empty_store: Path) -> Registry:
 
 
 def log(registry: Registry, model: TinyTrainedModel, tmp_path: Path, tag: str,
-        example: pd.DataFrame | None = None, candidate_id: str | None = None):
+        example: pd.DataFrame | None = None, candidate_id: str | None = None, reference=None):
     plots_dir = tmp_path / f"plots-{tag}"
     ev = model.report.evaluation_frame
     plots = {"calibration": calibration_curve_plot(ev["y"], ev["score"], plots_dir / "calibration.png"),
@@ -194,7 +194,7 @@ def log(registry: Registry, model: TinyTrainedModel, tmp_path: Path, tag: str,
         cutoffs={"train": TRAIN_CUTOFFS, "test": TEST_CUTOFFS, "horizon_days": 90},
         feature_labels={k: v.label for k, v in CATALOG.items()},
         plots=plots, card_md=card, run_name=f"churn-{tag}",
-        input_example=example, candidate_id=candidate_id,
+        input_example=example, candidate_id=candidate_id, reference=reference,
     )
 
 
@@ -385,3 +385,44 @@ def test_a_version_of_another_artifact_format_is_refused_in_one_line(registry, d
                                                   rf"format version {now}\. Retrain with `crmscore train`") as exc:
         registry.load_champion("churn", list(FEATURES))
     assert "\n" not in str(exc.value)
+
+
+def _reference(model: TinyTrainedModel, X_test: pd.DataFrame) -> dict:
+    from features.catalog import FeatureInfo as Info
+    from models.monitoring import build_reference
+
+    ev = model.report.evaluation_frame
+    catalog = {c: Info(i.label, i.family, i.kind, i.unit or "count") for c, i in CATALOG.items()}
+    return build_reference(X_test, catalog, ev["score"], ev["y"], None, {"eng__logins_30d": 0.4},
+                           model_version="candidate", kind="binary", seed=0, n_boot=5, level=0.95,
+                           as_of="2025-12-01T00:00:00+00:00").to_dict()
+
+
+def test_the_monitoring_reference_is_logged_with_the_version_and_once_on_a_retry(registry, data, tmp_path,
+                                                                                 monkeypatch):
+    model = train(data, rounds=10)
+    reference = _reference(model, data["X_test"])
+    first = log(registry, model, tmp_path, "plain", candidate_id="c-0")
+    assert registry.load_reference("churn", first.version) is None  # registered without one (an older version)
+
+    real_log_artifact = registry._client.log_artifact
+    calls = []
+
+    def fail_on_the_reference(run_id, local_path, artifact_path=None):
+        if artifact_path == "monitoring" and not calls:
+            calls.append(run_id)
+            raise ConnectionError("transient store error")
+        return real_log_artifact(run_id, local_path, artifact_path)
+
+    monkeypatch.setattr(registry._client, "log_artifact", fail_on_the_reference)
+    with pytest.raises(ConnectionError):
+        log(registry, model, tmp_path, "r1", candidate_id="c-1", reference=reference)
+    again = log(registry, model, tmp_path, "r2", candidate_id="c-1", reference=reference)
+    assert again.version == 2 and [v.version for v in registry.history("churn")] == [2, 1]
+    loaded = registry.load_reference("churn", 2)
+    assert loaded.model_version == "2" and loaded.as_of == "2025-12-01T00:00:00+00:00"
+    assert loaded.to_dict() == {**reference, "model_version": "2"}
+    listed = [a.path for a in registry._client.list_artifacts(again.run_id, "monitoring")]
+    assert listed == ["monitoring/reference.json"]
+    with pytest.raises(NoChampionError, match="version 9 of 'crmscore-churn' is not in"):
+        registry.load_reference("churn", 9)

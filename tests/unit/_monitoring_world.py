@@ -1,9 +1,7 @@
 """A seeded synthetic scoring world for the monitoring tests: a feature frame of 50 columns (counts with ties,
 amounts with zeros, a feature with missing values, a tenure that ages, categoricals, noise), calibrated churn
-probabilities from a known logistic model, and the thresholds the tests run with.
-
-THRESHOLDS is the block proposed for configs/default.yaml (`monitoring:`); once the configuration carries it, the
-tests should read it from there.
+probabilities from a known logistic model, and the thresholds the tests run with (THRESHOLDS: the packaged
+``monitoring:`` block of configs/default.yaml, through tests/defaults.py).
 """
 from __future__ import annotations
 
@@ -11,13 +9,10 @@ import numpy as np
 import pandas as pd
 
 from features.catalog import FeatureInfo
-from models.monitoring import MonitorThresholds, build_reference
+from models.monitoring import build_reference
+from tests.defaults import monitor_thresholds
 
-THRESHOLDS = MonitorThresholds(
-    min_rows=500, alpha=0.01, correction="holm", psi_warn=0.05, psi_alert=0.25, catastrophic_score_psi=1.0,
-    max_identical_share=0.5, mean_shift_warn=0.2, mean_shift_alert=0.5, min_rank_stability=0.8,
-    calibration_tolerance=0.2, auc_drop_alert=0.03, estimate_auc_tolerance=0.02, level=0.95,
-)
+THRESHOLDS = monitor_thresholds()
 
 CHANNELS = ("organic", "paid", "referral", "events", "partner")
 CHANNEL_P = (0.35, 0.25, 0.2, 0.12, 0.08)

@@ -46,6 +46,9 @@ def test_settings_are_frozen():
     ("model: {search: []}", r"model.search: .*at least 1 item"),
     ("evaluation: {collapse_min_n: 0}", r"evaluation.collapse_min_n: Input should be greater than 0"),
     ("gate: {min_primary: {auc: 0.6}}", r"gate.min_primary: .*no quality metric called \['auc'\]"),
+    ("monitoring: {thresholds: {psi_warn: 0.3}}", r"monitoring.thresholds: .*psi_warn=0.3, psi_alert=0.25"),
+    ("monitoring: {thresholds: {psi_warm: 0.3}}", r"monitoring.thresholds: .*unknown \['psi_warm'\]"),
+    ("monitoring: {estimate_draws: 0}", r"monitoring.estimate_draws: Input should be greater than 0"),
 ])
 def test_bad_config_is_a_clear_error(tmp_path, text, match):
     f = tmp_path / "bad.yaml"
@@ -98,4 +101,16 @@ def test_a_partial_overlay_of_the_model_sections_keeps_the_packaged_rest(tmp_pat
     g = gate_config(s, "roc_auc")
     assert (g.max_ece, g.min_primary, g.min_slice_n, g.min_ece_n) == (None, 0.6, e.collapse_min_n, 500)
     assert gate_config(s, "normalized_gini").min_primary is None  # no floor listed for it
+
+
+
+def test_monitoring_thresholds_come_from_the_packaged_yaml(tmp_path):
+    from pipelines.model_config import monitor_thresholds
+
+    t = monitor_thresholds(load_settings(env={}))
+    assert (t.min_rows, t.alpha, t.correction, t.psi_alert, t.level) == (500, 0.01, "holm", 0.25, 0.95)
+    assert isinstance(t.min_rows, int)
+    f = tmp_path / "m.yaml"
+    f.write_text("monitoring: {thresholds: {psi_alert: 0.1}}\n")  # overlays one threshold, keeps the others
+    assert monitor_thresholds(load_settings(f, env={})).psi_alert == 0.1
 

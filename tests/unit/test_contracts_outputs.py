@@ -52,7 +52,10 @@ def test_output_schema_refuses_an_input_or_unknown_table() -> None:
 
 
 def test_output_schemas_hold_keys_indexes_and_run_columns() -> None:
-    scores, history, var = (output_schemas()[t] for t in OUTPUT_TABLES)
+    scores, history, var, runs, metrics = (output_schemas()[t] for t in OUTPUT_TABLES)
+    assert runs.primary_key == ("scoring_run_id", "model", "stage")
+    assert metrics.primary_key == (*runs.primary_key, "section", "subject", "metric")
+    assert runs.run_columns == metrics.run_columns == ()
     assert scores.primary_key == ("entity_type", "entity_id", "model")
     assert history.primary_key == () and set(history.indexes) >= {"entity_id", "scoring_run_id", "as_of"}
     assert var.primary_key == ("entity_type", "entity_id")
@@ -67,7 +70,10 @@ def test_output_schemas_hold_keys_indexes_and_run_columns() -> None:
 def test_sqlalchemy_tables_are_the_contracts() -> None:
     import crm.writeback as wb
 
+    from crm import monitor_store
+
     md, *tables = wb._metadata()
+    tables += monitor_store.tables(md)
     assert [t.name for t in tables] == list(OUTPUT_TABLES)
     for table in tables:
         schema = output_schema(table.name)
