@@ -48,7 +48,8 @@ def existing_folder(location: str | os.PathLike) -> Path:
     return folder
 
 
-def _read_only_url(location: str) -> sa.URL:
+def read_only_url(location: str) -> sa.URL:
+    """The URL readers open: a SQLite file as a ``mode=ro`` URI (``mode=rw`` to roll back a killed writer's journal)."""
     try:
         url = sa.make_url(location)
     except sa.exc.ArgumentError as exc:
@@ -76,7 +77,7 @@ def read_connection(location: str) -> Iterator[sa.Connection]:
     CrmNotFoundError
         the SQLite file does not exist or is not a database, the URL is malformed, or the database cannot be reached.
     """
-    url = _read_only_url(location)
+    url = read_only_url(location)
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     try:
         try:

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from crm.arrow_read import open_arrow_reader
 from crm.connection import existing_folder, is_sql_url, read_connection, redact
 from crm.errors import ColumnTypeError, CrmNotFoundError, ExtractNotFoundError, MissingColumnsError, MissingTableError
 from crm.privacy import exclude_deleted
@@ -71,18 +72,21 @@ def read_extract(location: str, *, tables: Iterable[str] | None = None) -> Extra
     return Extract(tables=exclude_deleted(raw), location=redact(location), missing_optional=missing)
 
 
-def read_tables(location: str, *, tables: Iterable[str] | None = None, strict: bool = True) -> dict[str, pd.DataFrame]:
+def read_tables(location: str, *, tables: Iterable[str] | None = None, strict: bool = True,
+                arrow: bool = True) -> dict[str, pd.DataFrame]:
     """Read the contract tables as they are (deleted rows included), typed, rows in primary-key order.
 
     With ``strict=False`` (used by validation) a missing required column is left out of the frame instead of raising,
     so that the quality gate can report it as a failed rule; a missing required table is still left out of the dict.
+    A SQL CRM is read into Arrow through ADBC (``crm.arrow_read``) unless ``arrow=False`` or the driver cannot serve
+    it; both ways give the same frames (tests/integration/test_arrow_read.py).
     """
     schemas = input_schemas()
     wanted = list(tables) if tables is not None else list(INPUT_TABLES)
     unknown = [t for t in wanted if t not in schemas]
     if unknown:
         raise MissingTableError(f"unknown table(s) {unknown}; the contract's tables are {list(INPUT_TABLES)}")
-    reader = _SqlReader(location) if is_sql_url(location) else _FolderReader(location)
+    reader = _SqlReader(location, arrow=arrow) if is_sql_url(location) else _FolderReader(location)
     out: dict[str, pd.DataFrame] = {}
     try:
         for name in wanted:
@@ -102,8 +106,9 @@ def read_tables(location: str, *, tables: Iterable[str] | None = None, strict: b
                     f"{sorted(present)[:20]}; rename or add them as shared/crm_data_model.md names them")
             frame = conform(reader.read(name, cols), schema, fill_missing=True)
             pk = schema.primary_key
-            if pk in frame.columns:
-                # SQL tables have no row order: primary-key order makes every source read back identically
+            if pk in frame.columns and not frame[pk].is_monotonic_increasing:
+                # SQL tables have no row order: primary-key order makes every source read back identically (a table
+                # already in that order, as most are stored, is kept: one comparison pass instead of a sort and copy)
                 frame = frame.sort_values(pk, kind="stable", ignore_index=True)
             out[name] = frame
     finally:
@@ -142,8 +147,10 @@ def _cast(s: pd.Series, spec: ColumnSpec, table: str) -> pd.Series:
             elif pd.api.types.is_datetime64_dtype(s):
                 out = s.dt.tz_localize("UTC")
             else:
-                text = s.where(s.notna(), None).astype(object)
-                out = pd.to_datetime(text, utc=True, format="ISO8601")
+                out = _plain_utc_text(s)
+                if out is None:
+                    text = s.where(s.notna(), None).astype(object)
+                    out = pd.to_datetime(text, utc=True, format="ISO8601")
             return out.astype("datetime64[us, UTC]")
         if t == "number":
             return pd.to_numeric(s, errors="raise").astype("float64")
@@ -169,12 +176,41 @@ def _cast(s: pd.Series, spec: ColumnSpec, table: str) -> pd.Series:
     raise ColumnTypeError(f"column {where}: unknown logical type {t!r} in the contract")
 
 
+#: The form write_extract gives timestamps in SQLite and CSV (UTC, whole seconds, no offset).
+_PLAIN_TS = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$"
+
+
+def _plain_utc_text(s: pd.Series) -> pd.Series | None:
+    """Text timestamps all of the plain form ``YYYY-MM-DDThh:mm:ss`` parsed by Arrow in one pass (as UTC), or None.
+
+    pandas' ISO 8601 parser reads each string in Python-level code; Arrow's cast is C++ and gives the same instants
+    for this form. Anything else (offsets, fractions, dates only, an invalid date) returns None: the caller parses
+    with pandas exactly as before, and raises what it raised before.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not isinstance(s.dtype, pd.StringDtype) or len(s) == 0:
+        return None
+    arr = pa.array(s.array)  # no copy for Arrow-backed strings
+    if pc.all(pc.match_substring_regex(arr, _PLAIN_TS)).as_py() is False:  # None: every value is null
+        return None
+    try:
+        ts = pc.cast(arr, pa.timestamp("us"))
+    except pa.ArrowInvalid:  # e.g. month 13: pandas says what is wrong
+        return None
+    return pd.Series(ts.to_numpy(zero_copy_only=False), index=s.index).dt.tz_localize("UTC")
+
+
 class _SqlReader:
-    def __init__(self, url: str):
+    def __init__(self, url: str, *, arrow: bool):
         self._open = contextlib.ExitStack()
         self.conn = self._open.enter_context(read_connection(url))  # read-only; never creates a SQLite file
         self.inspector = sa.inspect(self.conn)
         self._names = set(self.inspector.get_table_names())
+        self._arrow = open_arrow_reader(url) if arrow else None  # after read_connection: its checks come first
+        if self._arrow is not None:
+            self._open.callback(self._arrow.close)
 
     def columns(self, table: str) -> set[str] | None:
         if table not in self._names:
@@ -182,6 +218,9 @@ class _SqlReader:
         return {c["name"] for c in self.inspector.get_columns(table)}
 
     def read(self, table: str, cols: list[str]) -> pd.DataFrame:
+        frame = self._arrow.read(table, cols) if self._arrow is not None else None
+        if frame is not None:
+            return frame
         query = sa.select(*[sa.column(c) for c in cols]).select_from(sa.table(table))
         return pd.read_sql_query(query, self.conn)
 

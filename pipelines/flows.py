@@ -34,6 +34,7 @@ from models.tasks import TASKS, TaskSpec, check_registry, horizon_days, tasks_na
 from pipelines.config import Settings, load_settings
 from pipelines.model_config import cutoff_options, feature_options, scoring_options
 from pipelines.runtime import quiet_great_expectations
+from pipelines.timing import phase
 
 #: Progress messages (INFO); silent unless the caller gives the ``crmscore`` logger a handler (the CLI does).
 log = logging.getLogger("crmscore.flows")
@@ -95,10 +96,14 @@ def _gated_extract(config_file: str | None, crm: str | None, as_of: str | None, 
     now_ts = _as_of(now, pd.Timestamp.now(tz="UTC").floor("s"))
     as_of_ts = _as_of(as_of, now_ts)
     log.info(f"Reading the extract at {redact(settings.crm_url)}")
-    raw = read_raw(settings.crm_url)
+    with phase("read", log):
+        raw = read_raw(settings.crm_url)
     log.info("Validating it against the data contracts")
-    report = validate(raw, settings, now=now_ts, as_of=as_of_ts)
-    return settings, as_of_ts, report, usable_tables(raw), raw
+    with phase("validate", log):
+        report = validate(raw, settings, now=now_ts, as_of=as_of_ts)
+    with phase("privacy view", log):
+        tables = usable_tables(raw)
+    return settings, as_of_ts, report, tables, raw
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -451,21 +456,25 @@ def score_flow(config_file: str | None = None, crm: str | None = None, as_of: st
         log.info(f"{spec.name}: scoring with the champion and explaining each score")
         key = (spec.entity, spec.population)
         if key not in features:  # the same code as training, at as_of
-            features[key] = build_scoring_features(tables, spec, as_of=as_of_ts, options=feature_options(settings))
-        frames[spec.name], versions[spec.name] = score_one(spec, features[key], settings, registry)
+            with phase(f"features {spec.population}", log):
+                features[key] = build_scoring_features(tables, spec, as_of=as_of_ts, options=feature_options(settings))
+        with phase(f"score {spec.name} with reasons", log):
+            frames[spec.name], versions[spec.name] = score_one(spec, features[key], settings, registry)
         feature_frames[spec.name] = features[key].frame
     if not frames:
         raise NoChampionError("no task could be scored: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
     for name, why in skipped.items():
         log.info(f"{name}: skipped ({why})")
-    var = _value_at_risk(frames, specs)
-    scores = pd.concat(list(frames.values()), ignore_index=True)
+    with phase("value at risk", log):
+        var = _value_at_risk(frames, specs)
+        scores = pd.concat(list(frames.values()), ignore_index=True)
     run_id = uuid.uuid4().hex
     scored_at = pd.Timestamp.now(tz="UTC").floor("s")
     log.info("Checking the scores against each model's reference")
-    monitoring, blocked = check_scores(frames, feature_frames, versions, settings, registry, run_id=run_id,
-                                       as_of=as_of_ts, scored_at=scored_at,
-                                       accepted_by=getpass.getuser() if accept_drift else None)
+    with phase("monitoring", log):
+        monitoring, blocked = check_scores(frames, feature_frames, versions, settings, registry, run_id=run_id,
+                                           as_of=as_of_ts, scored_at=scored_at,
+                                           accepted_by=getpass.getuser() if accept_drift else None)
     why = "; ".join(f"{name}: {', '.join(r.detail for r in reasons)}" for name, reasons in blocked.items())
     if blocked and not accept_drift:
         from crm.monitor_store import write_monitoring
@@ -478,8 +487,9 @@ def score_flow(config_file: str | None = None, crm: str | None = None, as_of: st
     if blocked:
         log.warning(f"Integrity failures accepted by {getpass.getuser()} (--accept-drift): {why}")
     log.info(f"Writing {len(scores):,} scores back to {redact(settings.crm_url)}")
-    write_back(settings.crm_url, scores, var, run_id=run_id, as_of=as_of_ts, scored_at=scored_at,
-               lock_timeout_s=settings.scoring.lock_timeout_s, monitoring=monitoring)
+    with phase("write-back", log):
+        write_back(settings.crm_url, scores, var, run_id=run_id, as_of=as_of_ts, scored_at=scored_at,
+                   lock_timeout_s=settings.scoring.lock_timeout_s, monitoring=monitoring)
     summary = ScoreSummary(scoring_run_id=run_id, as_of=str(as_of_ts), rows={k: len(v) for k, v in frames.items()},
                            versions=versions, skipped=skipped, written_to=redact(settings.crm_url),
                            monitoring=dict(zip(monitoring[0]["model"], monitoring[0]["status"])))
