@@ -170,7 +170,7 @@ def _champion_metrics_on(registry, spec: TaskSpec, frame: pd.DataFrame, y: np.nd
     return task_metrics(spec.kind, y, pred, ece_bins=settings.evaluation.ece_bins), f"champion v{version}"
 
 
-def _artifacts(model, data, spec: TaskSpec, folder: Path) -> tuple[dict[str, Path], list[tuple[str, float]]]:
+def _artifacts(model, data, spec: TaskSpec, folder: Path) -> tuple[dict[str, Path], list[tuple[str, str, float]]]:
     """Calibration curve, lift chart and SHAP summary on the held-out fold; the global drivers for the card."""
     from models.plots import calibration_curve_plot, lift_chart, shap_summary_plot
 
@@ -188,7 +188,8 @@ def _artifacts(model, data, spec: TaskSpec, folder: Path) -> tuple[dict[str, Pat
                                               folder / "shap_summary.png")
     mean_abs = np.abs(contrib).mean(axis=0)
     order = np.argsort(-mean_abs)[:10]
-    drivers = [(labels[i], float(mean_abs[i])) for i in order]
+    names = list(predictor.feature_names)
+    drivers = [(names[i], labels[i], float(mean_abs[i])) for i in order]
     return plots, drivers
 
 
@@ -207,6 +208,8 @@ def log_candidate(model, data, spec: TaskSpec, settings: Settings, report: Valid
     instead of registering a second one.
     """
     from models.card import render_model_card
+    from models.registry import CODE_VERSION_TAG
+    from pipelines.runtime import code_version
 
     registry = _registry(settings)
     trained = model.report
@@ -220,7 +223,7 @@ def log_candidate(model, data, spec: TaskSpec, settings: Settings, report: Valid
         card = render_model_card(
             trained, spec, version=None, data_window=(min(all_cuts), max(all_cuts)),
             eligibility_text=spec.population_spec.eligibility, extract_fingerprint=report.fingerprint.to_dict(),
-            top_drivers=drivers, known_limits=KNOWN_LIMITS)
+            top_drivers=[(label, v) for _, label, v in drivers], known_limits=KNOWN_LIMITS)
         return registry.log_training_run(
             model.predictor, trained, spec, extract_fingerprint=report.fingerprint.to_dict(),
             contract_result={"ok": report.ok, "failed_warnings": [r.rule for r in report.warnings],
@@ -228,7 +231,8 @@ def log_candidate(model, data, spec: TaskSpec, settings: Settings, report: Valid
             cutoffs=cutoffs,
             feature_labels={c: model.predictor.catalog[c].label for c in model.predictor.feature_names},
             plots=plots, card_md=card, run_name=f"{spec.name}-{pd.Timestamp(trained.test_cutoffs[-1]).date()}",
-            input_example=frame.head(5), candidate_id=candidate_id)
+            input_example=frame.head(5), candidate_id=candidate_id, importance=drivers,
+            tags={CODE_VERSION_TAG: code_version()})
 
 
 @task(name="champion-gate", cache_policy=NO_CACHE)
@@ -297,6 +301,7 @@ class ScoreSummary:
     versions: dict[str, int]
     skipped: dict[str, str]
     written_to: str
+    report: str | None = None  # the HTML report the run wrote (report.nightly), or why it could not
 
 
 @task(name="score-model", cache_policy=NO_CACHE)
@@ -380,4 +385,23 @@ def score_flow(config_file: str | None = None, crm: str | None = None, as_of: st
     summary = ScoreSummary(scoring_run_id=run_id, as_of=str(as_of_ts), rows={k: len(v) for k, v in frames.items()},
                            versions=versions, skipped=skipped, written_to=redact(settings.crm_url))
     _record_run(settings, summary, report)
+    if settings.report.nightly:
+        summary.report = write_report(settings, as_of_ts)
     return summary
+
+
+@task(name="write-report", cache_policy=NO_CACHE)
+def write_report(settings: Settings, as_of: pd.Timestamp) -> str:
+    """The HTML report of the run, in ``report.folder`` (default ``<workdir>/reports/``). The scores are written by
+    then: a report that cannot be built is said in the summary, it does not fail the run."""
+    from pipelines.report import build_report, write_page
+
+    target = settings.reports_dir / f"report_{as_of:%Y-%m-%d}.html"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        path = write_page(build_report(settings), target)
+    except Exception as exc:  # the scores are written; the report is an addition to the run
+        log.info(f"report not written: {type(exc).__name__}: {exc}")
+        return f"not written: {type(exc).__name__}: {exc}"
+    log.info(f"Report written to {path}")
+    return str(path)
