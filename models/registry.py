@@ -284,28 +284,26 @@ class Registry:
         slices = None
         plots: dict[str, bytes] = {}
         with tempfile.TemporaryDirectory(prefix="crmscore-read-") as tmp:
-            listed = {a.path for a in self._client.list_artifacts(mv.run_id)}
-            listed |= {a.path for a in self._client.list_artifacts(mv.run_id, "plots")} if "plots" in listed else set()
-            for name in sorted(listed):
-                if name.endswith(".json"):
-                    documents[name.removesuffix(".json")] = json.loads(self._read_artifact(mv.run_id, name, tmp))
-                elif name.endswith(".md"):
-                    texts[name] = self._read_artifact(mv.run_id, name, tmp)
+            # one download of the run's artifacts (the documents, the held-out rows and the plots; the model itself
+            # is a logged model stored apart): per-file downloads cost a third of a second each
+            root = Path(self._client.download_artifacts(mv.run_id, "", tmp))
+            for path in sorted(p for p in root.rglob("*") if p.is_file()):
+                name = path.relative_to(root).as_posix()
+                if name.endswith(".json") and "/" not in name:
+                    documents[name.removesuffix(".json")] = json.loads(path.read_text(encoding="utf-8"))
+                elif name.endswith(".md") and "/" not in name:
+                    texts[name] = path.read_text(encoding="utf-8")
                 elif name == HELD_OUT_ARTIFACT:
-                    held_out = pd.read_parquet(self._client.download_artifacts(mv.run_id, name, tmp))
+                    held_out = pd.read_parquet(path)
                 elif name == "slice_metrics.csv":
-                    slices = pd.read_csv(self._client.download_artifacts(mv.run_id, name, tmp),
-                                         dtype={"slice_value": "str"})
+                    slices = pd.read_csv(path, dtype={"slice_value": "str"})
                 elif name.startswith("plots/") and name.endswith(".png"):
-                    plots[Path(name).stem] = Path(self._client.download_artifacts(mv.run_id, name, tmp)).read_bytes()
+                    plots[path.stem] = path.read_bytes()
         return VersionRecord(task=task, version=int(version), run_id=mv.run_id, run_name=run.info.run_name or "",
                              run_start=pd.Timestamp(run.info.start_time, unit="ms", tz="UTC"),
                              version_tags=dict(mv.tags or {}), run_tags=dict(run.data.tags or {}),
                              params=dict(run.data.params or {}), documents=documents, texts=texts,
                              held_out=held_out, slices=slices, plots=plots)
-
-    def _read_artifact(self, run_id: str, name: str, tmp: str) -> str:
-        return Path(self._client.download_artifacts(run_id, name, tmp)).read_text(encoding="utf-8")
 
     # ----------------------------------------------------------------- plumbing
     @contextlib.contextmanager
@@ -404,6 +402,7 @@ class Registry:
         tags: Mapping[str, str] | None = None,
         candidate_id: str | None = None,
         importance: Sequence[tuple[str, str, float]] = (),
+        intervals: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> RunInfo:
         """Log one trained model as an MLflow run and register it as a new version of ``crmscore-<task>``.
 
@@ -443,6 +442,9 @@ class Registry:
             returned and no second one is created. Without it, every call registers a new version.
         importance
             ``(feature, readable label, mean |SHAP|)`` of the global drivers -> ``importance.json`` (the report).
+        intervals
+            ``{"level", "draws", "estimates": {"model" or a baseline: {metric: {"value", "low", "high"}}}}``, the
+            held-out metrics with their confidence intervals -> ``intervals.json`` (the report).
 
         The held-out outcomes and scores of ``report.evaluation_frame`` (``y``, ``score`` and the baselines' scores,
         no record ids) are logged as ``held_out.parquet``, so the report can draw the calibration curve and lift chart
@@ -546,6 +548,7 @@ class Registry:
                                             "baselines": dict(report.baseline_metrics)}),
                     "model_card.md": card_md,
                 }
+                documents["intervals.json"] = _dumps(dict(intervals or {}))
                 documents["importance.json"] = _dumps([{"feature": f, "label": label, "mean_abs_shap": float(v)}
                                                        for f, label, v in importance])
                 for filename, text in documents.items():

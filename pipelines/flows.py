@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -193,6 +194,25 @@ def _artifacts(model, data, spec: TaskSpec, folder: Path) -> tuple[dict[str, Pat
     return plots, drivers
 
 
+def held_out_intervals(spec: TaskSpec, evaluation: pd.DataFrame, settings: Settings) -> dict[str, Any]:
+    """Held-out metrics with confidence intervals (seeded bootstrap; AUC by Hanley-McNeil) of the model and of every
+    baseline whose held-out scores were kept, for the registry and the report (``report.interval_level``,
+    ``report.bootstrap_draws``, ``report.seed``)."""
+    from models.monitoring.reference import held_out_metrics
+
+    rp = settings.report
+    y = evaluation["y"].to_numpy(dtype=float)
+    out = {}
+    for col in ["score", *[c for c in evaluation.columns if str(c).startswith("baseline_")]]:
+        s = evaluation[col].to_numpy(dtype=float)
+        keep = np.isfinite(s) & np.isfinite(y)
+        est, _, _ = held_out_metrics(spec.kind, y[keep], s[keep], seed=rp.seed, n_boot=rp.bootstrap_draws,
+                                     level=rp.interval_level)
+        out["model" if col == "score" else str(col).removeprefix("baseline_")] = {
+            k: v.to_dict() for k, v in est.items()}
+    return {"level": rp.interval_level, "draws": rp.bootstrap_draws, "estimates": out}
+
+
 KNOWN_LIMITS = [
     "Trained on the history of one CRM extract; a change of process (pricing, sales stages) needs retraining.",
     "Probabilities are calibrated on one out-of-time cutoff; re-check calibration after large population shifts.",
@@ -232,6 +252,7 @@ def log_candidate(model, data, spec: TaskSpec, settings: Settings, report: Valid
             feature_labels={c: model.predictor.catalog[c].label for c in model.predictor.feature_names},
             plots=plots, card_md=card, run_name=f"{spec.name}-{pd.Timestamp(trained.test_cutoffs[-1]).date()}",
             input_example=frame.head(5), candidate_id=candidate_id, importance=drivers,
+            intervals=held_out_intervals(spec, trained.evaluation_frame, settings),
             tags={CODE_VERSION_TAG: code_version()})
 
 

@@ -391,45 +391,28 @@ def _known_limits(card: str | None) -> list[str]:
     return [line[2:].strip() for line in part.splitlines() if line.startswith("- ")]
 
 
-def _interval_rows(kind: str, held_out: pd.DataFrame, settings: Settings) -> dict[str, dict[str, Any]]:
-    """Held-out metric estimates with intervals, for the model and every baseline stored beside it."""
-    from models.monitoring.reference import held_out_metrics
-
-    rp = settings.report
-    out = {}
-    y = held_out["y"].to_numpy(dtype=float)
-    for col in ["score", *[c for c in held_out.columns if str(c).startswith("baseline_")]]:
-        s = held_out[col].to_numpy(dtype=float)
-        keep = np.isfinite(s) & np.isfinite(y)
-        est, _, _ = held_out_metrics(kind, y[keep], s[keep], seed=rp.seed, n_boot=rp.bootstrap_draws,
-                                     level=rp.interval_level)
-        out["model" if col == "score" else col.removeprefix("baseline_")] = est
-    return out
-
-
-def _metrics_table(task: str, record, settings: Settings) -> tuple[Table | None, list[str]]:
+def _metrics_table(task: str, record) -> tuple[Table | None, list[str]]:
     spec = get_task(task)
     doc = record.documents.get("metrics") or {}
     held = dict(doc.get("held_out") or {})
     baselines = dict(doc.get("baselines") or {})
     notes = []
-    intervals = {}
-    if record.held_out is not None and len(record.held_out):
-        intervals = _interval_rows(spec.kind, record.held_out, settings)
-    else:
-        notes.append("Intervals: this version was registered before held-out rows were stored; point values only.")
+    stored = record.documents.get("intervals") or {}
+    intervals = stored.get("estimates") or {}
+    if not intervals:
+        notes.append("Intervals: this version was registered before intervals were stored; point values only.")
     names = [m for m in metric_order(held) if not m.startswith("valid_") and m not in ("slice_collapse_count",)]
 
     def cell(who: str, m: str, value: Any) -> tuple[str, str]:
-        est = intervals.get(who, {}).get(m)
+        est = intervals.get(who, {}).get(m) or {}
         text = _metric(value)
-        if est is not None and est.low is not None and est.high is not None:
-            text += f" [{_metric(est.low)}, {_metric(est.high)}]"
+        if est.get("low") is not None and est.get("high") is not None:
+            text += f" [{_metric(est['low'])}, {_metric(est['high'])}]"
         return text, _sort_value(value)
 
     rows = [[metric_label(m) + (" (primary)" if m == spec.primary_metric else ""), cell("model", m, held.get(m)),
              *[cell(b, m, baselines[b].get(m)) for b in baselines]] for m in names]
-    level = f"{settings.report.interval_level:.0%}"
+    level = f"{stored['level']:.0%}" if "level" in stored else "no"
     return _table(f"metrics-{task}", f"Held-out metrics of {task} v{record.version} against the baselines "
                   f"({level} intervals in brackets)", ["metric", "model", *baselines], rows,
                   numeric=[False, *[True] * (1 + len(baselines))], sortable=False), notes
@@ -539,7 +522,7 @@ def _model_section(task: str, version: str, registry, settings: Settings, valida
         return ModelSection(task, version, title, None, intended, [], None, [], "", None, None, mon_table, mon_images,
                             [f"Provenance, metrics and plots unavailable: {why}."]), []
     aliases = [a for v in registry.history(task) if v.version == record.version for a in v.aliases]
-    metrics, notes = _metrics_table(task, record, settings)
+    metrics, notes = _metrics_table(task, record)
     images = []
     ho = record.held_out
     if ho is not None and len(ho):

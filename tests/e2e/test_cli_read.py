@@ -18,7 +18,7 @@ from crm.writeback import read_scores
 from models.tasks import TASKS
 from tests.e2e.cli import AS_OF
 
-COMMANDS = ("generate", "import-transactions", "validate", "features", "train", "score", "list", "explain",
+COMMANDS = ("generate", "import-transactions", "validate", "features", "train", "score", "list", "explain", "report",
             "schedule", "demo")
 
 

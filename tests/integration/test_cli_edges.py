@@ -21,6 +21,8 @@ READ_COMMANDS = {
     "explain": ["explain", "acc_1"],
     "features": ["features", "--entity", "account", "--out", "f.parquet"],
     "validate": ["validate"],
+    "report": ["report", "--out", "r.html"],
+    "explain --html": ["explain", "acc_1", "--html", "p.html"],
 }
 
 
