@@ -109,6 +109,15 @@ def _sort_value(x: Any) -> str:
     return repr(float(x)) if isinstance(x, (int, float, np.number)) and not isinstance(x, bool) else str(x)
 
 
+def _value(v: Any) -> str:
+    """A feature value for people: missing as in the reasons, numbers with at most 4 significant digits."""
+    if v is None or (not isinstance(v, str) and pd.isna(v)):
+        return "none recorded"
+    if isinstance(v, (int, float, np.number)) and not isinstance(v, bool):
+        return f"{float(v):,.4g}" if float(v) != int(float(v)) or abs(float(v)) >= 1e6 else f"{int(float(v)):,}"
+    return str(v)
+
+
 def _score_text(task: str, score: float) -> str:
     return _num(score, 2) if get_task(task).kind == "regression" else _pct(score)
 
@@ -728,9 +737,7 @@ def _what_moves(rc) -> str:
     now = float(rc.predictor.calibrate_raw(np.array([raw]))[0])
     without = float(rc.predictor.calibrate_raw(np.array([raw - feats[i]]))[0])
     direction = "raises" if feats[i] > 0 else "lowers"
-    value = rc.values.iloc[i]
-    value_text = "none recorded" if pd.isna(value) else (f"{value:,.4g}" if isinstance(value, (int, float, np.number))
-                                                          else str(value))
+    value_text = _value(rc.values.iloc[i])
     fmt = (lambda x: _num(x, 2)) if spec.kind == "regression" else _pct
     return (f"What would move this {spec.name} score most: {rc.labels[i]} (now {value_text}) {direction} "
             f"{spec.reason_outcome} more than any other factor; with that factor at the model's average effect "
@@ -748,14 +755,14 @@ def record_page(settings: Settings, entity_id: str) -> str:
     rows = []
     for r in hist.itertuples(index=False):
         reasons = json.loads(r.reasons) if isinstance(r.reasons, str) else []
-        detail = "; ".join(f"{x['label']}: {x['value']} ({x['contribution']:+.4f})" for x in reasons)
+        detail = "; ".join(f"{x['label']}: {_value(x['value'])} ({x['contribution']:+.4f})" for x in reasons)
         rows.append([_date(r.as_of), str(r.model), str(r.model_version),
                      (_score_text(r.model, r.score), _sort_value(r.score)), str(r.band),
                      (str(r.score_percentile), _sort_value(r.score_percentile)), str(r.scoring_run_id),
                      _stamp(r.scored_at), "" if pd.isna(r.reason_text) else str(r.reason_text), detail])
     history = _table("history", f"Every score written for {record.title}",
                      ["as of", "model", "version", "score", "band", "percentile", "scoring run", "written",
-                      "reasons", "contributions"], rows,
+                      "reasons", "contributions (score scale)"], rows,
                      numeric=[False, False, True, True, False, True, False, False, False, False])
     registry = _registry(settings)
     parts, notes = [], []
@@ -771,7 +778,7 @@ def record_page(settings: Settings, entity_id: str) -> str:
             order = np.argsort(-np.abs(contrib), kind="stable")
             feats = _table(f"features-{rc.row['model']}", f"Feature values seen by {rc.title}, by size of effect",
                            ["feature", "value", "contribution (raw scale)"],
-                           [[rc.labels[i], "none recorded" if pd.isna(rc.values.iloc[i]) else str(rc.values.iloc[i]),
+                           [[rc.labels[i], _value(rc.values.iloc[i]),
                              (f"{contrib[i]:+.4f}", _sort_value(contrib[i]))] for i in order],
                            numeric=[False, False, True])
             parts.append({"title": rc.title, "image": image, "features": feats, "sentence": _what_moves(rc)})
