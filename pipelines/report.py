@@ -114,12 +114,20 @@ def _value(v: Any) -> str:
     if v is None or (not isinstance(v, str) and pd.isna(v)):
         return "none recorded"
     if isinstance(v, (int, float, np.number)) and not isinstance(v, bool):
-        return f"{float(v):,.4g}" if float(v) != int(float(v)) or abs(float(v)) >= 1e6 else f"{int(float(v)):,}"
+        x = float(v)
+        if x == int(x):
+            return f"{int(x):,}"
+        return f"{x:,.2f}" if abs(x) >= 100 else f"{x:.4g}"
     return str(v)
 
 
 def _score_text(task: str, score: float) -> str:
     return _num(score, 2) if get_task(task).kind == "regression" else _pct(score)
+
+
+def _distinct(values: pd.Series) -> set[str]:
+    """The distinct values of a column (vectorised: iterating a million-row text column in Python costs seconds)."""
+    return {str(v) for v in pd.unique(values.dropna().to_numpy())}
 
 
 def _data_uri(mime: str, data: bytes) -> str:
@@ -232,7 +240,7 @@ def _scores_at(location: str, as_of: pd.Timestamp | None) -> tuple[pd.DataFrame,
     scores = hist[hist["as_of"] == dates.max()].reset_index(drop=True)
     var = pd.DataFrame(columns=["entity_type", "entity_id", "churn_probability", "clv", "value_at_risk"])
     for spec in TASKS.values():
-        if spec.value_at_risk_with and {spec.name, spec.value_at_risk_with} <= set(scores["model"]):
+        if spec.value_at_risk_with and {spec.name, spec.value_at_risk_with} <= _distinct(scores["model"]):
             var = value_at_risk_rows(scores[scores["model"] == spec.name],
                                      scores[scores["model"] == spec.value_at_risk_with])
     return scores, var
@@ -285,7 +293,7 @@ def _tiles(scores: pd.DataFrame, var: pd.DataFrame, validation: dict | None,
         if n:
             tiles.append(Tile(word, _num(n)))
     for spec in TASKS.values():
-        if spec.value_at_risk_with and spec.name in set(scores["model"]):
+        if spec.value_at_risk_with and spec.name in _distinct(scores["model"]):
             p = scores.loc[scores["model"] == spec.name, "score"]
             label = "Expected churners" if spec.name == "churn" else f"Expected {spec.name} events"
             tiles.append(Tile(label, _num(p.sum()), f"sum of P({spec.name}) over "
@@ -293,7 +301,7 @@ def _tiles(scores: pd.DataFrame, var: pd.DataFrame, validation: dict | None,
     if not var.empty:
         tiles.append(Tile("Total value at risk", _num(var["value_at_risk"].sum()), "sum of P(churn) x CLV"))
     for spec in TASKS.values():
-        if spec.kind == "regression" and spec.name in set(scores["model"]):
+        if spec.kind == "regression" and spec.name in _distinct(scores["model"]):
             tiles.append(Tile("Customer equity", _num(scores.loc[scores["model"] == spec.name, "score"].sum()),
                               f"sum of predicted {spec.name.upper()} ({spec.outcome})"))
     tiles.append(Tile("Last refresh", _stamp(scores["scored_at"].max()), f"scores as of {_date(scores['as_of'].max())}"))
@@ -591,8 +599,8 @@ def gather_report(settings: Settings, *, as_of: pd.Timestamp | None = None,
     location = settings.crm_url
     runs = monitoring_runs(monitoring)
     scores, var = _scores_at(location, as_of)
-    groups = {e: segments_of(location, e) for e in sorted(set(scores["entity_type"]))}
-    run_doc = _scoring_run(settings, sorted(set(scores["scoring_run_id"])))
+    groups = {e: segments_of(location, e) for e in sorted(_distinct(scores["entity_type"]))}
+    run_doc = _scoring_run(settings, sorted(_distinct(scores["scoring_run_id"])))
     validation = _validation_run(settings, (run_doc or {}).get("extract_fingerprint", {}).get("hash"))
     lists = []
     for spec in TASKS.values():
@@ -606,7 +614,7 @@ def gather_report(settings: Settings, *, as_of: pd.Timestamp | None = None,
     registry = _registry(settings)
     models, factors = [], []
     for spec in TASKS.values():
-        versions = sorted(set(scores.loc[scores["model"] == spec.name, "model_version"]), key=lambda v: int(v))
+        versions = sorted(_distinct(scores.loc[scores["model"] == spec.name, "model_version"]), key=int)
         for version in versions:
             section, labels = _model_section(spec.name, version, registry, settings, validation, runs)
             models.append(section)
@@ -619,18 +627,18 @@ def gather_report(settings: Settings, *, as_of: pd.Timestamp | None = None,
                 factors.append(_factor_sentence(spec.name, labels, "mean absolute SHAP on held-out rows"))
     contract, contract_summary = _contract_table(validation)
     as_of_text = _date(scores["as_of"].max())
-    champions = {spec.name: sorted(set(scores.loc[scores["model"] == spec.name, "model_version"]))
-                 for spec in TASKS.values() if spec.name in set(scores["model"])}
+    champions = {spec.name: sorted(_distinct(scores.loc[scores["model"] == spec.name, "model_version"]))
+                 for spec in TASKS.values() if spec.name in _distinct(scores["model"])}
     return ReportData(
         title=f"crmscore report: scores as of {as_of_text}",
-        subtitle=f"CRM {redact(location)}; scoring run(s) {', '.join(sorted(set(scores['scoring_run_id'])))}",
+        subtitle=f"CRM {redact(location)}; scoring run(s) {', '.join(sorted(_distinct(scores['scoring_run_id'])))}",
         tiles=_tiles(scores, var, validation, runs), lists=lists, segment_tables=seg_tables,
         segment_images=seg_images, factors=factors, models=models, contract=contract,
         contract_summary=contract_summary,
         export_hints=[EXPORT_HINT.format(list_name=spec.list_name) for spec in TASKS.values()
-                      if spec.name in set(scores["model"])],
+                      if spec.name in _distinct(scores["model"])],
         script_data={"page": "report", "as_of": as_of_text, "models": champions,
-                     "segments": sorted({str(s) for g in groups.values() for s in g["segment"].dropna()})[:50]})
+                     "segments": sorted(set().union(*(_distinct(g["segment"]) for g in groups.values())))[:50]})
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -786,5 +794,5 @@ def record_page(settings: Settings, entity_id: str) -> str:
             notes.append("The model versions of these scores are not in the registry, or the record is no longer in "
                          "the extract: feature values and the waterfall cannot be recomputed.")
     return render_page("record.html.j2", {"page": "record", "entity_id": entity_id,
-                                          "models": sorted(set(hist["model"]))},
+                                          "models": sorted(_distinct(hist["model"]))},
                        title=f"crmscore: {record.title}", record=record, history=history, parts=parts, notes=notes)
