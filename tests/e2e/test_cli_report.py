@@ -41,8 +41,10 @@ def test_auditor_part_of_every_champion(pages, world):
         section = text.split(f'data-model="{model}" data-version="{version}"', 1)[1].split('<section class="model"')[0]
         for words in ("Provenance of", "training window", "extract fingerprint", "code version", "MLflow run",
                       "Held-out metrics", "intervals in brackets", "Global SHAP importance",
-                      "champion-gate decisions", "Limit: ", "Held-out metrics by slice"):
+                      "champion-gate decisions", "Limit: "):
             assert words in section, (model, words)
+        if model in ("churn", "clv"):  # 2,500 accounts give slices of evaluation.slice_min_size rows; leads do not
+            assert "Held-out metrics by slice" in section, model
     assert "Data-contract results of the scored extract" in text and "passed" in text
     assert len(pages["report"].read_bytes()) < 3_000_000
 
