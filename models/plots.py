@@ -1,12 +1,15 @@
-"""Evaluation plots written as PNG files: calibration curve, decile lift chart, SHAP beeswarm.
+"""Evaluation plots: calibration curve, decile lift chart, SHAP beeswarm and waterfall, global importance.
 
+Each plot is a ``*_figure`` function returning a figure, written by the training flow as a PNG file (the MLflow
+artifacts) and by the HTML report as deterministic inline SVG (:func:`svg_text`): one drawing code for both.
 Every figure is a ``matplotlib.figure.Figure`` drawn on an Agg canvas and never registered with pyplot,
 so nothing leaks into pyplot's global figure list and no GUI backend is needed (flows run headless).
 matplotlib and shap are imported inside the functions: importing this module costs nothing.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,6 +38,23 @@ def _save(fig: Figure, path: str | Path) -> Path:
     return path
 
 
+#: Salt of the ids matplotlib writes into an SVG: fixed, so the same figure gives the same bytes on every run.
+SVG_HASHSALT = "crmscore"
+
+
+def svg_text(fig: Figure) -> str:
+    """The figure as SVG text, byte-identical for the same figure: fixed id salt, no date or tool in the metadata."""
+    import io
+
+    import matplotlib
+
+    buf = io.StringIO()
+    with matplotlib.rc_context({"svg.hashsalt": SVG_HASHSALT, "svg.fonttype": "none"}):
+        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
+    text = buf.getvalue()
+    return text[text.index("<svg"):]  # without the XML prolog and doctype: the report embeds it
+
+
 def _validate(y: np.ndarray, p: np.ndarray) -> None:
     if y.shape != p.shape:
         raise ValueError(f"y and p differ in length: {y.shape[0]} vs {p.shape[0]}.")
@@ -44,6 +64,11 @@ def _validate(y: np.ndarray, p: np.ndarray) -> None:
 
 def calibration_curve_plot(y: np.ndarray | pd.Series, p: np.ndarray | pd.Series, path: str | Path,
                            *, n_bins: int = 10) -> Path:
+    """:func:`calibration_figure` written as a PNG file at ``path`` (parent folders are created); returns ``path``."""
+    return _save(calibration_figure(y, p, n_bins=n_bins), path)
+
+
+def calibration_figure(y: np.ndarray | pd.Series, p: np.ndarray | pd.Series, *, n_bins: int = 10) -> Figure:
     """Reliability diagram: observed rate vs mean predicted probability per equal-count bin.
 
     Parameters
@@ -52,15 +77,8 @@ def calibration_curve_plot(y: np.ndarray | pd.Series, p: np.ndarray | pd.Series,
         Observed 0/1 labels of the held-out rows.
     p
         Predicted probabilities for the same rows.
-    path
-        PNG file to write (parent folders are created).
     n_bins
         Number of equal-count bins.
-
-    Returns
-    -------
-    Path
-        ``path``.
     """
     y = np.asarray(y, dtype=float)
     p = np.asarray(p, dtype=float)
@@ -77,11 +95,16 @@ def calibration_curve_plot(y: np.ndarray | pd.Series, p: np.ndarray | pd.Series,
     ax.set_ylabel("observed rate")
     ax.set_title(f"Calibration ({n_bins} equal-count bins, n={len(y)})")
     ax.legend(loc="upper left")
-    return _save(fig, path)
+    return fig
 
 
 def lift_chart(y: np.ndarray | pd.Series, p: np.ndarray | pd.Series, path: str | Path,
                *, n_bins: int = 10) -> Path:
+    """:func:`lift_figure` written as a PNG file at ``path``; returns ``path``."""
+    return _save(lift_figure(y, p, n_bins=n_bins), path)
+
+
+def lift_figure(y: np.ndarray | pd.Series, p: np.ndarray | pd.Series, *, n_bins: int = 10) -> Figure:
     """Decile chart: realized outcome by predicted decile (1 = highest predictions).
 
     For binary tasks the bars are the observed rate per decile; for regression (CLV) the realized mean
@@ -93,15 +116,8 @@ def lift_chart(y: np.ndarray | pd.Series, p: np.ndarray | pd.Series, path: str |
         Observed labels or values of the held-out rows.
     p
         Predictions for the same rows.
-    path
-        PNG file to write.
     n_bins
         Number of equal-count bins.
-
-    Returns
-    -------
-    Path
-        ``path``.
     """
     y = np.asarray(y, dtype=float)
     p = np.asarray(p, dtype=float)
@@ -118,7 +134,7 @@ def lift_chart(y: np.ndarray | pd.Series, p: np.ndarray | pd.Series, path: str |
     top = dec.iloc[0]
     ax.set_title(f"Lift by decile (top decile lift {top['lift']:.2f}, captures {top['capture']:.0%})")
     ax.legend(loc="upper right")
-    return _save(fig, path)
+    return fig
 
 
 def _as_colour_values(column: pd.Series) -> np.ndarray:
@@ -179,11 +195,22 @@ def shap_summary_plot(contributions: np.ndarray, X: pd.DataFrame, labels: Sequen
 
 def waterfall_plot(contributions: np.ndarray, values: pd.Series, labels: Sequence[str], path: str | Path,
                    *, title: str = "", max_display: int = 12) -> Path:
+    """:func:`waterfall_figure` written as a PNG file at ``path`` (parent folders are created); returns ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with waterfall_figure(contributions, values, labels, title=title, max_display=max_display) as fig:
+        fig.savefig(path, dpi=110, bbox_inches="tight")
+    return path
+
+
+@contextlib.contextmanager
+def waterfall_figure(contributions: np.ndarray, values: pd.Series, labels: Sequence[str], *, title: str = "",
+                     max_display: int = 12) -> Iterator[Figure]:
     """SHAP waterfall of one record: from the base value to its raw score, feature by feature.
 
     ``contributions`` is one row of ``Predictor.contributions`` (features then the base value, raw space);
     ``values`` the record's feature values (same order); ``labels`` readable feature labels.
-    shap's waterfall draws on pyplot's current figure, so the figure is created, saved and closed here.
+    shap's waterfall draws on pyplot's current figure, so this is a context manager: the figure is closed on exit.
     """
     import matplotlib
 
@@ -202,9 +229,51 @@ def waterfall_plot(contributions: np.ndarray, values: pd.Series, labels: Sequenc
         shap.plots.waterfall(explanation, max_display=max_display, show=False)
         if title:
             fig.suptitle(title)
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110, bbox_inches="tight")
+        yield fig
     finally:
-        plt.close("all")
-    return path
+        plt.close(fig)
+
+
+def importance_figure(labels: Sequence[str], values: Sequence[float], *, title: str = "") -> Figure:
+    """Horizontal bars of mean |SHAP| per feature (global importance), the largest on top."""
+    fig = _figure(7.0, 0.35 * max(len(labels), 1) + 1.2)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.barh(range(len(labels))[::-1], list(values), color="tab:blue")
+    ax.set_yticks(range(len(labels))[::-1])
+    ax.set_yticklabels(list(labels))
+    ax.set_xlabel("mean |SHAP contribution| (model's raw scale)")
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def stacked_share_figure(counts: pd.DataFrame, *, title: str = "", xlabel: str = "share of records") -> Figure:
+    """Horizontal stacked bars: one bar per row of ``counts`` (e.g. a segment), its columns' shares (e.g. bands)."""
+    fig = _figure(7.0, 0.4 * max(len(counts), 1) + 1.4)
+    ax = fig.add_subplot(1, 1, 1)
+    totals = counts.sum(axis=1).replace(0, np.nan)
+    left = np.zeros(len(counts))
+    for col in counts.columns:
+        share = (counts[col] / totals).fillna(0.0).to_numpy(dtype=float)
+        ax.barh([str(i) for i in counts.index], share, left=left, label=str(col))
+        left += share
+    ax.set_xlim(0, 1)
+    ax.set_xlabel(xlabel)
+    if title:
+        ax.set_title(title)
+    ax.legend(loc="lower right", fontsize="small", ncols=min(len(counts.columns), 4))
+    return fig
+
+
+def trend_figure(x: Sequence[str], series: dict[str, Sequence[float]], *, title: str = "", ylabel: str = "") -> Figure:
+    """Lines over time (monitoring runs): one line per named series on the same x labels (missing values skip)."""
+    fig = _figure(7.0, 3.5)
+    ax = fig.add_subplot(1, 1, 1)
+    for name, ys in series.items():
+        ax.plot(list(x), [np.nan if v is None else float(v) for v in ys], marker="o", label=name)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.legend(loc="best", fontsize="small")
+    ax.tick_params(axis="x", labelrotation=30)
+    return fig

@@ -55,6 +55,8 @@ MODEL_NAME = "model"
 _PREDICTOR_ARTIFACT = "predictor"
 CANDIDATE_TAG = "crmscore.candidate_id"
 _REFERENCE_DIR, _REFERENCE_FILE = "monitoring", "reference.json"
+CODE_VERSION_TAG = "crmscore.code_version"
+HELD_OUT_ARTIFACT = "held_out.parquet"
 _PIP_PACKAGES = ("mlflow", "lightgbm", "pandas", "numpy", "scikit-learn", "pyarrow")
 # The pyfunc is an MLflow "model from code": this source is logged as a file beside the predictor folder,
 # so the MLflow model holds no pickle either. Only `mlflow models serve`-style callers run it.
@@ -114,6 +116,31 @@ class VersionInfo:
     metrics: dict[str, float]
     tags: dict[str, str]
     created_ts: pd.Timestamp
+
+
+@dataclasses.dataclass(frozen=True)
+class VersionRecord:
+    """What the registry holds about one version, for auditors (:meth:`Registry.version_record`).
+
+    ``documents`` are the run's JSON files by stem (``metrics``, ``cutoffs``, ``extract_fingerprint``,
+    ``contract_result``, ``task_spec``, ``importance``...), ``texts`` its Markdown files (``model_card.md``),
+    ``held_out`` the held-out rows (``y``, ``score``, ``baseline_*``), ``slices`` the slice metrics (long form),
+    ``plots`` the PNGs logged under ``plots/`` by stem.
+    """
+
+    task: str
+    version: int
+    run_id: str
+    run_name: str
+    run_start: pd.Timestamp
+    version_tags: dict[str, str]
+    run_tags: dict[str, str]
+    params: dict[str, str]
+    documents: dict[str, Any]
+    texts: dict[str, str]
+    held_out: pd.DataFrame | None
+    slices: pd.DataFrame | None
+    plots: dict[str, bytes]
 
 
 def registered_model_name(task: str) -> str:
@@ -221,6 +248,64 @@ class Registry:
         self._client = mlflow.MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
         self.experiment_id = self._ensure_experiment()
 
+    @classmethod
+    def open_existing(cls, tracking_uri: str, artifact_root: str | Path, experiment: str = "crmscore") -> Registry | None:
+        """The registry at ``tracking_uri`` for reading only, or None when there is none yet.
+
+        Unlike the constructor it creates nothing: no SQLite file, no artifact folder, no experiment (a report or an
+        explanation must not leave a store behind where there was none).
+        """
+        tracking_uri = str(tracking_uri)
+        if tracking_uri.startswith("sqlite:///"):
+            db_path = Path(tracking_uri.removeprefix("sqlite:///").split("?", 1)[0])
+            if str(db_path) in ("", ":memory:") or not db_path.is_file():
+                return None
+        mlflow = _mlflow()
+        self = cls.__new__(cls)
+        self.tracking_uri = tracking_uri
+        self.artifact_root = Path(artifact_root).expanduser().resolve()
+        self.experiment = experiment
+        self._client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        existing = self._client.get_experiment_by_name(experiment)
+        if existing is None or existing.lifecycle_stage != "active":
+            return None
+        self.experiment_id = existing.experiment_id
+        return self
+
+    def version_record(self, task: str, version: int) -> VersionRecord:
+        """What training stored for one version: run documents, held-out rows, plots, tags (for the report).
+
+        A document the version lacks (a version logged before it existed) is simply absent from the record.
+        """
+        mv = self._client.get_model_version(registered_model_name(task), str(int(version)))
+        run = self._client.get_run(mv.run_id)
+        documents: dict[str, Any] = {}
+        texts: dict[str, str] = {}
+        held_out = None
+        slices = None
+        plots: dict[str, bytes] = {}
+        with tempfile.TemporaryDirectory(prefix="crmscore-read-") as tmp:
+            # one download of the run's artifacts (the documents, the held-out rows and the plots; the model itself
+            # is a logged model stored apart): per-file downloads cost a third of a second each
+            root = Path(self._client.download_artifacts(mv.run_id, "", tmp))
+            for path in sorted(p for p in root.rglob("*") if p.is_file()):
+                name = path.relative_to(root).as_posix()
+                if name.endswith(".json") and "/" not in name:
+                    documents[name.removesuffix(".json")] = json.loads(path.read_text(encoding="utf-8"))
+                elif name.endswith(".md") and "/" not in name:
+                    texts[name] = path.read_text(encoding="utf-8")
+                elif name == HELD_OUT_ARTIFACT:
+                    held_out = pd.read_parquet(path)
+                elif name == "slice_metrics.csv":
+                    slices = pd.read_csv(path, dtype={"slice_value": "str"})
+                elif name.startswith("plots/") and name.endswith(".png"):
+                    plots[path.stem] = path.read_bytes()
+        return VersionRecord(task=task, version=int(version), run_id=mv.run_id, run_name=run.info.run_name or "",
+                             run_start=pd.Timestamp(run.info.start_time, unit="ms", tz="UTC"),
+                             version_tags=dict(mv.tags or {}), run_tags=dict(run.data.tags or {}),
+                             params=dict(run.data.params or {}), documents=documents, texts=texts,
+                             held_out=held_out, slices=slices, plots=plots)
+
     # ----------------------------------------------------------------- plumbing
     @contextlib.contextmanager
     def _scoped(self) -> Iterator[Any]:
@@ -318,6 +403,8 @@ class Registry:
         tags: Mapping[str, str] | None = None,
         candidate_id: str | None = None,
         reference: Mapping[str, Any] | None = None,
+        importance: Sequence[tuple[str, str, float]] = (),
+        intervals: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> RunInfo:
         """Log one trained model as an MLflow run and register it as a new version of ``crmscore-<task>``.
 
@@ -359,6 +446,15 @@ class Registry:
             The monitoring reference of this candidate (``models.monitoring.ModelReference.to_dict()``): logged,
             once the version is known, as ``monitoring/reference.json`` with ``model_version`` set to it (a retry
             logs it if the first call stopped before). Read back with :meth:`load_reference`.
+        importance
+            ``(feature, readable label, mean |SHAP|)`` of the global drivers -> ``importance.json`` (the report).
+        intervals
+            ``{"level", "draws", "estimates": {"model" or a baseline: {metric: {"value", "low", "high"}}}}``, the
+            held-out metrics with their confidence intervals -> ``intervals.json`` (the report).
+
+        The held-out outcomes and scores of ``report.evaluation_frame`` (``y``, ``score`` and the baselines' scores,
+        no record ids) are logged as ``held_out.parquet``, so the report can draw the calibration curve and lift chart
+        and compute metric intervals from what is stored.
 
         Returns
         -------
@@ -460,8 +556,14 @@ class Registry:
                                             "baselines": dict(report.baseline_metrics)}),
                     "model_card.md": card_md,
                 }
+                documents["intervals.json"] = _dumps(dict(intervals or {}))
+                documents["importance.json"] = _dumps([{"feature": f, "label": label, "mean_abs_shap": float(v)}
+                                                       for f, label, v in importance])
                 for filename, text in documents.items():
                     (staging / filename).write_text(text, encoding="utf-8")
+                ev = report.evaluation_frame
+                keep = [c for c in ev.columns if c in ("y", "score") or str(c).startswith("baseline_")]
+                ev[keep].reset_index(drop=True).to_parquet(staging / HELD_OUT_ARTIFACT, index=False)
                 if sm is not None and len(sm):
                     sm.to_csv(staging / "slice_metrics.csv", index=False)
                 self._client.log_artifacts(run_id, str(staging))

@@ -225,6 +225,8 @@ def score(crm: CrmOpt = None, config: ConfigOpt = None, as_of: AsOfOpt = None,
     console.print(f"Scoring run {s.scoring_run_id} as of {s.as_of[:10]}: {rows} -> {s.written_to}")
     for name, why in s.skipped.items():
         console.print(f"[yellow]{name} not scored:[/yellow] {why}")
+    if s.report:
+        console.print(f"Report: {s.report}", highlight=False)
 
 
 @app.command()
@@ -335,12 +337,23 @@ def explain(
     config: ConfigOpt = None,
     plot: Annotated[Optional[Path], typer.Option(help="Write a SHAP waterfall (PNG) of the latest score per model; "
                                                       "a {model} placeholder in the name gives one file per model.")] = None,
+    html: Annotated[Optional[Path], typer.Option("--html", help="Write a self-contained HTML page of this record: "
+                                                 "every score, reasons, feature values, SHAP waterfall and what would "
+                                                 "move the score most.", dir_okay=False)] = None,
 ) -> None:
     """Which record it is (account segment or lead source), then every score it has had: when, by which model
     version, with which reasons and feature values."""
+    if html is not None:
+        _html_target(html, "--html")
     settings = _settings(config, crm)
     from pipelines.lists import explain_record
 
+    if html is not None:
+        from pipelines.report import record_page, write_page
+
+        write_page(record_page(settings, entity_id), html)
+        console.print(f"Record page -> {html}")
+        return
     record = explain_record(settings.crm_url, entity_id)
     history = record.history
     import json
@@ -359,6 +372,43 @@ def explain(
 
         for path in waterfall_for(settings, history, plot):
             console.print(f"SHAP waterfall: {path}")
+
+
+def _html_target(path: Path, option: str) -> Path:
+    """An .html file to write: its folder must exist (nothing else is created) and it must not be a folder."""
+    if path.is_dir():
+        raise typer.BadParameter(f"{path} is a folder; give the path of an .html file to write", param_hint=option)
+    if not path.parent.is_dir():
+        raise typer.BadParameter(f"{path}: the folder {path.parent} does not exist; create it or choose another path",
+                                 param_hint=option)
+    return path
+
+
+@app.command()
+def report(
+    crm: CrmOpt = None,
+    config: ConfigOpt = None,
+    as_of: Annotated[Optional[str], typer.Option(
+        "--as-of", help="Show the scores of the latest scoring date on or before this date (from crm_scores_history). "
+        "Default: the current scores.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="The HTML file to write. Default: crmscore-report.html in the "
+                                                     "current folder.", dir_okay=False)] = None,
+) -> None:
+    """One self-contained HTML page of what is stored: KPI tiles, the ranked lists with reasons, bands by segment,
+    and per champion model its provenance, held-out metrics, plots, slices, gate decisions and data-contract results.
+
+    Reads only (the CRM, the MLflow registry, validation runs); writes nothing but --out. The page loads nothing from
+    the network. `crmscore list` exports any list as CSV.
+    """
+    as_of_ts = _timestamp(as_of)
+    target = _html_target(out or Path("crmscore-report.html"), "--out")
+    settings = _settings(config, crm)
+    from pipelines.report import build_report, write_page
+
+    with console.status("Reading the scores, the registry and the validation runs..."):
+        html = build_report(settings, as_of=as_of_ts)
+    write_page(html, target)
+    console.print(f"Report ({len(html.encode()) / 1e6:.2f} MB) -> {target}")
 
 
 @app.command()

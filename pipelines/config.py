@@ -163,6 +163,15 @@ class MonitoringSettings(_Frozen):
         return MappingProxyType(dict(v))
 
 
+class ReportSettings(_Frozen):
+    list_rows: int = Field(gt=0)
+    nightly: bool
+    folder: str | None
+    interval_level: float = Field(gt=0, lt=1)
+    bootstrap_draws: int = Field(ge=0)
+    seed: int
+
+
 class ScheduleSettings(_Frozen):
     cron: str = Field(min_length=1)
     timezone: str = Field(min_length=1)
@@ -195,6 +204,7 @@ class Settings(_Frozen):
     monitoring: MonitoringSettings
     # band scheme -> its cut-offs (models/bands.py checks the keys and their order)
     bands: Mapping[str, Mapping[str, float]]
+    report: ReportSettings
     schedule: ScheduleSettings
     demo: DemoSettings
 
@@ -236,7 +246,7 @@ class Settings(_Frozen):
 
     @property
     def reports_dir(self) -> Path:
-        return (self.workdir / "reports").resolve()
+        return Path(self.report.folder).expanduser().resolve() if self.report.folder else (self.workdir / "reports").resolve()
 
 
 def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:

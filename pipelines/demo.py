@@ -47,6 +47,8 @@ def run_demo(settings: Settings, config: Path | None, console: Console) -> None:
                   highlight=False)
     for name, why in s.skipped.items():
         console.print(f"[yellow]{name} not scored:[/yellow] {why}")
+    if s.report:
+        console.print(f"HTML report for marketers and auditors: {s.report}", highlight=False)
 
     console.rule("4. How the written scores rank the simulated future")
     cmp = compare_with_truth(read_scores(crm), world.truth)

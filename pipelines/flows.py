@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -176,10 +177,10 @@ def _champion_metrics_on(registry, spec: TaskSpec, frame: pd.DataFrame, y: np.nd
     return task_metrics(spec.kind, y, pred, ece_bins=settings.evaluation.ece_bins), f"champion v{version}"
 
 
-def _artifacts(model, data, spec: TaskSpec, folder: Path) -> tuple[dict[str, Path], list[tuple[str, float]],
+def _artifacts(model, data, spec: TaskSpec, folder: Path) -> tuple[dict[str, Path], list[tuple[str, str, float]],
                                                                    dict[str, float]]:
     """Calibration curve, lift chart and SHAP summary on the held-out fold; the global drivers for the card and the
-    mean |SHAP| of every feature (the monitoring reference's importance)."""
+    report, and the mean |SHAP| of every feature (the monitoring reference's importance)."""
     from models.plots import calibration_curve_plot, lift_chart, shap_summary_plot
 
     ev = model.report.evaluation_frame
@@ -196,10 +197,9 @@ def _artifacts(model, data, spec: TaskSpec, folder: Path) -> tuple[dict[str, Pat
                                               folder / "shap_summary.png")
     mean_abs = np.abs(contrib).mean(axis=0)
     order = np.argsort(-mean_abs)[:10]
-    drivers = [(labels[i], float(mean_abs[i])) for i in order]
+    names = list(predictor.feature_names)
+    drivers = [(names[i], labels[i], float(mean_abs[i])) for i in order]
     return plots, drivers, {c: float(v) for c, v in zip(predictor.feature_names, mean_abs)}
-
-
 def _reference(model, data, spec: TaskSpec, settings: Settings, importance: Mapping[str, float]) -> dict:
     """The monitoring reference of a candidate, frozen from its held-out cutoff (features, calibrated scores,
     outcomes, bands) with the mean |SHAP| per feature; the registry sets its version when it registers it."""
@@ -218,6 +218,25 @@ def _reference(model, data, spec: TaskSpec, settings: Settings, importance: Mapp
                            as_of=pd.Timestamp(model.report.test_cutoffs[-1]).isoformat()).to_dict()
 
 
+def held_out_intervals(spec: TaskSpec, evaluation: pd.DataFrame, settings: Settings) -> dict[str, Any]:
+    """Held-out metrics with confidence intervals (seeded bootstrap; AUC by Hanley-McNeil) of the model and of every
+    baseline whose held-out scores were kept, for the registry and the report (``report.interval_level``,
+    ``report.bootstrap_draws``, ``report.seed``)."""
+    from models.monitoring.reference import held_out_metrics
+
+    rp = settings.report
+    y = evaluation["y"].to_numpy(dtype=float)
+    out = {}
+    for col in ["score", *[c for c in evaluation.columns if str(c).startswith("baseline_")]]:
+        s = evaluation[col].to_numpy(dtype=float)
+        keep = np.isfinite(s) & np.isfinite(y)
+        est, _, _ = held_out_metrics(spec.kind, y[keep], s[keep], seed=rp.seed, n_boot=rp.bootstrap_draws,
+                                     level=rp.interval_level)
+        out["model" if col == "score" else str(col).removeprefix("baseline_")] = {
+            k: v.to_dict() for k, v in est.items()}
+    return {"level": rp.interval_level, "draws": rp.bootstrap_draws, "estimates": out}
+
+
 KNOWN_LIMITS = [
     "Trained on the history of one CRM extract; a change of process (pricing, sales stages) needs retraining.",
     "Probabilities are calibrated on one out-of-time cutoff; re-check calibration after large population shifts.",
@@ -233,6 +252,8 @@ def log_candidate(model, data, spec: TaskSpec, settings: Settings, report: Valid
     instead of registering a second one.
     """
     from models.card import render_model_card
+    from models.registry import CODE_VERSION_TAG
+    from pipelines.runtime import code_version
 
     registry = _registry(settings)
     trained = model.report
@@ -246,7 +267,8 @@ def log_candidate(model, data, spec: TaskSpec, settings: Settings, report: Valid
         card = render_model_card(
             trained, spec, version=None, data_window=(min(all_cuts), max(all_cuts)),
             eligibility_text=spec.population_spec.eligibility, extract_fingerprint=report.fingerprint.to_dict(),
-            top_drivers=drivers, known_limits=KNOWN_LIMITS, max_total_error=settings.gate.max_total_error)
+            top_drivers=[(label, v) for _, label, v in drivers], known_limits=KNOWN_LIMITS,
+            max_total_error=settings.gate.max_total_error)
         return registry.log_training_run(
             model.predictor, trained, spec, extract_fingerprint=report.fingerprint.to_dict(),
             contract_result={"ok": report.ok, "failed_warnings": [r.rule for r in report.warnings],
@@ -254,7 +276,9 @@ def log_candidate(model, data, spec: TaskSpec, settings: Settings, report: Valid
             cutoffs=cutoffs,
             feature_labels={c: model.predictor.catalog[c].label for c in model.predictor.feature_names},
             plots=plots, card_md=card, run_name=f"{spec.name}-{pd.Timestamp(trained.test_cutoffs[-1]).date()}",
-            input_example=frame.head(5), candidate_id=candidate_id,
+            input_example=frame.head(5), candidate_id=candidate_id, importance=drivers,
+            intervals=held_out_intervals(spec, trained.evaluation_frame, settings),
+            tags={CODE_VERSION_TAG: code_version()},
             reference=_reference(model, data, spec, settings, importance))
 
 
@@ -325,6 +349,7 @@ class ScoreSummary:
     skipped: dict[str, str]
     written_to: str
     monitoring: dict[str, str] = field(default_factory=dict)  # model -> status of its checks (ok/warn/alert/...)
+    report: str | None = None  # the HTML report the run wrote (report.nightly), or why it could not
 
 
 @task(name="score-model", cache_policy=NO_CACHE)
@@ -494,6 +519,8 @@ def score_flow(config_file: str | None = None, crm: str | None = None, as_of: st
                            versions=versions, skipped=skipped, written_to=redact(settings.crm_url),
                            monitoring=dict(zip(monitoring[0]["model"], monitoring[0]["status"])))
     _record_run(settings, summary, report)
+    if settings.report.nightly:
+        summary.report = write_report(settings, as_of_ts)
     return summary
 
 
@@ -597,3 +624,20 @@ def monitor_flow(config_file: str | None = None, crm: str | None = None, as_of: 
         models[spec.name] = health(spec.name, spec.kind, champion.version if champion else None,
                                    all_runs.loc[mine], all_metrics.loc[all_metrics["model"] == spec.name])
     return MonitorSummary(as_of=str(as_of_ts), runs_stored=len(runs), models=models)
+
+
+@task(name="write-report", cache_policy=NO_CACHE)
+def write_report(settings: Settings, as_of: pd.Timestamp) -> str:
+    """The HTML report of the run, in ``report.folder`` (default ``<workdir>/reports/``). The scores are written by
+    then: a report that cannot be built is said in the summary, it does not fail the run."""
+    from pipelines.report import build_report, write_page
+
+    target = settings.reports_dir / f"report_{as_of:%Y-%m-%d}.html"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        path = write_page(build_report(settings), target)
+    except Exception as exc:  # the scores are written; the report is an addition to the run
+        log.info(f"report not written: {type(exc).__name__}: {exc}")
+        return f"not written: {type(exc).__name__}: {exc}"
+    log.info(f"Report written to {path}")
+    return str(path)

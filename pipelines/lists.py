@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from crm.errors import NoScoresError, RecordNotFoundError, UnknownSegmentError
@@ -44,24 +46,40 @@ def ranked_list(location: str, task: str, *, top: int, segment: str | None = Non
     if scores.empty:
         raise _no_scores(location, task)
     groups = _segments(location, spec.entity_spec)
-    frame = scores.merge(groups, on="entity_id", how="left")
     if segment is not None:
         known = sorted(groups["segment"].dropna().unique())
         if segment not in known:
             raise UnknownSegmentError(f"--segment {segment!r} is no {spec.entity} {spec.entity_spec.segment_column} in "
                                       f"{redact(location)}; possible values are {', '.join(known)}")
+    var = read_value_at_risk(location) if spec.value_at_risk_with else None
+    return rank_scores(scores, groups, var, task, top=top, segment=segment)
+
+
+def rank_scores(scores: pd.DataFrame, groups: pd.DataFrame, var: pd.DataFrame | None, task: str, *, top: int,
+                segment: str | None = None) -> pd.DataFrame:
+    """Rank one model's scores (the rows of ``scores`` whose model is ``task``) as ``crmscore list`` shows them.
+
+    ``groups`` maps entity_id to segment; ``var`` is ``crm_value_at_risk`` (ranks by value at risk when the task has
+    a value-at-risk partner and it is not empty). Pure: the list command and the HTML report both rank through it.
+    """
+    spec = get_task(task)
+    frame = scores[scores["model"] == task].merge(groups, on="entity_id", how="left")
+    if segment is not None:
         frame = frame[frame["segment"] == segment]
     order = "score"
-    if spec.value_at_risk_with:
-        var = read_value_at_risk(location)
-        if not var.empty:
-            frame = frame.merge(var[["entity_id", "clv", "value_at_risk"]], on="entity_id", how="left")
-            order = "value_at_risk"
+    if spec.value_at_risk_with and var is not None and not var.empty:
+        frame = frame.merge(var[["entity_id", "clv", "value_at_risk"]], on="entity_id", how="left")
+        order = "value_at_risk"
     frame = frame.sort_values([order, "entity_id"], ascending=[False, True]).head(top).reset_index(drop=True)
     frame.insert(0, "rank", range(1, len(frame) + 1))
     keep = ["rank", "entity_type", "entity_id", "segment", "model", "score", "score_percentile", "band",
             "clv", "value_at_risk", "reason_text", "reasons", "model_version", "as_of", "scored_at"]
     return frame[[c for c in keep if c in frame.columns]]
+
+
+def segments_of(location: str, entity: str) -> pd.DataFrame:
+    """entity_id -> segment (account segment, lead source) of one entity type, from the CRM's contract columns."""
+    return _segments(location, ENTITIES[entity])
 
 
 @dataclass(frozen=True)
@@ -111,38 +129,68 @@ def explain_record(location: str, entity_id: str) -> RecordHistory:
                          group_value=found[1] if found else None, history=hist)
 
 
-def waterfall_for(settings, history: pd.DataFrame, target: Path) -> list[Path]:
-    """SHAP waterfall of the latest score per model, recomputed with the very model version that made it.
+@dataclass(frozen=True)
+class RecordContribution:
+    """The latest score of one model for one record, recomputed with the model version that made it."""
+
+    row: pd.Series  # the crm_scores_history row
+    feature_names: list[str]
+    labels: list[str]
+    values: pd.Series  # the record's feature values, in feature order
+    contributions: np.ndarray  # features then the base value (raw model scale)
+    predictor: Any
+
+    @property
+    def title(self) -> str:
+        r = self.row
+        return f"{r['entity_id']} - {r['model']} v{r['model_version']} as of {pd.Timestamp(r['as_of']).date()}"
+
+
+def record_contributions(settings, history: pd.DataFrame, registry) -> list[RecordContribution]:
+    """SHAP contributions of the latest score per model of one record, with the very model version that made it.
 
     Features are point-in-time, so rebuilding them at the score's as-of date from the extract gives the values
-    the model saw (unless rows before that date were changed in the CRM since).
+    the model saw (unless rows before that date were changed in the CRM since). A model whose version is no longer
+    in ``registry`` (or a record no longer in the extract) is left out.
     """
     from crm.extract import read_extract
     from crm.privacy import profiling_view
     from models.dataset import build_scoring_features
-    from models.plots import waterfall_plot
-    from models.registry import Registry
-
-    registry = Registry(settings.tracking_uri, settings.artifact_root, settings.mlflow.experiment)
-    tables = profiling_view(read_extract(settings.crm_url).tables)
+    from models.errors import ModelError
     from pipelines.model_config import feature_options
 
+    tables = profiling_view(read_extract(settings.crm_url).tables)
     options = feature_options(settings)
-    latest = history.drop_duplicates("model")
-    paths = []
-    for _, row in latest.iterrows():
+    out = []
+    for _, row in history.drop_duplicates("model").iterrows():
         spec = get_task(row["model"])
         fs = build_scoring_features(tables, spec, as_of=pd.Timestamp(row["as_of"]), options=options)
         rec = fs.frame[fs.frame["entity_id"] == row["entity_id"]]
         if rec.empty:
             continue
-        model = registry.load_version(spec.name, int(row["model_version"]))
-        contrib = model.contributions(rec)[0]
+        try:
+            model = registry.load_version(spec.name, int(row["model_version"]))
+        except ModelError:
+            continue
         names = list(model.feature_names)
-        path = Path(str(target).replace("{model}", spec.name))
-        if "{model}" not in str(target) and len(latest) > 1:
-            path = target.with_name(f"{target.stem}_{spec.name}{target.suffix or '.png'}")
-        labels = [model.catalog[c].label for c in names]
-        title = f"{row['entity_id']} - {spec.name} v{row['model_version']} as of {pd.Timestamp(row['as_of']).date()}"
-        paths.append(waterfall_plot(contrib, rec.iloc[0][names], labels, path, title=title))
+        out.append(RecordContribution(row=row, feature_names=names, labels=[model.catalog[c].label for c in names],
+                                      values=rec.iloc[0][names], contributions=model.contributions(rec)[0],
+                                      predictor=model))
+    return out
+
+
+def waterfall_for(settings, history: pd.DataFrame, target: Path) -> list[Path]:
+    """SHAP waterfall PNG of the latest score per model (see :func:`record_contributions`)."""
+    from models.plots import waterfall_plot
+    from models.registry import Registry
+
+    registry = Registry.open_existing(settings.tracking_uri, settings.artifact_root, settings.mlflow.experiment)
+    found = record_contributions(settings, history, registry) if registry is not None else []
+    paths = []
+    for rc in found:
+        name = rc.row["model"]
+        path = Path(str(target).replace("{model}", name))
+        if "{model}" not in str(target) and len(found) > 1:
+            path = target.with_name(f"{target.stem}_{name}{target.suffix or '.png'}")
+        paths.append(waterfall_plot(rc.contributions, rc.values, rc.labels, path, title=rc.title))
     return paths

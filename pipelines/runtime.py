@@ -42,3 +42,24 @@ def quiet_great_expectations() -> None:
     import great_expectations.data_context.types.base  # noqa: F401  (the import is what sets the level)
 
     logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
+
+
+def code_version() -> str:
+    """The crmscore version that runs, with the git commit of its source tree when it runs from a checkout
+    (``0.1.0+git.1a2b3c4d5e6f``, ``.dirty`` when files differ from that commit): recorded with every model version."""
+    import subprocess
+    from importlib import metadata
+
+    try:
+        version = metadata.version("crmscore")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    root = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                                text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return version
+    return f"{version}+git.{commit}{'.dirty' if dirty else ''}" if commit else version

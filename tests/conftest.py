@@ -117,3 +117,22 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.write_line(f"reason: {_pg_missing[0]}", red=True)
         terminalreporter.write_line("Start it (pg_ctlcluster ... main start) or set CRMSCORE_TEST_PG_URL.", red=True)
         terminalreporter.write_line(bar, red=True, bold=True)
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """A headless Chromium (Debian's, through the Playwright wheel) for the session. Missing, the browser tests are
+    skipped with the reason, except in CI (``CI`` set), where they fail: they must never skip silently there."""
+    from tests.browser_support import launch, missing
+
+    why = missing()
+    if why is not None:
+        if os.environ.get("CI", "").lower() not in ("", "0", "false"):
+            pytest.fail(f"{why}; CI must run the browser tests", pytrace=False)
+        pytest.skip(why)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = launch(p)
+        yield browser
+        browser.close()

@@ -19,7 +19,7 @@ from models.tasks import TASKS
 from tests.e2e.cli import AS_OF
 
 COMMANDS = ("generate", "import-transactions", "validate", "features", "train", "score", "monitor", "list", "explain",
-            "schedule", "demo")
+            "report", "schedule", "demo")
 
 
 def _sha(path: Path) -> str:

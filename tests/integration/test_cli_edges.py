@@ -22,6 +22,8 @@ READ_COMMANDS = {
     "features": ["features", "--entity", "account", "--out", "f.parquet"],
     "validate": ["validate"],
     "monitor": ["monitor"],  # writes its own tables, but never into a CRM that does not exist
+    "report": ["report", "--out", "r.html"],
+    "explain --html": ["explain", "acc_1", "--html", "p.html"],
 }
 
 
