@@ -38,7 +38,7 @@ NO_MONITORING = "no monitoring run yet"
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Monitoring results: a plain argument until the monitoring tables are read here
+# Monitoring results: read from crm_monitor_runs / crm_monitor_metrics (or given as an argument)
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,43 @@ def monitoring_runs(records: Iterable[Mapping[str, Any] | MonitoringRun] | pd.Da
     if isinstance(records, pd.DataFrame):
         records = records.to_dict(orient="records")
     return [r if isinstance(r, MonitoringRun) else MonitoringRun.from_mapping(r) for r in records]
+
+
+def stored_monitoring(location: str) -> list[MonitoringRun]:
+    """Every stored monitoring run of every task, one :class:`MonitoringRun` per (scoring run, model), read-only.
+
+    Its status is the matured (realized) stage's when the run has matured, else its scoring check's; feature PSI
+    and the estimate come from the scoring check, realized metrics from the backtest.
+    """
+    from crm.monitor_store import monitor_series
+
+    def by_run(frame: pd.DataFrame) -> dict[str, dict]:
+        if frame.empty:
+            return {}
+        drop = ["model_version", "as_of"]
+        return {str(k): {m: (None if pd.isna(v) else v) for m, v in row.items() if m not in drop}
+                for k, row in frame.drop(columns="scoring_run_id").set_index(frame["scoring_run_id"]).iterrows()}
+
+    out: list[MonitoringRun] = []
+    for name in TASKS:
+        series = monitor_series(location, name)
+        runs = series["runs"]
+        if runs.empty:
+            continue
+        feats = series["features"]
+        realized, estimated = by_run(series["realized"]), by_run(series["estimated"])
+        for run_id, stages in runs.groupby("scoring_run_id", sort=False):
+            stages = stages.set_index("stage")
+            status = stages["status"].get("realized", stages["status"].iloc[0])
+            mine = feats.loc[feats["scoring_run_id"] == run_id] if len(feats) else feats
+            psi = {str(r.get("label") or r["feature"]): float(r["psi"]) for _, r in mine.iterrows()
+                   if "psi" in r and pd.notna(r["psi"])}
+            out.append(MonitoringRun(
+                model=name, model_version=str(stages["model_version"].iloc[0]),
+                as_of=str(stages["as_of"].iloc[0])[:10], status=str(status), feature_psi=psi,
+                realized={k: v for k, v in realized.get(str(run_id), {}).items() if isinstance(v, (int, float))},
+                estimated={k: v for k, v in estimated.get(str(run_id), {}).items() if isinstance(v, (int, float))}))
+    return sorted(out, key=lambda r: (r.model, r.as_of))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -595,9 +632,11 @@ def _contract_table(validation: dict | None) -> tuple[Table | None, str]:
 
 def gather_report(settings: Settings, *, as_of: pd.Timestamp | None = None,
                   monitoring: Iterable[Mapping[str, Any] | MonitoringRun] | pd.DataFrame | None = None) -> ReportData:
-    """Everything the page shows, read from the stored state (read-only). Raises NoScoresError without scores."""
+    """Everything the page shows, read from the stored state (read-only). Raises NoScoresError without scores.
+
+    ``monitoring`` replaces the stored monitoring runs (None: read them from the CRM's monitoring tables)."""
     location = settings.crm_url
-    runs = monitoring_runs(monitoring)
+    runs = stored_monitoring(location) if monitoring is None else monitoring_runs(monitoring)
     scores, var = _scores_at(location, as_of)
     groups = {e: segments_of(location, e) for e in sorted(_distinct(scores["entity_type"]))}
     run_doc = _scoring_run(settings, sorted(_distinct(scores["scoring_run_id"])))
