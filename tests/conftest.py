@@ -136,6 +136,8 @@ def crmscore(capsys, monkeypatch):
 
 #: The xdist group of every test using the e2e session world (tests/e2e/conftest.py).
 WORLD_GROUP = "e2e_world"
+#: pytest-timeout for the tests using the world (setup included); every other test keeps pyproject's 600 s.
+WORLD_TIMEOUT_S = 1800
 #: workerinput key: the file where the workers leave {nodeid: group} for the controller's scheduler.
 _GROUPS_KEY = "crmscore_xdist_groups"
 
@@ -158,6 +160,10 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("xdist_group") is None and (group := _xdist_group(item)) is not None:
             item.add_marker(pytest.mark.xdist_group(group))
+        if "world" in item.fixturenames and item.get_closest_marker("timeout") is None:
+            # the first of these tests also pays for building the world (4 CLI processes, each capped at 600 s by
+            # tests/e2e/cli.run): on a loaded machine that alone passed the suite's 600 s per-test timeout
+            item.add_marker(pytest.mark.timeout(WORLD_TIMEOUT_S))
     items.sort(key=lambda it: "world" not in it.fixturenames)  # stable: collection order within each part
     target = getattr(config, "workerinput", {}).get(_GROUPS_KEY)
     if target:  # a worker: tell the controller's scheduler the groups (all workers collect the same tests)
