@@ -10,18 +10,17 @@ import logging
 
 import numpy as np
 import pandas as pd
+import adbc_driver_postgresql  # noqa: F401  (installed by `make test`: a missing driver fails here, never skips)
+import adbc_driver_sqlite  # noqa: F401
 import pytest
 
-pytest.importorskip("adbc_driver_sqlite")
-pytest.importorskip("adbc_driver_postgresql")
-
-from crm.arrow_read import open_arrow_reader  # noqa: E402
-from crm.errors import CrmError  # noqa: E402
-from crm.extract import read_tables, write_extract  # noqa: E402
-from crm.synthetic import generate_world  # noqa: E402
-from data_contracts.testing import build_valid_extract  # noqa: E402
-from tests.integration.test_validation_defects import DEFECTS  # noqa: E402
-from tests.unit.test_extract import messy_tables  # noqa: E402
+from crm.arrow_read import open_arrow_reader
+from crm.errors import CrmError
+from crm.extract import read_tables, write_extract
+from crm.synthetic import generate_world
+from data_contracts.testing import build_valid_extract
+from tests.integration.test_validation_defects import DEFECTS
+from tests.unit.test_extract import messy_tables
 
 Tables = dict[str, pd.DataFrame]
 
