@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from models.evaluate import slices_long
+from models.champion import total_not_judged
 from models.metrics import metric_label, metric_order, metric_spec
 
 
@@ -184,9 +185,13 @@ def render_model_card(
                    + (f"; predicted total / realized total = {_cell(float(ratio))}" if ratio is not None else "")
                    + ":")
         if ratio is not None and max_total_error is not None:
+            se = float(metrics.get("total_rel_se", float("nan")))
             passed = bool(np.isfinite(float(ratio)) and abs(float(ratio) - 1) <= max_total_error)
+            verdict = ("not judged: the realized total's relative standard error is "
+                       f"{se:.1%}, too noisy to tell a {max_total_error:.0%} error" if total_not_judged(se, max_total_error)
+                       else "passed" if passed else "failed, so this model cannot become champion")
             out += ["", f"Gate on the total: the predicted total must be within {max_total_error:.0%} of the realized "
-                    f"total (`gate.max_total_error`): {'passed' if passed else 'failed, so this model cannot become champion'}."]
+                    f"total (`gate.max_total_error`): {verdict}."]
     out.append("")
     dec = decile_table(ev["y"], ev["score"])
     out += [_table(["decile", "n", "mean predicted", "mean observed", "lift", "capture"],

@@ -79,6 +79,11 @@ class _AliasSetter(Protocol):
     def tag_version(self, task: str, version: int, tags: Mapping[str, str]) -> None: ...
 
 
+def total_not_judged(total_rel_se: float, max_total_error: float) -> bool:
+    """Whether the held-out total is too noisy to judge: two standard errors of the realized total exceed the
+    tolerance (like ``min_ece_n`` for calibration: a small or very skewed held-out set is reported, not judged)."""
+    return bool(math.isfinite(total_rel_se) and 2 * total_rel_se > max_total_error)
+
 def _fmt(value: float) -> str:
     return f"{value:.3f}"
 
@@ -234,7 +239,13 @@ def decide(
 
     if max_total_error is not None and "total_ratio" in candidate:
         ratio = float(candidate["total_ratio"])
-        if math.isnan(ratio) or abs(ratio - 1) > max_total_error:
+        se = float(candidate.get("total_rel_se", float("nan")))
+        if total_not_judged(se, max_total_error):
+            rows = f"{int(n_rows)} " if n_rows is not None else ""
+            reasons.append(f"total not judged: the realized total of the {rows}held-out rows has a relative "
+                           f"standard error of {se:.1%}, too large to tell a {max_total_error:.0%} error from noise "
+                           f"(predicted total is {_total_text(ratio)} the realized total)")
+        elif math.isnan(ratio) or abs(ratio - 1) > max_total_error:
             ok = False
             reasons.append(f"predicted total is {_total_text(ratio)} the realized total on the held-out data, "
                            f"outside the accepted {max_total_error:.0%}")

@@ -103,7 +103,7 @@ def normalized_gini(y: np.ndarray, pred: np.ndarray) -> float:
 
 
 def regression_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
-    """Spearman, normalized Gini, MAE, predicted/realised total ratio, top-decile capture, n."""
+    """Spearman, normalized Gini, MAE, predicted/realised total ratio and its noise, top-decile capture, n."""
     y = np.asarray(y, dtype=float)
     pred = np.asarray(pred, dtype=float)
     n = len(y)
@@ -119,6 +119,9 @@ def regression_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
         "normalized_gini": normalized_gini(y, pred),
         "mae": float(mean_absolute_error(y, pred)) if n else float("nan"),
         "total_ratio": float(pred.sum() / y.sum()) if n and y.sum() != 0 else float("nan"),
+        # Relative standard error of the realized total (rows as independent draws): how far the realized total of
+        # these rows may be from its expectation by chance, so the gate knows when a 10% error can be told from noise.
+        "total_rel_se": float(y.std(ddof=1) * np.sqrt(n) / abs(y.sum())) if n > 1 and y.sum() != 0 else float("nan"),
         "capture_top_decile": capture,
     }
 

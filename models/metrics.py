@@ -51,6 +51,7 @@ _SPECS = (
     MetricSpec("normalized_gini", "normalized Gini", True, 0.0),
     MetricSpec("mae", "MAE", False),
     MetricSpec("total_ratio", "total ratio", None),
+    MetricSpec("total_rel_se", "relative standard error of the realized total", None),
     # Descriptions of the held-out rows and of the training run.
     MetricSpec("n", "rows", None),
     MetricSpec("positive_rate", "positive rate", None),

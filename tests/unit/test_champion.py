@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -78,6 +79,29 @@ def test_total_check_names_the_direction_and_beats_a_better_ranking():
     assert not d.promote
     assert "predicted total is 40.0% above the realized total on the held-out data, outside the accepted 10%" in d.reasons
     assert "7.0% below" in decide({"normalized_gini": 0.7, "total_ratio": 0.93}, None, **CLV_GATE).reasons[-1]
+
+
+def test_a_total_too_noisy_to_judge_is_reported_not_judged():
+    # A 1.2 ratio fails when the realized total is known to 3% (two standard errors within the 10% tolerance) ...
+    judged = decide({"normalized_gini": 0.6, "total_ratio": 1.2, "total_rel_se": 0.03, "n": 20000}, None, **CLV_GATE)
+    assert not judged.promote and "outside the accepted 10%" in judged.reasons[-1]
+    # ... and is reported, not judged, when two standard errors (16%) exceed the tolerance: noise at that size.
+    noisy = decide({"normalized_gini": 0.6, "total_ratio": 1.2, "total_rel_se": 0.08, "n": 500}, None, **CLV_GATE)
+    assert noisy.promote
+    assert "total not judged: the realized total of the 500 held-out rows has a relative standard error of 8.0%" \
+        in noisy.reasons[-1]
+
+
+def test_total_rel_se_is_the_standard_error_of_the_realized_sum():
+    from models.evaluate import regression_metrics
+
+    rng = np.random.default_rng(3)
+    y = rng.gamma(0.5, 200.0, size=400)
+    m = regression_metrics(y, y * 1.1)
+    assert m["total_rel_se"] == pytest.approx(np.std(y, ddof=1) * np.sqrt(len(y)) / y.sum())
+    # by simulation: the spread of the realized totals of independent draws of the same size
+    totals = rng.gamma(0.5, 200.0, size=(4000, 400)).sum(axis=1)
+    assert m["total_rel_se"] == pytest.approx(totals.std() / totals.mean(), rel=0.15)
 
 
 def test_total_check_is_off_when_disabled_and_for_tasks_without_a_total():
