@@ -167,9 +167,6 @@ class ReportSettings(_Frozen):
     list_rows: int = Field(gt=0)
     nightly: bool
     folder: str | None
-    interval_level: float = Field(gt=0, lt=1)
-    bootstrap_draws: int = Field(ge=0)
-    seed: int
 
 
 class ScheduleSettings(_Frozen):

@@ -220,21 +220,21 @@ def _reference(model, data, spec: TaskSpec, settings: Settings, importance: Mapp
 
 def held_out_intervals(spec: TaskSpec, evaluation: pd.DataFrame, settings: Settings) -> dict[str, Any]:
     """Held-out metrics with confidence intervals (seeded bootstrap; AUC by Hanley-McNeil) of the model and of every
-    baseline whose held-out scores were kept, for the registry and the report (``report.interval_level``,
-    ``report.bootstrap_draws``, ``report.seed``)."""
+    baseline whose held-out scores were kept, for the registry and the report; the same draws, level and seed as the
+    monitoring reference's (``monitoring.reference_bootstrap``, ``monitoring.thresholds.level``, ``training.seed``)."""
     from models.monitoring.reference import held_out_metrics
 
-    rp = settings.report
+    draws, level = settings.monitoring.reference_bootstrap, float(settings.monitoring.thresholds["level"])
     y = evaluation["y"].to_numpy(dtype=float)
     out = {}
     for col in ["score", *[c for c in evaluation.columns if str(c).startswith("baseline_")]]:
         s = evaluation[col].to_numpy(dtype=float)
         keep = np.isfinite(s) & np.isfinite(y)
-        est, _, _ = held_out_metrics(spec.kind, y[keep], s[keep], seed=rp.seed, n_boot=rp.bootstrap_draws,
-                                     level=rp.interval_level)
+        est, _, _ = held_out_metrics(spec.kind, y[keep], s[keep], seed=settings.training.seed, n_boot=draws,
+                                     level=level)
         out["model" if col == "score" else str(col).removeprefix("baseline_")] = {
             k: v.to_dict() for k, v in est.items()}
-    return {"level": rp.interval_level, "draws": rp.bootstrap_draws, "estimates": out}
+    return {"level": level, "draws": draws, "estimates": out}
 
 
 KNOWN_LIMITS = [

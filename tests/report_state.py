@@ -109,7 +109,7 @@ def build_state(root: Path, *, n_accounts: int = 300, n_leads: int = 300, seed: 
         write_scores(crm, pd.concat(frames, ignore_index=True), scoring_run_id=f"run-{as_of:%Y%m%d}", as_of=as_of,
                      scored_at=as_of + pd.Timedelta(hours=2), models=tuple(TASKS), value_at_risk=var)
     config = root / "report.yaml"
-    config.write_text(f"workdir: {root / 'wd'}\nreport: {{list_rows: 25, bootstrap_draws: 20}}\n")
+    config.write_text(f"workdir: {root / 'wd'}\nreport: {{list_rows: 25}}\nmonitoring: {{reference_bootstrap: 20}}\n")
     return StoredState(root=root, crm=crm, config=config, markup_account=markup_account, markup_lead=markup_lead,
                        pii_values=pii)
 
