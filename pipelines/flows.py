@@ -200,22 +200,32 @@ def _artifacts(model, data, spec: TaskSpec, folder: Path) -> tuple[dict[str, Pat
     names = list(predictor.feature_names)
     drivers = [(names[i], labels[i], float(mean_abs[i])) for i in order]
     return plots, drivers, {c: float(v) for c, v in zip(predictor.feature_names, mean_abs)}
-def _reference(model, data, spec: TaskSpec, settings: Settings, importance: Mapping[str, float]) -> dict:
-    """The monitoring reference of a candidate, frozen from its held-out cutoff (features, calibrated scores,
-    outcomes, bands) with the mean |SHAP| per feature; the registry sets its version when it registers it."""
+def _reference(model, data, spec: TaskSpec, settings: Settings, importance: Mapping[str, float],
+               population: FeatureSet, as_of: pd.Timestamp) -> dict:
+    """The monitoring reference of a candidate; the registry sets its version when it registers it.
+
+    Drift part: ``population``, the features of the population the model will score, built by the scoring path at
+    the training ``as_of``, with the candidate's scores and bands of those rows. Performance part: the held-out
+    cutoff's calibrated scores and outcomes. (A drift reference from the held-out cutoff is a horizon older than
+    the model, so calendar-time features drift against it on a stationary world.) With nobody eligible at
+    ``as_of`` the held-out cutoff's features stand in.
+    """
     from models.bands import assign_bands, percentiles
     from models.monitoring import build_reference
 
-    frame, y = _held_out(model, data)
-    ev = model.report.evaluation_frame
-    scores = ev["score"].to_numpy(dtype=float)
-    bands = assign_bands(scores, percentiles(scores), spec.band_scheme, settings.bands[spec.band_scheme])
+    held_out, y = _held_out(model, data)
+    scores = model.report.evaluation_frame["score"].to_numpy(dtype=float)
+    frame, ref_as_of = population.frame, as_of
+    if frame.empty:
+        frame, ref_as_of = held_out, pd.Timestamp(model.report.test_cutoffs[-1])
+    current = scores if frame is held_out else model.predictor.predict(frame)
+    bands = assign_bands(current, percentiles(current), spec.band_scheme, settings.bands[spec.band_scheme])
     catalog = {c: model.predictor.catalog[c] for c in model.predictor.feature_names}
     mon = settings.monitoring
-    return build_reference(frame, catalog, scores, y, bands, importance, model_version="candidate", kind=spec.kind,
-                           seed=settings.training.seed, n_boot=mon.reference_bootstrap,
-                           level=float(mon.thresholds["level"]),
-                           as_of=pd.Timestamp(model.report.test_cutoffs[-1]).isoformat()).to_dict()
+    return build_reference(frame, catalog, current, bands, importance, held_out_scores=scores, held_out_labels=y,
+                           model_version="candidate", kind=spec.kind, seed=settings.training.seed,
+                           n_boot=mon.reference_bootstrap, level=float(mon.thresholds["level"]),
+                           as_of=ref_as_of.isoformat()).to_dict()
 
 
 def held_out_intervals(spec: TaskSpec, evaluation: pd.DataFrame, settings: Settings) -> dict[str, Any]:
@@ -245,7 +255,8 @@ KNOWN_LIMITS = [
 
 
 @task(name="register-model", retries=2, retry_delay_seconds=3, cache_policy=NO_CACHE)
-def log_candidate(model, data, spec: TaskSpec, settings: Settings, report: ValidationReport, candidate_id: str):
+def log_candidate(model, data, spec: TaskSpec, settings: Settings, report: ValidationReport, candidate_id: str,
+                  population: FeatureSet, as_of: pd.Timestamp):
     """Log the run to MLflow and register the candidate's version; idempotent, so it may be retried.
 
     ``candidate_id`` is computed once by the caller: a retry after the version was created returns that version
@@ -279,7 +290,7 @@ def log_candidate(model, data, spec: TaskSpec, settings: Settings, report: Valid
             input_example=frame.head(5), candidate_id=candidate_id, importance=drivers,
             intervals=held_out_intervals(spec, trained.evaluation_frame, settings),
             tags={CODE_VERSION_TAG: code_version()},
-            reference=_reference(model, data, spec, settings, importance))
+            reference=_reference(model, data, spec, settings, importance, population, as_of))
 
 
 @task(name="champion-gate", cache_policy=NO_CACHE)
@@ -302,9 +313,12 @@ def champion_gate(model, data, spec: TaskSpec, settings: Settings, run) -> Train
                         baseline_metrics={k: dict(v) for k, v in trained.baseline_metrics.items()}, run_id=run.run_id)
 
 
-def register(model, data, spec: TaskSpec, settings: Settings, report: ValidationReport) -> TrainOutcome:
-    """Register the candidate (a retried, idempotent task), then run the champion gate once, outside the retries."""
-    run = log_candidate(model, data, spec, settings, report, candidate_id=uuid.uuid4().hex)
+def register(model, data, spec: TaskSpec, settings: Settings, report: ValidationReport, population: FeatureSet,
+             as_of: pd.Timestamp) -> TrainOutcome:
+    """Register the candidate (a retried, idempotent task), then run the champion gate once, outside the retries.
+    ``population``: the scoring features at the training ``as_of`` (the monitoring reference's drift part)."""
+    run = log_candidate(model, data, spec, settings, report, candidate_id=uuid.uuid4().hex, population=population,
+                        as_of=as_of)
     return champion_gate(model, data, spec, settings, run)
 
 
@@ -316,6 +330,7 @@ def train_flow(config_file: str | None = None, crm: str | None = None, as_of: st
     specs = _tasks_to_run(models)
     _registry(settings)  # creates a fresh tracking store once, before any run writes to it
     outcomes: list[TrainOutcome] = []
+    populations: dict[tuple[str, str], FeatureSet] = {}  # churn and clv share one: built once, as the score flow does
     for spec in specs:
         missing = missing_tables(tables, spec)
         if missing:
@@ -330,8 +345,11 @@ def train_flow(config_file: str | None = None, crm: str | None = None, as_of: st
             log.info(f"{spec.name}: {msg}")
             outcomes.append(TrainOutcome(task=spec.name, status="skipped", message=msg))
             continue
+        key = (spec.entity, spec.population)
+        if key not in populations:  # the monitoring reference describes whom the model will score
+            populations[key] = build_scoring_features(tables, spec, as_of=as_of_ts, options=feature_options(settings))
         log.info(f"{spec.name}: registering in MLflow and running the champion gate")
-        outcomes.append(register(model, data, spec, settings, report))
+        outcomes.append(register(model, data, spec, settings, report, populations[key], as_of_ts))
     return TrainSummary(as_of=str(as_of_ts), fingerprint=report.fingerprint.short, outcomes=outcomes,
                         tracking_uri=redact(settings.tracking_uri))
 

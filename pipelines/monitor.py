@@ -57,6 +57,16 @@ def elapsed_days(reference: ModelReference, as_of: pd.Timestamp) -> float:
     return max(0.0, (as_of - pd.Timestamp(reference.as_of)).total_seconds() / 86400)
 
 
+def scored_rows(features: pd.DataFrame, scored: pd.Index) -> pd.DataFrame:
+    """The rows of ``features`` whose entity_id is in ``scored`` (unique ids). The score flow scores every row of
+    the feature frame in its order, so the usual case is a comparison and no copy; otherwise one hash look-up per
+    row (``Series.isin`` on a million ``str`` ids builds a Python list of them: 7 s instead of 0.7 s)."""
+    ids = features["entity_id"]
+    if len(ids) == len(scored) and pd.Series(ids.array).equals(pd.Series(scored.array)):
+        return features
+    return features.loc[pd.Index(scored).get_indexer(ids) >= 0]
+
+
 def check_run(spec: TaskSpec, reference: ModelReference | None, features: pd.DataFrame, scores: pd.DataFrame,
               previous: pd.Series | None, *, as_of: pd.Timestamp, thresholds: MonitorThresholds, seed: int,
               draws: int) -> CheckedRun:
@@ -72,7 +82,7 @@ def check_run(spec: TaskSpec, reference: ModelReference | None, features: pd.Dat
     if reference is None:  # a version registered before monitoring: nothing to compare with
         return CheckedRun("insufficient", (), (), n, [])
     scored = scores.set_index("entity_id")
-    frame = features.loc[features["entity_id"].isin(scored.index)]
+    frame = scored_rows(features, scored.index)
     drift = feature_drift(reference, frame, elapsed_days=elapsed_days(reference, as_of), thresholds=thresholds)
     health = score_health(reference, scored["score"], bands=scored["band"], previous=previous)
     blocking = integrity_failures(health, thresholds=thresholds)

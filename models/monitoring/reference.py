@@ -1,5 +1,13 @@
-"""The reference of one model version, frozen at training: feature bins, the held-out score distribution, held-out
-metrics with confidence intervals, and feature importance.
+"""The reference of one model version, frozen at training. Two parts with two sources:
+
+- the drift reference (feature bins, score deciles, band shares) describes the population the model will score: the
+  scoring population at the training as-of date, built by the same feature path as scoring and scored by the model;
+- the performance reference (held-out metrics with confidence intervals, the base rate and mean held-out score)
+  comes from the held-out cutoff, the latest cutoff whose outcomes are known at training.
+
+A drift reference taken from the held-out cutoff would be a horizon older than the model (a year for CLV), so
+features that move with calendar time (tenure, counts since sign-up, the per-cutoff BG/NBD fits) would drift against
+it on a stationary world.
 
 Grain: one :class:`ModelReference` per model version; one :class:`FeatureReference` per feature column. Every
 object is a frozen dataclass with ``to_dict()`` / ``from_dict()`` that survive a JSON round trip (missing values
@@ -162,9 +170,12 @@ class ScoreReference:
 
     Attributes
     ----------
-    edges, counts : score deciles (right-closed bins as in :class:`FeatureReference`) then the missing bin.
-    n : held-out rows. mean_score, score_sd : of the held-out scores. base_rate : mean held-out outcome (positive
-        rate; mean amount for CLV). bands, band_shares : band labels (sorted) and their held-out shares.
+    edges, counts : score deciles (right-closed bins as in :class:`FeatureReference`) then the missing bin, of the
+        scores of the reference population (see :func:`build_reference`).
+    n : rows behind ``edges``/``counts``. bands, band_shares : band labels (sorted) and their shares there.
+    mean_score, score_sd : of the held-out scores. base_rate : mean held-out outcome (positive rate; mean amount for
+        CLV). n_held_out : held-out rows behind them (None in references frozen before the two were told apart: then
+        ``n`` counts the held-out rows too).
     """
 
     edges: tuple[float, ...]
@@ -175,6 +186,12 @@ class ScoreReference:
     base_rate: float | None
     bands: tuple[str, ...]
     band_shares: tuple[float, ...]
+    n_held_out: int | None = None
+
+    @property
+    def held_out_rows(self) -> int:
+        """Rows behind the mean score and the base rate."""
+        return self.n if self.n_held_out is None else self.n_held_out
 
     def bin_counts(self, scores: np.ndarray) -> np.ndarray:
         return binned_counts(self.edges, numeric_values(scores))
@@ -201,8 +218,9 @@ class ModelReference:
         brier, ece, gini with bootstrap intervals; regression: normalized_gini, mae, total_ratio).
     importance : feature -> mean |SHAP| on the held-out rows (raw model space).
     n_pos, n_neg : held-out class counts (binary; 0 for regression).
-    as_of : ISO timestamp of the cutoff the reference describes (the held-out cutoff at training); a run's
-        ``elapsed_days`` count from it. None when unknown (then no age adjustment).
+    as_of : ISO timestamp of the cutoff the drift reference describes (the training as-of date; in references
+        frozen before issue 12's fix, the held-out cutoff); a run's ``elapsed_days`` count from it. None when unknown
+        (then no age adjustment).
     """
 
     model_version: str
@@ -283,17 +301,22 @@ def held_out_metrics(kind: str, labels: np.ndarray, scores: np.ndarray, *, seed:
     return metrics, n_pos, n_neg
 
 
-def build_score_reference(scores: np.ndarray, labels: np.ndarray, bands: Sequence[str] | None) -> ScoreReference:
-    """The :class:`ScoreReference` of held-out scores, outcomes and bands (same rows)."""
+def build_score_reference(scores: np.ndarray, bands: Sequence[str] | None, held_out_scores: np.ndarray,
+                          held_out_labels: np.ndarray) -> ScoreReference:
+    """The :class:`ScoreReference`: deciles and band shares of ``scores`` (the reference population's), mean score,
+    its spread and the base rate of the held-out rows (``held_out_scores`` and ``held_out_labels``, same rows)."""
     x = numeric_values(scores)
     finite = x[np.isfinite(x)]
+    h = numeric_values(held_out_scores)
+    held = h[np.isfinite(h)]
+    y = np.asarray(held_out_labels, dtype=np.float64)
     edges = tuple(float(e) for e in np.unique(np.quantile(finite, DECILES))) if len(finite) else ()
     shares = pd.Series(bands, dtype="str").value_counts(normalize=True).sort_index() if bands is not None else None
-    ref = ScoreReference(edges, (), len(x), finite_or_none(finite.mean()) if len(finite) else None,
-                         finite_or_none(finite.std()) if len(finite) else None,
-                         finite_or_none(np.nanmean(np.asarray(labels, dtype=np.float64))) if len(x) else None,
+    ref = ScoreReference(edges, (), len(x), finite_or_none(held.mean()) if len(held) else None,
+                         finite_or_none(held.std()) if len(held) else None,
+                         finite_or_none(np.nanmean(y)) if len(y) and not np.isnan(y).all() else None,
                          tuple(str(b) for b in shares.index) if shares is not None else (),
-                         tuple(float(v) for v in shares.to_numpy()) if shares is not None else ())
+                         tuple(float(v) for v in shares.to_numpy()) if shares is not None else (), len(h))
     return replace(ref, counts=tuple(int(c) for c in ref.bin_counts(x)))
 
 
@@ -301,10 +324,11 @@ def build_reference(
     frame: pd.DataFrame,
     catalog: Mapping[str, FeatureInfo],
     scores: np.ndarray | pd.Series,
-    labels: np.ndarray | pd.Series,
     bands: Sequence[str] | pd.Series | None,
     importance: Mapping[str, float],
     *,
+    held_out_scores: np.ndarray | pd.Series,
+    held_out_labels: np.ndarray | pd.Series,
     model_version: str,
     kind: str,
     seed: int,
@@ -316,33 +340,40 @@ def build_reference(
 
     Parameters
     ----------
-    frame : the training window's features (one row per entity and cutoff); every catalog column must be present.
+    frame, scores, bands : the drift reference: the features of the population the model will score, at ``as_of``
+        (the training as-of date, built by the scoring feature path; one row per entity, every catalog column),
+        with the model's scores and bands of those rows (same order).
     catalog : feature column -> FeatureInfo (the model's features, in model order).
-    scores, labels, bands : the held-out rows' calibrated scores, realized outcomes and bands (same rows, same order).
     importance : feature -> mean |SHAP| on the held-out rows; features absent get 0.
+    held_out_scores, held_out_labels : the performance reference: the held-out cutoff's calibrated scores and
+        realized outcomes (same rows): metrics with intervals, base rate and mean held-out score.
     model_version, kind : registry version, "binary" or "regression".
     seed, n_boot, level : bootstrap of the held-out metric intervals (seeded) and the confidence level.
-    as_of : the cutoff the frame describes (ISO timestamp), kept as :attr:`ModelReference.as_of`.
+    as_of : the cutoff ``frame`` describes (ISO timestamp), kept as :attr:`ModelReference.as_of`.
 
     Returns
     -------
-    A :class:`ModelReference`. Time semantics: the feature bins describe the training window, the score and metric
-    references the held-out cutoff; ``feature_drift``'s ``elapsed_days`` count from the training as-of date.
+    A :class:`ModelReference`. Time semantics: feature bins, score deciles and band shares describe the population at
+    ``as_of``; metrics, mean score and base rate the held-out cutoff; ``feature_drift``'s ``elapsed_days`` count
+    from ``as_of``.
     """
     missing = [c for c in catalog if c not in frame.columns]
     if missing:
-        raise MonitoringInputError(f"the training frame lacks catalog columns {missing[:10]}; build the reference "
-                                   "from the frame the model was trained on.")
+        raise MonitoringInputError(f"the reference frame lacks catalog columns {missing[:10]}; build the reference "
+                                   "from the features of the population the model scores.")
     s = numeric_values(scores)
-    y = np.asarray(pd.Series(labels).astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan))
-    if len(s) != len(y) or (bands is not None and len(bands) != len(s)):
-        raise MonitoringInputError(f"scores ({len(s)}), labels ({len(y)}) and bands "
-                                   f"({None if bands is None else len(bands)}) must be the same held-out rows.")
-    keep = np.isfinite(s) & np.isfinite(y)
-    metrics, n_pos, n_neg = held_out_metrics(kind, y[keep], s[keep], seed=seed, n_boot=n_boot, level=level)
+    if len(s) != len(frame) or (bands is not None and len(bands) != len(s)):
+        raise MonitoringInputError(f"the reference frame ({len(frame)} rows), its scores ({len(s)}) and bands "
+                                   f"({None if bands is None else len(bands)}) must be the same rows.")
+    h = numeric_values(held_out_scores)
+    y = np.asarray(pd.Series(held_out_labels).astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan))
+    if len(h) != len(y):
+        raise MonitoringInputError(f"held-out scores ({len(h)}) and labels ({len(y)}) must be the same rows.")
+    keep = np.isfinite(h) & np.isfinite(y)
+    metrics, n_pos, n_neg = held_out_metrics(kind, y[keep], h[keep], seed=seed, n_boot=n_boot, level=level)
     return ModelReference(
         model_version=str(model_version), kind=kind,
         features=tuple(build_feature_reference(c, info, frame[c]) for c, info in catalog.items()),
-        score=build_score_reference(s, y, None if bands is None else list(pd.Series(bands).astype("str"))),
+        score=build_score_reference(s, None if bands is None else list(pd.Series(bands).astype("str")), h, y),
         metrics=metrics, importance={c: float(importance.get(c, 0.0)) for c in catalog}, n_pos=n_pos, n_neg=n_neg,
         as_of=as_of)

@@ -84,10 +84,13 @@ def importance(frame: pd.DataFrame) -> dict[str, float]:
 
 
 def reference(rng: np.random.Generator, n: int, *, n_boot: int = 20):
-    """A ModelReference frozen from a training frame and a held-out frame of ``n`` rows each."""
-    train = features(rng, n)
+    """A ModelReference frozen from the population scored at the training as-of date (with its scores and bands)
+    and a held-out frame with outcomes, ``n`` rows each."""
+    population = features(rng, n)
     held_out = features(rng, n)
     p = churn_probability(held_out)
     y = (rng.random(n) < p).astype(np.float64)
-    return build_reference(train, CATALOG, p, y, bands(p), importance(held_out), model_version="7", kind="binary",
-                           seed=0, n_boot=n_boot, level=THRESHOLDS.level)
+    scores = churn_probability(population)
+    return build_reference(population, CATALOG, scores, bands(scores), importance(held_out), held_out_scores=p,
+                           held_out_labels=y, model_version="7", kind="binary", seed=0, n_boot=n_boot,
+                           level=THRESHOLDS.level)
