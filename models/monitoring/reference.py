@@ -63,6 +63,26 @@ def binned_counts(edges: Sequence[float], x: np.ndarray) -> np.ndarray:
     return np.append(np.diff(np.array([0, *at_most, n_present], dtype=np.int64)), n_missing)
 
 
+def gap_edges(finite: np.ndarray) -> tuple[float, ...]:
+    """Decile edges moved to the middle of the gap between the reference values around them.
+
+    A decile of values with a mass point lands on it (a count, or the prior mean BG/NBD / Gamma-Gamma give every
+    one-time buyer: a tenth of the rows at one value refitted per cutoff). A right-closed edge at the value itself
+    sends the whole mass to the next bin when a refit moves it by a cent; at the gap's middle it moves only once it
+    crosses half the gap. The reference's own counts are the same either way (no reference value lies in a gap),
+    integers are binned alike (an edge at 3.5 instead of 3), and the largest value keeps its edge.
+    """
+    if not len(finite):
+        return ()
+    q = np.unique(np.quantile(finite, DECILES))
+    values = np.unique(finite)
+    below = values[np.searchsorted(values, q, side="right") - 1]  # the largest value <= each decile
+    at = np.searchsorted(values, q, side="right")
+    above = values[np.minimum(at, len(values) - 1)]
+    mid = np.where(at < len(values), below + (above - below) / 2, q)
+    return tuple(float(e) for e in np.unique(mid))
+
+
 @dataclass(frozen=True)
 class FeatureReference:
     """Frozen bins of one feature in the training window.
@@ -72,7 +92,8 @@ class FeatureReference:
     name, label : column name and its catalog label.
     kind : "numeric" or "categorical".
     grows_with_time : from the catalog (see ``features.catalog.FeatureInfo``).
-    edges : numeric only: sorted distinct cut points (training deciles). Bins are right-closed,
+    edges : numeric only: sorted distinct cut points (the reference's deciles, each moved to the middle of the gap
+        between the values around it: :func:`gap_edges`). Bins are right-closed,
         ``(-inf, e1], (e1, e2], ..., (ek, inf)``, then the missing bin.
     categories : categorical only: the training category set (sorted). Bins are the categories, then the missing
         bin, then the unseen bin (a category not in the set).
@@ -140,7 +161,7 @@ def build_feature_reference(name: str, info: FeatureInfo, values: pd.Series) -> 
         return replace(ref, counts=tuple(int(c) for c in ref.bin_counts(s)))
     x = numeric_values(values)
     finite = x[~np.isnan(x)]
-    edges = tuple(float(e) for e in np.unique(np.quantile(finite, DECILES))) if len(finite) else ()
+    edges = gap_edges(finite)
     ref = FeatureReference(name, info.label, "numeric", info.grows_with_time, edges, (), (), n,
                            finite_or_none(np.isnan(x).mean()) if n else None,
                            finite_or_none(finite.min()) if len(finite) else None,
@@ -310,7 +331,7 @@ def build_score_reference(scores: np.ndarray, bands: Sequence[str] | None, held_
     h = numeric_values(held_out_scores)
     held = h[np.isfinite(h)]
     y = np.asarray(held_out_labels, dtype=np.float64)
-    edges = tuple(float(e) for e in np.unique(np.quantile(finite, DECILES))) if len(finite) else ()
+    edges = gap_edges(finite)
     shares = pd.Series(bands, dtype="str").value_counts(normalize=True).sort_index() if bands is not None else None
     ref = ScoreReference(edges, (), len(x), finite_or_none(held.mean()) if len(held) else None,
                          finite_or_none(held.std()) if len(held) else None,

@@ -17,6 +17,7 @@ from models.monitoring import (
     drift_bins,
     feature_drift,
     model_status,
+    psi,
     score_health,
     wilson_interval,
 )
@@ -59,6 +60,26 @@ def test_reference_freezes_bins_counts_and_metrics(reference):
     assert reference.metrics["ece"].value < 0.02  # the world's probabilities are calibrated
     assert reference.importance["eng__logins_30d"] == max(reference.importance.values())
     assert sum(reference.score.band_shares) == pytest.approx(1.0)
+
+
+def test_decile_edges_sit_in_the_gaps_so_a_mass_point_that_moves_a_little_stays_in_its_bin():
+    from features.catalog import FeatureInfo
+    from models.monitoring import build_feature_reference
+    from models.monitoring.reference import gap_edges
+
+    # integers: the edges fall between the values, the bins count what decile edges on the values count
+    assert gap_edges(np.array([0, 0, 0, 1, 1, 2, 3, 3, 4, 5, 6, 7, 8, 9.0])) == (0.5, 1.5, 2.5, 3.5, 5.5, 6.5, 7.5)
+    assert gap_edges(np.array([5.0] * 20)) == (5.0,) and gap_edges(np.array([])) == ()
+    # a tenth of the rows at one value (BG/NBD's prior mean for one-time buyers), refitted a little lower next run
+    rng = np.random.default_rng(0)
+    before = np.r_[np.full(1000, -119.4), rng.uniform(10, 1000, 9000)]
+    after = np.r_[np.full(1000, -117.2), rng.uniform(10, 1000, 9000)]
+    info = FeatureInfo("Expected margin per purchase", "purchase model", "numeric", "currency")
+    ref = build_feature_reference("btyd__expected_order_margin", info, pd.Series(before))
+    assert ref.edges[0] == pytest.approx((-119.4 + before[1000:].min()) / 2)
+    np.testing.assert_array_equal(ref.bin_counts(before), ref.counts)
+    assert ref.bin_counts(after)[0] == 1000  # an edge on -119.4 itself would send all of them to the next bin
+    assert psi(ref.counts, ref.bin_counts(after)) < 0.01
 
 
 def test_reference_survives_a_json_round_trip(reference):
