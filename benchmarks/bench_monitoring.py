@@ -10,7 +10,9 @@ them categorical, missing values as the feature code produces them), resampled t
 
 Run: ``python -m benchmarks.run monitoring``. Environment: ``CRMSCORE_BENCH_MONITOR_SCALE`` multiplies every
 replicate count (default 1; 0.1 for a smoke run), ``CRMSCORE_BENCH_MONITOR_ROWS`` sets the cost scenario's rows
-(default 1,000,000), ``CRMSCORE_BENCH_MONITOR_SVG`` a path to draw the detection curve to (SVG, optional).
+(default 1,000,000), ``CRMSCORE_BENCH_MONITOR_SVG`` a path to draw the detection curve to (SVG, optional),
+``CRMSCORE_BENCH_MONITOR_PARTS`` a comma-separated subset of the scenarios (false_alarms, power, curve, defects,
+estimates, concept, cost, check_run; default all).
 """
 from __future__ import annotations
 
@@ -332,8 +334,8 @@ def cost() -> str:
     importance = {c: float(v) for c, v in zip(catalog, rng.exponential(1.0, len(catalog)))}
     kinds = pd.Series([f"{i.kind}:{train[c].dtype}" for c, i in catalog.items()]).value_counts()
     t0, c0 = time.perf_counter(), time.process_time()
-    reference = build_reference(train, catalog, p, y, bands, importance, model_version="1", kind="binary", seed=0,
-                                n_boot=20, level=LEVEL)
+    reference = build_reference(train, catalog, p, bands, importance, held_out_scores=p, held_out_labels=y,
+                                model_version="1", kind="binary", seed=0, n_boot=20, level=LEVEL)
     ref_wall, ref_cpu = time.perf_counter() - t0, time.process_time() - c0
     ids = pd.Index([f"A{i:08d}" for i in range(n)], dtype="str", name="entity_id")
     scores = pd.Series(rng.beta(2, 9, n), index=ids)
@@ -366,17 +368,54 @@ def cost() -> str:
     return _table(("cost", "value"), rows)
 
 
+def check_run_cost() -> str:
+    """The whole ``pipelines.monitor.check_run`` of one churn run: n accounts x the world's 50 features (aged 30
+    days), scores with bands, last night's scores (97% of the accounts) and the estimate's 200 simulated draws."""
+    from models.tasks import TASKS
+    from pipelines.monitor import check_run
+
+    n = int(os.environ.get("CRMSCORE_BENCH_MONITOR_ROWS", 1_000_000))
+    rng = np.random.default_rng(801)
+    reference = world.reference(np.random.default_rng(802), 20_000)
+    frame = world.features(rng, n, elapsed_days=30)
+    ids = pd.Index([f"A{i:08d}" for i in range(n)], dtype="str")
+    frame.insert(0, "entity_id", ids)
+    p = world.churn_probability(frame, elapsed_days=30)
+    scores = pd.DataFrame({"entity_id": ids, "score": p, "band": world.bands(p).to_numpy()})
+    keep = rng.random(n) < 0.97
+    previous = pd.Series(np.r_[p[keep] + rng.normal(0, 0.01, int(keep.sum())), rng.beta(2, 9, int((~keep).sum()))],
+                         index=ids[keep].append(pd.Index([f"B{i:08d}" for i in range(int((~keep).sum()))],
+                                                         dtype="str")))
+    as_of = pd.Timestamp("2026-10-01", tz="UTC")
+    t0, c0 = time.perf_counter(), time.process_time()
+    checked = check_run(TASKS["churn"], reference, frame, scores, previous, as_of=as_of, thresholds=T, seed=0,
+                        draws=200)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return _table(("check_run, one churn run", "value"), [
+        ("frame", f"{n:,} accounts x {len(world.CATALOG)} features, 200 estimate draws, rank stability"),
+        ("wall / CPU", f"{wall:.1f} s wall, {cpu:.1f} s CPU (status {checked.status}; load average {load})")])
+
+
 def main() -> None:
     start = time.perf_counter()
     reference = world.reference(np.random.default_rng(0), 20_000)
     print(f"thresholds: {T.to_dict()}")
-    _timed("No false alarms", lambda: false_alarms(reference))
-    _timed("Power", lambda: power(reference))
-    _timed("Detection curve", lambda: curve(os.environ.get("CRMSCORE_BENCH_MONITOR_SVG")))
-    _timed("Data-quality defects", lambda: defects(reference))
-    _timed("Estimated against realized performance", estimates)
-    _timed("Concept drift", concept)
-    _timed("Cost", cost)
+    parts = {"false_alarms": ("No false alarms", lambda: false_alarms(reference)),
+             "power": ("Power", lambda: power(reference)),
+             "curve": ("Detection curve", lambda: curve(os.environ.get("CRMSCORE_BENCH_MONITOR_SVG"))),
+             "defects": ("Data-quality defects", lambda: defects(reference)),
+             "estimates": ("Estimated against realized performance", estimates),
+             "concept": ("Concept drift", concept),
+             "cost": ("Cost", cost),
+             "check_run": ("Cost of check_run", check_run_cost)}
+    chosen = os.environ.get("CRMSCORE_BENCH_MONITOR_PARTS", ",".join(parts)).split(",")
+    unknown = sorted(set(chosen) - set(parts))
+    if unknown:
+        raise SystemExit(f"CRMSCORE_BENCH_MONITOR_PARTS names {unknown}; expected a comma-separated subset of "
+                         f"{list(parts)}.")
+    for name in chosen:
+        _timed(*parts[name])
     print(f"\nmonitoring benchmark: {time.perf_counter() - start:.0f} s in total")
 
 

@@ -394,8 +394,8 @@ def _reference(model: TinyTrainedModel, X_test: pd.DataFrame) -> dict:
     ev = model.report.evaluation_frame
     catalog = {c: Info(i.label, i.family, i.kind, i.unit or "count") for c, i in CATALOG.items()}
     return build_reference(X_test, catalog, ev["score"], None, {"eng__logins_30d": 0.4}, held_out_scores=ev["score"],
-                           held_out_labels=ev["y"], model_version="candidate", kind="binary", seed=0, n_boot=5, level=0.95,
-                           as_of="2025-12-01T00:00:00+00:00").to_dict()
+                           held_out_labels=ev["y"], model_version="candidate", kind="binary", seed=0, n_boot=5,
+                           level=0.95, as_of="2025-12-01T00:00:00+00:00").to_dict()
 
 
 def test_the_monitoring_reference_is_logged_with_the_version_and_once_on_a_retry(registry, data, tmp_path,
