@@ -6,15 +6,16 @@ configuration with the harness's horizon), and the accounts scored at the as-of 
 (``build_scoring_features``), judged against what they bought in the horizon (``bench_cdnow.realized``) beside
 BG/NBD + Gamma-Gamma fitted on the orders before the as-of date. Candidates:
 
-- ``production``: ``models.train.train_task`` with the packaged settings and the scoring-time total of
-  ``Predictor.predict`` (the BG/NBD total anchor with its validation bias);
-- ``anchor_nobias``: the same booster, the population total = BG/NBD's total (bias 1);
+- ``anchor_validation``: ``models.train.train_task`` with the packaged settings but
+  ``evaluation.total_anchor_bias: validation`` and the scoring-time total of ``Predictor.predict`` (BG/NBD's total
+  times its bias on the validation cutoff: the default before 2026-12-02);
+- ``anchor_none``: the same booster, the population total = BG/NBD's total (bias 1: the packaged default);
 - ``fixed_scale``: the same booster, the scale fitted on the validation cutoff (no anchor);
 - ``boost``: Tweedie with ``init_score`` = log of BG/NBD x Gamma-Gamma's expected margin over the horizon (the
   link space of the objective), the trees learning corrections with early stopping on the validation cutoff; at
   scoring raw = offset + trees; total scale on the validation cutoff (``boost``) or 1 (``boost_raw``: the offset's
   own level, trees corrected on the fit cutoffs) or BG/NBD's total (``boost_anchor``);
-- ``power_<p>``: production with another Tweedie variance power.
+- ``power_<p>``: ``anchor_validation`` with another Tweedie variance power.
 
 Run: ``PYTHONPATH=. python -m benchmarks.run clv_candidates``. Env: ``CRMSCORE_BENCH_LOGS`` (default
 ``cdnow,online_retail``), ``CRMSCORE_BENCH_CANDIDATES`` (default all), ``CRMSCORE_BENCH_CHURN`` (0 skips churn), ``CRMSCORE_BENCH_REAL_DATA``.
@@ -38,7 +39,7 @@ import pandas as pd
 from benchmarks.bench_cdnow import CHURN_DAYS, DATA, MAX_HORIZON_DAYS, btyd_reference, realized, training_overrides
 from benchmarks.transaction_logs import LOGS, log_file, source_files
 
-CANDIDATES = ("production", "anchor_nobias", "fixed_scale", "boost", "boost_raw", "boost_anchor", "power_1.5")
+CANDIDATES = ("anchor_validation", "anchor_none", "fixed_scale", "boost", "boost_raw", "boost_anchor", "power_1.5")
 EPS = 1e-3
 
 
@@ -167,21 +168,22 @@ def run(log, as_of: str, root: Path, work: Path, candidates, churn: bool = True)
     model = None
     for cand in candidates:
         c0 = time.process_time()
-        if cand in ("production", "anchor_nobias", "fixed_scale"):
+        if cand in ("anchor_validation", "anchor_none", "fixed_scale"):
             if model is None:
-                model = train_task(spec, data, params, seed=seed, settings=ev)
+                model = train_task(spec, data, params, seed=seed, settings=replace(ev, total_anchor_bias="validation"))
             p = model.predictor
             raw = p.predict_raw(fs.frame)
-            if cand == "production":
+            if cand == "anchor_validation":
                 pred = p.predict(fs.frame)
-            elif cand == "anchor_nobias":
+            elif cand == "anchor_none":
                 anchor = np.nansum(fs.frame[col].to_numpy(dtype=float, na_value=np.nan))
                 pred = np.exp(raw) * anchor / np.exp(raw).sum()
             else:
                 pred = p.calibrator.transform(raw)
             info = f"{model.report.best_iteration} trees"
         elif cand.startswith("power_"):
-            m = train_task(spec, data, replace(params, tweedie_variance_power=float(cand[6:])), seed=seed, settings=ev)
+            m = train_task(spec, data, replace(params, tweedie_variance_power=float(cand[6:])), seed=seed,
+                           settings=replace(ev, total_anchor_bias="validation"))
             pred = m.predictor.predict(fs.frame)
             info = f"{m.report.best_iteration} trees"
         elif cand in ("boost", "boost_raw", "boost_anchor"):

@@ -103,9 +103,10 @@ class TotalAnchor:
 
     ``column`` is a feature holding each record's BG/NBD + Gamma-Gamma expected margin (fitted on the history before
     the record's cutoff); ``bias`` the realised total over the sum of that column on the calibration (validation)
-    rows, or 1 (``evaluation.total_anchor_bias: none``, the default: BG/NBD's bias one cutoff back was measured with
-    a shorter history and another season than the scoring date's fit, and did not carry over on CDNOW or Online
-    Retail, docs/benchmarks.md "CLV candidates"). For rows ``frame`` with raw scores ``raw``, :meth:`calibrator` returns ``exp(raw) * s`` with
+    rows (``evaluation.total_anchor_bias: validation``, the default), or 1 (``none``: BG/NBD's total as refitted at
+    the scoring date; closer where BG/NBD's bias drifts with history length and season, as on CDNOW and Online
+    Retail, and far off where the bias is stable and large, as on the synthetic world: docs/benchmarks.md, "CLV
+    candidates"). For rows ``frame`` with raw scores ``raw``, :meth:`calibrator` returns ``exp(raw) * s`` with
     ``s = bias * sum(column) / sum(exp(raw))``: the population's predicted total is BG/NBD's, corrected by its bias.
     A record's amount therefore depends on the population it is scored with (a scoring run scores the whole eligible
     population of one cutoff at once). Where the column is absent or sums to no positive finite value (BG/NBD could
