@@ -137,6 +137,13 @@ def _churn(tables, ts, settings, seed, ref) -> list[dict]:
     return out
 
 
+def bias_per_cutoff(data, column: str) -> str:
+    """BG/NBD's bias (realized total / its forecast total) at each training cutoff, oldest first."""
+    frame = data.frame.assign(_y=data.label.to_numpy(dtype=float))
+    g = frame.groupby("cutoff_ts").agg(y=("_y", "sum"), f=(column, "sum"))
+    return ", ".join(f"{c.date()} {r.y / r.f:.2f}" for c, r in g.iterrows())
+
+
 def run(log, as_of: str, root: Path, work: Path, candidates, churn: bool = True) -> list[dict]:
     from models.dataset import build_scoring_features, build_training_data
     from models.evaluate import regression_metrics
@@ -164,6 +171,9 @@ def run(log, as_of: str, root: Path, work: Path, candidates, churn: bool = True)
     ref = btyd_reference(orders, accounts, ts, horizon)
     col = ev.total_anchor_column.format(horizon_days=horizon)
     rows = [{"candidate": "bgnbd_gg", **regression_metrics(y.to_numpy(), ref["clv"].fillna(0).to_numpy())}]
+    print(f"   {log.name} {as_of} realized / BG/NBD total per training cutoff: {bias_per_cutoff(data, col)}; "
+          f"at the as-of date {y.sum() / np.nansum(fs.frame[col].to_numpy(dtype=float, na_value=np.nan)):.3f}",
+          flush=True)
     seed = settings.training.seed
     model = None
     for cand in candidates:
