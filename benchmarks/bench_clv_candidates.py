@@ -10,6 +10,8 @@ BG/NBD + Gamma-Gamma fitted on the orders before the as-of date. Candidates:
   ``evaluation.total_anchor_bias: validation`` and the scoring-time total of ``Predictor.predict`` (BG/NBD's total
   times its bias on the validation cutoff: the default before 2026-12-02);
 - ``anchor_none``: the same booster, the population total = BG/NBD's total (bias 1: the packaged default);
+- ``anchor_seasonal``: the same booster, BG/NBD's total times its bias at the training cutoff nearest the as-of date
+  minus 365 days (the same season), when one lies within half a cutoff step of it; else the validation cutoff's;
 - ``fixed_scale``: the same booster, the scale fitted on the validation cutoff (no anchor);
 - ``boost``: Tweedie with ``init_score`` = log of BG/NBD x Gamma-Gamma's expected margin over the horizon (the
   link space of the objective), the trees learning corrections with early stopping on the validation cutoff; at
@@ -39,7 +41,7 @@ import pandas as pd
 from benchmarks.bench_cdnow import CHURN_DAYS, DATA, MAX_HORIZON_DAYS, btyd_reference, realized, training_overrides
 from benchmarks.transaction_logs import LOGS, log_file, source_files
 
-CANDIDATES = ("anchor_validation", "anchor_none", "fixed_scale", "boost", "boost_raw", "boost_anchor", "power_1.5")
+CANDIDATES = ("anchor_validation", "anchor_none", "anchor_seasonal", "fixed_scale", "boost", "boost_raw", "boost_anchor", "power_1.5")
 EPS = 1e-3
 
 
@@ -144,6 +146,16 @@ def bias_per_cutoff(data, column: str) -> str:
     return ", ".join(f"{c.date()} {r.y / r.f:.2f}" for c, r in g.iterrows())
 
 
+def seasonal_bias(data, column: str, as_of: pd.Timestamp, step_days: int) -> tuple[float, pd.Timestamp]:
+    """BG/NBD's bias at the training cutoff a year before ``as_of`` (within step/2), else at the validation cutoff."""
+    frame = data.frame.assign(_y=data.label.to_numpy(dtype=float))
+    g = frame.groupby("cutoff_ts").agg(y=("_y", "sum"), f=(column, "sum"))
+    cuts = pd.DatetimeIndex(g.index)
+    gap = np.abs((cuts - (as_of - pd.Timedelta(days=365))).days)
+    i = int(np.argmin(gap)) if gap.min() <= step_days / 2 else len(cuts) - 2
+    return float(g["y"].iloc[i] / g["f"].iloc[i]), cuts[i]
+
+
 def run(log, as_of: str, root: Path, work: Path, candidates, churn: bool = True) -> list[dict]:
     from models.dataset import build_scoring_features, build_training_data
     from models.evaluate import regression_metrics
@@ -178,19 +190,25 @@ def run(log, as_of: str, root: Path, work: Path, candidates, churn: bool = True)
     model = None
     for cand in candidates:
         c0 = time.process_time()
-        if cand in ("anchor_validation", "anchor_none", "fixed_scale"):
+        if cand in ("anchor_validation", "anchor_none", "anchor_seasonal", "fixed_scale"):
             if model is None:
                 model = train_task(spec, data, params, seed=seed, settings=replace(ev, total_anchor_bias="validation"))
             p = model.predictor
             raw = p.predict_raw(fs.frame)
             if cand == "anchor_validation":
                 pred = p.predict(fs.frame)
+            elif cand == "anchor_seasonal":
+                bias, used = seasonal_bias(data, col, ts, settings.training.cutoff_step_days)
+                anchor = np.nansum(fs.frame[col].to_numpy(dtype=float, na_value=np.nan))
+                pred = np.exp(raw) * bias * anchor / np.exp(raw).sum()
             elif cand == "anchor_none":
                 anchor = np.nansum(fs.frame[col].to_numpy(dtype=float, na_value=np.nan))
                 pred = np.exp(raw) * anchor / np.exp(raw).sum()
             else:
                 pred = p.calibrator.transform(raw)
             info = f"{model.report.best_iteration} trees"
+            if cand == "anchor_seasonal":
+                info += f", bias {bias:.3f} from the cutoff {used.date()}"
         elif cand.startswith("power_"):
             m = train_task(spec, data, replace(params, tweedie_variance_power=float(cand[6:])), seed=seed,
                            settings=replace(ev, total_anchor_bias="validation"))
