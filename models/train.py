@@ -35,7 +35,7 @@ from models.baselines import (
     historical_horizon_margin,
     logistic_baseline,
 )
-from models.calibration import BINARY_METHODS, CalibrationChoice, TotalAnchor, fit_calibrator
+from models.calibration import ANCHOR_BIAS, BINARY_METHODS, CalibrationChoice, TotalAnchor, fit_calibrator
 from models.encoding import (
     ID_COLUMNS,
     CategoricalVocabulary,
@@ -119,8 +119,13 @@ class EvaluationSettings:
     # Amount tasks: the feature whose per-population total anchors the predicted total (models.calibration.TotalAnchor),
     # ``{horizon_days}`` replaced by the task horizon; None, or a column the frame lacks, keeps the fixed scale.
     total_anchor_column: str | None
+    # "validation": the anchor's total times BG/NBD's bias on the validation cutoff; "none": BG/NBD's total as it is.
+    total_anchor_bias: str
 
     def __post_init__(self) -> None:
+        if self.total_anchor_bias not in ANCHOR_BIAS:
+            raise ModelConfigError(f"Unknown total_anchor_bias {self.total_anchor_bias!r}; "
+                                   f"expected one of {list(ANCHOR_BIAS)}.")
         if self.calibration not in BINARY_METHODS:
             raise ModelConfigError(f"Unknown calibration method {self.calibration!r}; "
                                    f"expected one of {list(BINARY_METHODS)}.")
@@ -423,7 +428,7 @@ def train_task(
     if spec.kind == "regression" and anchor_col is not None and anchor_col in features:
         # Fitted on the validation cutoff like the scale; judged on the held-out cutoff like everything else.
         anchor = TotalAnchor.fit(anchor_col, frame.loc[valid_m, anchor_col].to_numpy(dtype=float, na_value=np.nan),
-                                 y_valid)
+                                 y_valid, bias=settings.total_anchor_bias)
         if anchor is not None:
             score_test = anchor.calibrator(frame.loc[test_m, anchor_col].to_numpy(dtype=float, na_value=np.nan),
                                            raw_test, calibrator).transform(raw_test)

@@ -107,6 +107,7 @@ class EvaluationConfig(_Frozen):
     acquisition_cost_column: str = Field(min_length=1)
     max_years_active: float = Field(gt=0)
     total_anchor_column: str | None = Field(min_length=1)
+    total_anchor_bias: str  # checked against models.calibration.ANCHOR_BIAS when the settings are converted
 
 
 class GateSettings(_Frozen):
