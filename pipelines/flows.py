@@ -598,7 +598,7 @@ def monitor_missing(settings: Settings, extract, registry, *, as_of: pd.Timestam
                 status, reasons, figures, n = backtest_run(
                     spec, reference, rows, outcomes, erased, thresholds=thresholds, seed=seed, draws=draws,
                     ece_bins=settings.evaluation.ece_bins, min_slice_rows=settings.evaluation.slice_min_size,
-                    slices=_frame_at(built, extract, spec, run_as_of, settings))
+                    slices=_frame_at(built, extract, spec, run_as_of, settings) if len(outcomes) else None)
                 out.append(run_rows(**common, stage="realized", status=status, reasons=reasons, n=n, figures=figures))
                 log.info(f"{model}: run of {run_as_of.date()} (v{version}) matured: {status}")
     return rows_of(out)
