@@ -547,7 +547,8 @@ def matured(run_as_of: pd.Timestamp, horizon_days: int, extract_as_of: pd.Timest
 def _frame_at(built: dict, extract, spec: TaskSpec, as_of: pd.Timestamp, settings: Settings) -> pd.DataFrame:
     """The feature frame of ``spec``'s population at ``as_of``, built on first use and kept in ``built``."""
     if "frame" not in built:
-        built["frame"] = build_scoring_features(extract()[0], spec, as_of=as_of, options=feature_options(settings)).frame
+        built["frame"] = build_scoring_features(extract()[0], spec, as_of=as_of,
+                                                options=feature_options(settings)).frame
     return built["frame"]
 
 

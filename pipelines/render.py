@@ -126,7 +126,8 @@ def _print_episodes(models: dict) -> None:
     for name, m in models.items():
         for e in m["episodes"]:
             last = e["last_as_of"][:10] + (" (ongoing)" if e["ongoing"] else "")
-            t.add_row(name, e["first_as_of"][:10], last, str(e["runs"]), ", ".join(f"v{v}" for v in e["model_versions"]),
+            versions = ", ".join(f"v{v}" for v in e["model_versions"])
+            t.add_row(name, e["first_as_of"][:10], last, str(e["runs"]), versions,
                       escape(e["reason"] or ", ".join(e["codes"])))
     console.print(t if t.row_count else "Alert episodes: none")
 

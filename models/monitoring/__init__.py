@@ -42,8 +42,8 @@ from models.monitoring.thresholds import MonitorThresholds
 __all__ = [
     "DRIFT_COLUMNS", "Estimate", "EstimateGrade", "EstimatedPerformance", "FeatureReference", "ModelReference", "MonitoringInputError",
     "MonitorThresholds", "RealizedPerformance", "Reason", "ScoresBlockedError", "ScoreHealth", "ScoreReference", "adjust_p_values",
-    "auc_standard_error", "benjamini_hochberg", "build_feature_reference", "build_reference", "count_episodes", "episode_spans",
-    "detection_curve", "drift_bins", "estimated_performance", "estimator_reliable", "feature_drift",
+    "auc_standard_error", "benjamini_hochberg", "build_feature_reference", "build_reference", "count_episodes",
+    "detection_curve", "episode_spans", "drift_bins", "estimated_performance", "estimator_reliable", "feature_drift",
     "grade_estimate", "holm", "integrity_failures", "jensen_shannon", "model_status", "psi", "psi_p_value",
     "realized_performance", "score_health", "wilson_interval",
 ]
