@@ -161,7 +161,7 @@ def _print_slices(models: dict) -> None:
     """The realized metrics per slice of each model's latest matured run, each with its interval."""
     from rich.table import Table
 
-    t = Table(title="Realized performance per slice, latest matured run (value [interval])")
+    t = Table(title=escape("Realized performance per slice, latest matured run (value [interval])"))
     for col in ("model", "run as of", "slice", "n", "primary", "calibration"):
         t.add_column(col, overflow="fold")
     for name, m in models.items():
