@@ -14,7 +14,7 @@ import json
 import logging
 import tempfile
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -395,9 +395,10 @@ def _reference_of(registry, cache: dict, task: str, version) -> object:
 @task(name="check-scores", cache_policy=NO_CACHE)
 def check_scores(frames: Mapping[str, pd.DataFrame], features: Mapping[str, pd.DataFrame],
                  versions: Mapping[str, int], settings: Settings, registry, *, run_id: str, as_of: pd.Timestamp,
-                 scored_at: pd.Timestamp, accepted_by: str | None):
+                 scored_at: pd.Timestamp, accepted_by: str | None, quality: Sequence = ()):
     """Drift, score health and integrity of every model's scores before write-back.
 
+    ``quality``: the extract's data-quality figures (``records.quality_figures``), stored with every model's run.
     Returns (monitoring rows for the write-back transaction, {model: blocking reasons}). A blocked model's row
     says blocked=1, and who accepted it when ``accepted_by`` is given.
     """
@@ -420,7 +421,7 @@ def check_scores(frames: Mapping[str, pd.DataFrame], features: Mapping[str, pd.D
                             as_of=as_of, evaluated_as_of=as_of, status=checked.status, reasons=checked.reasons,
                             n=checked.n, blocked=bool(checked.blocking), accepted_by=accepted,
                             accepted_at=scored_at if accepted else None, monitored_at=scored_at,
-                            figures=checked.figures))
+                            figures=[*checked.figures, *quality]))
         log.info(f"{name}: monitoring status {checked.status}"
                  + (f" ({'; '.join(r.detail for r in checked.reasons[:3])})" if checked.reasons else ""))
     return rows_of(out), blocked
@@ -497,9 +498,12 @@ def score_flow(config_file: str | None = None, crm: str | None = None, as_of: st
     scored_at = pd.Timestamp.now(tz="UTC").floor("s")
     log.info("Checking the scores against each model's reference")
     with phase("monitoring", log):
+        from models.monitoring.records import quality_figures
+
+        quality = quality_figures(tables, [r.to_dict() for r in report.results])
         monitoring, blocked = check_scores(frames, feature_frames, versions, settings, registry, run_id=run_id,
                                            as_of=as_of_ts, scored_at=scored_at,
-                                           accepted_by=getpass.getuser() if accept_drift else None)
+                                           accepted_by=getpass.getuser() if accept_drift else None, quality=quality)
     why = "; ".join(f"{name}: {', '.join(r.detail for r in reasons)}" for name, reasons in blocked.items())
     if blocked and not accept_drift:
         from crm.monitor_store import write_monitoring
@@ -540,6 +544,14 @@ def matured(run_as_of: pd.Timestamp, horizon_days: int, extract_as_of: pd.Timest
     return run_as_of + pd.Timedelta(days=int(horizon_days)) <= extract_as_of
 
 
+def _frame_at(built: dict, extract, spec: TaskSpec, as_of: pd.Timestamp, settings: Settings) -> pd.DataFrame:
+    """The feature frame of ``spec``'s population at ``as_of``, built on first use and kept in ``built``."""
+    if "frame" not in built:
+        built["frame"] = build_scoring_features(extract()[0], spec, as_of=as_of,
+                                                options=feature_options(settings)).frame
+    return built["frame"]
+
+
 @task(name="monitor-runs", cache_policy=NO_CACHE)
 def monitor_missing(settings: Settings, extract, registry, *, as_of: pd.Timestamp, monitored_at: pd.Timestamp):
     """Every check (runs scored before monitoring, or elsewhere) and every backtest (runs matured by ``as_of``) not
@@ -574,10 +586,11 @@ def monitor_missing(settings: Settings, extract, registry, *, as_of: pd.Timestam
             common = {"scoring_run_id": run_id, "model": model, "model_version": version, "as_of": run_as_of,
                       "evaluated_as_of": as_of, "blocked": False, "accepted_by": None, "accepted_at": None,
                       "monitored_at": monitored_at}
+            built: dict = {}  # the run's features: built once, only when its check or backtest needs them
             if (run_id, model, "scoring") not in stored:
-                fs = build_scoring_features(extract()[0], spec, as_of=run_as_of, options=feature_options(settings))
-                checked = check_run(spec, reference, fs.frame, rows, previous, as_of=run_as_of,
-                                    thresholds=thresholds, seed=seed, draws=draws)
+                frame = _frame_at(built, extract, spec, run_as_of, settings)
+                checked = check_run(spec, reference, frame, rows, previous, as_of=run_as_of, thresholds=thresholds,
+                                    seed=seed, draws=draws)
                 out.append(run_rows(**common, stage="scoring", status=checked.status, reasons=checked.reasons,
                                     n=checked.n, figures=checked.figures))
             previous = rows.set_index("entity_id")["score"]
@@ -585,7 +598,8 @@ def monitor_missing(settings: Settings, extract, registry, *, as_of: pd.Timestam
                 outcomes, erased = outcomes_at(spec, *extract(), rows["entity_id"], run_as_of, horizon, make_labels)
                 status, reasons, figures, n = backtest_run(
                     spec, reference, rows, outcomes, erased, thresholds=thresholds, seed=seed, draws=draws,
-                    ece_bins=settings.evaluation.ece_bins, min_slice_rows=settings.evaluation.slice_min_size)
+                    ece_bins=settings.evaluation.ece_bins, min_slice_rows=settings.evaluation.slice_min_size,
+                    slices=_frame_at(built, extract, spec, run_as_of, settings) if len(outcomes) else None)
                 out.append(run_rows(**common, stage="realized", status=status, reasons=reasons, n=n, figures=figures))
                 log.info(f"{model}: run of {run_as_of.date()} (v{version}) matured: {status}")
     return rows_of(out)
