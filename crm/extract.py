@@ -146,6 +146,8 @@ def _cast(s: pd.Series, spec: ColumnSpec, table: str) -> pd.Series:
     t = spec.logical_type
     try:
         if t == "string":
+            if isinstance(s.dtype, pd.StringDtype) and s.dtype == "str":
+                return s  # already the canonical dtype (the Arrow read): no copy
             if pd.api.types.is_float_dtype(s) and s.dropna().mod(1).eq(0).all():
                 s = s.astype("Int64")  # integer ids that came back as float because of nulls
             out = s.astype("str")

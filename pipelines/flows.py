@@ -25,7 +25,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from crm.extract import read_tables, redact
-from crm.privacy import exclude_deleted, profiling_view
+from crm.privacy import usable_view
 from data_contracts.gate import run_quality_gate
 from data_contracts.validate import ValidationReport
 from features.catalog import FeatureSet
@@ -65,7 +65,7 @@ def validate(raw: Mapping[str, pd.DataFrame], settings: Settings, *, now: pd.Tim
 
 def usable_tables(raw: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     """What models may see: erased records and records that objected to profiling removed, with their rows."""
-    return profiling_view(exclude_deleted(raw))
+    return usable_view(raw)
 
 
 def _registry(settings: Settings):
@@ -312,7 +312,8 @@ def register(model, data, spec: TaskSpec, settings: Settings, report: Validation
 def train_flow(config_file: str | None = None, crm: str | None = None, as_of: str | None = None,
                models: str | None = None, now: str | None = None) -> TrainSummary:
     """Validate the extract, then train, evaluate and register each task; the champion gate decides promotion."""
-    settings, as_of_ts, report, tables, _ = _gated_extract(config_file, crm, as_of, now)
+    # the raw tables are not kept: the privacy view is all the flow needs from here on (memory at millions of rows)
+    settings, as_of_ts, report, tables = _gated_extract(config_file, crm, as_of, now)[:4]
     specs = _tasks_to_run(models)
     _registry(settings)  # creates a fresh tracking store once, before any run writes to it
     outcomes: list[TrainOutcome] = []
@@ -463,7 +464,8 @@ def score_flow(config_file: str | None = None, crm: str | None = None, as_of: st
     from models.errors import NoChampionError
     from models.monitoring import ScoresBlockedError
 
-    settings, as_of_ts, report, tables, _ = _gated_extract(config_file, crm, as_of, now)
+    # the raw tables are not kept: the privacy view is all the flow needs from here on (memory at millions of rows)
+    settings, as_of_ts, report, tables = _gated_extract(config_file, crm, as_of, now)[:4]
     specs = _tasks_to_run(models)
     registry = _registry(settings)
     frames: dict[str, pd.DataFrame] = {}
