@@ -134,6 +134,7 @@ VARIANTS: dict[str, Callable[[Options], Options]] = {
     # 400 trees of 7 or 3 leaves cost no more than 200 of 15.
     "regularised": _both(_search((7, 100, 0.05, 0.8), (3, 100, 0.05, 0.8), keep=True), _params(max_trees=400)),
     "trees400": _params(max_trees=400),
+    "trees200": _params(max_trees=200),
     # The search before the one-SE rule (issue 11, item 4): the four packaged points, 200 trees, the best wins.
     "former_search": _both(_search((15, 50, 0.1, 0.8), (15, 100, 0.05, 0.8), (7, 20, 0.1, 1.0), (7, 50, 0.15, 0.7)),
                            _params(max_trees=200, selection_standard_errors=0.0)),

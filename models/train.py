@@ -66,10 +66,9 @@ class LightGBMParams:
 
     The budget (``max_trees``, ``max_leaves``, ``max_depth``) bounds the cost of exact TreeSHAP at
     scoring time, which grows with trees x leaves x depth and is 10-100x the cost of a prediction.
-    The configured budget (at most 3000 leaves in all: 200 trees of 15 leaves, or 400 of 7 or fewer; depth <= 6)
-    bounds the cost of explaining; 200 trees of 15 leaves were measured about 6x cheaper to explain than 300
-    trees/31 leaves/depth 8, which puts exact TreeSHAP for 1M accounts under 5 minutes on 2 cores
-    (docs/benchmarks.md, "Train").
+    The configured budget (at most 200 trees of at most 15 leaves, depth <= 6: at most 3000 leaves in all)
+    was measured about 6x cheaper to explain than 300 trees/31 leaves/depth 8, which puts exact TreeSHAP
+    for 1M accounts under 5 minutes on 2 cores (docs/benchmarks.md, "Train").
     """
 
     max_trees: int
