@@ -99,7 +99,7 @@ def _both(*changes: Callable[[Options], Options]) -> Callable[[Options], Options
 
 
 def _search(*points: tuple[int, int, float, float], keep: bool = False) -> Callable[[Options], Options]:
-    """The search replaced by ``points`` (``keep``: ``points``, then the packaged points: the most regularised first)."""
+    """The search replaced by ``points`` (``keep``: ``points`` first, then the packaged points)."""
     def apply(o: Options) -> Options:
         from models.train import SearchConfig
 
