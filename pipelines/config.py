@@ -91,6 +91,7 @@ class ModelSettings(_Frozen):
     min_category_count: int = Field(gt=0)
     max_categories: int = Field(gt=0)
     n_jobs: int = Field(gt=0)
+    selection_standard_errors: float = Field(ge=0)
     search: tuple[SearchPoint, ...] = Field(min_length=1)
 
 
