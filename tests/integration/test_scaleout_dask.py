@@ -54,7 +54,8 @@ def env(tmp_path_factory):
 
 
 def write_config(folder: Path, workdir: Path, cluster: str) -> str:
-    """The e2e's fast training budget; the cluster by address; no report or Data Docs (not what is compared)."""
+    """The e2e's fast training budget; the cluster by address; no report or Data Docs (not what is compared); the
+    one-process run explains with the workers' thread count."""
     cfg = folder / f"{workdir.name}-{'none' if cluster == 'none' else 'dask'}.yaml"
     cfg.write_text(
         f"workdir: {workdir}\n"
@@ -62,6 +63,8 @@ def write_config(folder: Path, workdir: Path, cluster: str) -> str:
         "model:\n  max_trees: 60\n  search: [{num_leaves: 15, min_child_samples: 30, learning_rate: 0.1, "
         "feature_fraction: 0.9}]\n"
         "report: {nightly: false}\nvalidation: {data_docs: false}\n"
+        # TreeSHAP sums the trees in one part per thread: equal thread counts give equal bits (a worker has 1)
+        "scoring: {threads: 1}\n"
         f"compute: {{cluster: '{cluster}', buckets: 4}}\n")
     return str(cfg)
 
