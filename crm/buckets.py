@@ -1,7 +1,8 @@
 """A bucketed extract: every table split by a stable hash of its entity key, in memory or as Parquet files.
 
 Every feature, spine row and label of an entity depends only on that entity's own rows (plus the BG/NBD fit, a
-global step: see ``features.btyd.feature_fit``), so an extract split by entity can be computed bucket by bucket.
+step over all entities: see ``features.btyd.feature_fit``), so an extract split by entity can be computed bucket by
+bucket.
 
 The hash (documented, reproducible in any language; never Python's salted ``hash()``): the first 8 bytes of
 BLAKE2b (digest size 8, no key) of the id's UTF-8 bytes, read as an unsigned big-endian integer, modulo the bucket
@@ -24,6 +25,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
@@ -34,14 +36,14 @@ from data_contracts.schema import input_schemas
 
 HASH_NAME = "blake2b-64-utf8-mod"
 #: Table -> the entity key(s) it is bucketed by; activities: account_id, else lead_id.
-BUCKET_KEYS: dict[str, tuple[str, ...]] = {
+BUCKET_KEYS: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "accounts": ("account_id",),
     "subscriptions": ("account_id",),
     "orders": ("account_id",),
     "tickets": ("account_id",),
     "leads": ("lead_id",),
     "activities": ("account_id", "lead_id"),
-}
+})
 MANIFEST = "manifest.json"
 
 

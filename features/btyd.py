@@ -263,7 +263,8 @@ def fit_btyd(summary: pd.DataFrame, *, min_customers: int = 1) -> BTYDModel | No
     if summary.empty:
         return None
     if len(summary) < min_customers:
-        raise BTYDFitError(f"{len(summary)} customers bought before the cutoff; the fit needs at least {min_customers}.")
+        raise BTYDFitError(f"{len(summary)} customers bought before the cutoff; the fit needs at least "
+                           f"{min_customers}.")
     bg = fit_bgnbd(summary["x"], summary["t_x"], summary["T"])
     rep = summary[(summary["x"] > 0) & (summary["zbar"] > 0)]
     gg = fit_gamma_gamma(rep["x"], rep["zbar"]) if len(rep) >= 3 else None

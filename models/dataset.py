@@ -90,8 +90,8 @@ def assemble_training_data(tables: Mapping[str, pd.DataFrame], spec: TaskSpec, f
     """The training set from its features and labels (every eligible entity), with the baselines that need the whole
     extract (BG/NBD's CLV forecast, on every account's orders)."""
     if fs.frame.empty:
-        raise TrainingDataError(f"task {spec.name!r}: no eligible {spec.entity}s at any training cutoff {cuts[0].date()}"
-                                f"..{cuts[-1].date()}")
+        raise TrainingDataError(f"task {spec.name!r}: no eligible {spec.entity}s at any training cutoff "
+                                f"{cuts[0].date()}..{cuts[-1].date()}")
     baselines: dict[str, pd.Series] = {}
     if "btyd" in spec.baselines and "orders" in tables and len(tables["orders"]):
         try:

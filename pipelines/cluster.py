@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import dask
@@ -24,7 +25,7 @@ from pipelines.errors import BucketFailedError, ClusterError
 from pipelines.scaleout import bucket_failed
 
 #: Set before a cluster starts (workers inherit it): keep pandas 3 ``str`` columns as they are.
-DASK_CONFIG = {"dataframe.convert-string": False}
+DASK_CONFIG = MappingProxyType({"dataframe.convert-string": False})
 
 
 @dataclass(frozen=True)

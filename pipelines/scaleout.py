@@ -185,7 +185,7 @@ class Gathered:
 
 def _gather(results: list[tuple[pd.DataFrame, pd.Series | None, dict]]) -> Gathered:
     kept = [r for r in results if len(r[0])] or results[:1]
-    combined = pd.concat([r[0] for r in kept], ignore_index=True) if len(kept) > 1 else kept[0][0].reset_index(drop=True)
+    combined = pd.concat([r[0] for r in kept], ignore_index=True)
     order = combined.sort_values(["cutoff_ts", "entity_id"], kind="stable").index.to_numpy()
     frame = combined.take(order).reset_index(drop=True)
     label = None

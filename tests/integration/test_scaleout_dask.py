@@ -40,7 +40,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def cluster_address():
-    with dask.config.set(DASK_CONFIG):
+    with dask.config.set(dict(DASK_CONFIG)):
         with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                           dashboard_address=None, memory_limit="1GiB") as cluster:
             yield cluster.scheduler_address
@@ -81,7 +81,8 @@ def world(tmp_path_factory, env, cluster_address):
     tables = generate_world(500, 400, 11, pd.Timestamp(AS_OF, tz="UTC")).tables
     sqlite = f"sqlite:///{root / 'crm.db'}"
     write_extract(sqlite, tables)
-    configs = {"one": write_config(root, root / "one", "none"), "dask": write_config(root, root / "dask", cluster_address),
+    configs = {"one": write_config(root, root / "one", "none"),
+               "dask": write_config(root, root / "dask", cluster_address),
                "one-models-on-dask": write_config(root, root / "one", cluster_address)}
     for name in ("one", "dask"):
         summary = train_flow(configs[name], crm=sqlite, as_of=AS_OF, models=MODELS, now=AS_OF)
