@@ -16,6 +16,7 @@ import tempfile
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from models.errors import TrainingDataError
 from models.tasks import TASKS, TaskSpec, check_registry, horizon_days, tasks_named
 from pipelines.config import Settings, load_settings
 from pipelines.model_config import cutoff_options, feature_options, scoring_options
+from pipelines.scaleout import Buckets, Gathered, bucketed, score_buckets, scoring_features_of, training_data
 from pipelines.runtime import quiet_great_expectations
 from pipelines.timing import phase
 
@@ -131,17 +133,20 @@ class TrainSummary:
 
 
 @task(name="train-model", cache_policy=NO_CACHE)
-def train_one(spec: TaskSpec, tables: Mapping[str, pd.DataFrame], settings: Settings, as_of: pd.Timestamp):
+def train_one(spec: TaskSpec, tables: Mapping[str, pd.DataFrame], settings: Settings, as_of: pd.Timestamp,
+              buckets: Buckets | None = None):
     """Build the multi-cutoff training set and train, calibrate and evaluate one task (pure calls).
 
-    Returns (model, data, None), or (None, None, reason) when the extract holds too little for this task (too few
-    cutoffs, rows or positives to train or to judge it): the task is skipped before anything is registered.
+    With ``buckets`` the training set is built bucket by bucket on the cluster (the identical set); training itself
+    runs here. Returns (model, data, None), or (None, None, reason) when the extract holds too little for this task
+    (too few cutoffs, rows or positives to train or to judge it): the task is skipped before anything is registered.
     """
     from models.train import train_task
     from pipelines.model_config import evaluation_settings, lightgbm_params
 
+    build = build_training_data if buckets is None else partial(training_data, buckets)
     try:
-        data = build_training_data(
+        data = build(
             tables, spec, as_of=as_of, horizon_days=horizon_days(spec, settings.horizons),
             cutoffs=cutoff_options(settings), options=feature_options(settings))
         model = train_task(spec, data, lightgbm_params(settings), seed=settings.training.seed,
@@ -308,6 +313,11 @@ def register(model, data, spec: TaskSpec, settings: Settings, report: Validation
     return champion_gate(model, data, spec, settings, run)
 
 
+def _skipped(spec: TaskSpec, why: str) -> TrainOutcome:
+    log.info(f"{spec.name}: skipped: {why}")
+    return TrainOutcome(task=spec.name, status="skipped", message=f"skipped: {why}")
+
+
 @flow(name="crmscore-train", validate_parameters=False)
 def train_flow(config_file: str | None = None, crm: str | None = None, as_of: str | None = None,
                models: str | None = None, now: str | None = None) -> TrainSummary:
@@ -317,22 +327,19 @@ def train_flow(config_file: str | None = None, crm: str | None = None, as_of: st
     specs = _tasks_to_run(models)
     _registry(settings)  # creates a fresh tracking store once, before any run writes to it
     outcomes: list[TrainOutcome] = []
-    for spec in specs:
-        missing = missing_tables(tables, spec)
-        if missing:
-            msg = f"skipped: the extract has no {', '.join(missing)} rows"
-            log.info(f"{spec.name}: {msg}")
-            outcomes.append(TrainOutcome(task=spec.name, status="skipped", message=msg))
-            continue
-        log.info(f"{spec.name}: building the training set and training")
-        model, data, too_little = train_one(spec, tables, settings, as_of_ts)
-        if too_little:
-            msg = f"skipped: {too_little}"
-            log.info(f"{spec.name}: {msg}")
-            outcomes.append(TrainOutcome(task=spec.name, status="skipped", message=msg))
-            continue
-        log.info(f"{spec.name}: registering in MLflow and running the champion gate")
-        outcomes.append(register(model, data, spec, settings, report))
+    with bucketed(settings, tables) as buckets:
+        for spec in specs:
+            missing = missing_tables(tables, spec)
+            if missing:
+                outcomes.append(_skipped(spec, f"the extract has no {', '.join(missing)} rows"))
+                continue
+            log.info(f"{spec.name}: building the training set and training")
+            model, data, too_little = train_one(spec, tables, settings, as_of_ts, buckets)
+            if too_little:
+                outcomes.append(_skipped(spec, too_little))
+                continue
+            log.info(f"{spec.name}: registering in MLflow and running the champion gate")
+            outcomes.append(register(model, data, spec, settings, report))
     return TrainSummary(as_of=str(as_of_ts), fingerprint=report.fingerprint.short, outcomes=outcomes,
                         tracking_uri=redact(settings.tracking_uri))
 
@@ -354,11 +361,17 @@ class ScoreSummary:
 
 
 @task(name="score-model", cache_policy=NO_CACHE)
-def score_one(spec: TaskSpec, fs: FeatureSet, settings: Settings, registry) -> tuple[pd.DataFrame, int]:
-    """The champion's scores with reasons for the features at as_of (pure call around the model load)."""
+def score_one(spec: TaskSpec, fs: FeatureSet | Gathered, settings: Settings, registry,
+              buckets: Buckets | None = None) -> tuple[pd.DataFrame, int]:
+    """The champion's scores with reasons for the features at as_of (pure call around the model load); with
+    ``buckets`` (``fs`` then gathered from them) the reasons are computed bucket by bucket on the cluster."""
     from models.scoring import score_task
 
-    model, version = registry.load_champion(spec.name, expected_features=list(fs.catalog))
+    features = fs.features if isinstance(fs, Gathered) else fs
+    model, version = registry.load_champion(spec.name, expected_features=list(features.catalog))
+    if buckets is not None and isinstance(fs, Gathered):
+        return score_buckets(buckets, model, spec, fs, model_version=version,
+                             options=scoring_options(settings)), version
     return score_task(model, spec, fs, model_version=version, options=scoring_options(settings)), version
 
 
@@ -471,24 +484,30 @@ def score_flow(config_file: str | None = None, crm: str | None = None, as_of: st
     frames: dict[str, pd.DataFrame] = {}
     versions: dict[str, int] = {}
     skipped: dict[str, str] = {}
-    features: dict[tuple[str, str], FeatureSet] = {}  # churn and clv score the same population: build it once
+    features: dict[tuple[str, str], FeatureSet | Gathered] = {}  # churn and clv score the same population: once
     feature_frames: dict[str, pd.DataFrame] = {}
-    for spec in specs:
-        missing = missing_tables(tables, spec)
-        if missing:
-            skipped[spec.name] = f"the extract has no {', '.join(missing)} rows"
-            continue
-        if registry.champion(spec.name) is None:
-            skipped[spec.name] = "no champion model yet (run `crmscore train`; a model that failed the gate stays challenger)"
-            continue
-        log.info(f"{spec.name}: scoring with the champion and explaining each score")
-        key = (spec.entity, spec.population)
-        if key not in features:  # the same code as training, at as_of
-            with phase(f"features {spec.population}", log):
-                features[key] = build_scoring_features(tables, spec, as_of=as_of_ts, options=feature_options(settings))
-        with phase(f"score {spec.name} with reasons", log):
-            frames[spec.name], versions[spec.name] = score_one(spec, features[key], settings, registry)
-        feature_frames[spec.name] = features[key].frame
+    with bucketed(settings, tables) as buckets:
+        for spec in specs:
+            missing = missing_tables(tables, spec)
+            if missing:
+                skipped[spec.name] = f"the extract has no {', '.join(missing)} rows"
+                continue
+            if registry.champion(spec.name) is None:
+                skipped[spec.name] = ("no champion model yet (run `crmscore train`; a model that failed the gate stays "
+                                      "challenger)")
+                continue
+            log.info(f"{spec.name}: scoring with the champion and explaining each score")
+            key = (spec.entity, spec.population)
+            if key not in features:  # the same code as training, at as_of
+                with phase(f"features {spec.population}", log):
+                    options = feature_options(settings)
+                    features[key] = (build_scoring_features(tables, spec, as_of=as_of_ts, options=options)
+                                     if buckets is None else
+                                     scoring_features_of(buckets, spec, as_of=as_of_ts, options=options))
+            with phase(f"score {spec.name} with reasons", log):
+                frames[spec.name], versions[spec.name] = score_one(spec, features[key], settings, registry, buckets)
+            got = features[key]
+            feature_frames[spec.name] = (got.features if isinstance(got, Gathered) else got).frame
     if not frames:
         raise NoChampionError("no task could be scored: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
     for name, why in skipped.items():
