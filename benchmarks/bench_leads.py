@@ -68,6 +68,8 @@ class Options:
     features: object  # models.dataset.FeatureOptions
     params: object  # models.train.LightGBMParams
     settings: object  # models.train.EvaluationSettings
+    # Feature families left out of training and scoring (ablation): column-name prefixes, e.g. "funnel__".
+    drop_prefixes: tuple[str, ...] = ()
 
 
 def production_options(config_file: str | None = None) -> Options:
@@ -96,12 +98,22 @@ def _both(*changes: Callable[[Options], Options]) -> Callable[[Options], Options
     return apply
 
 
-def _search(*points: tuple[int, int, float, float]) -> Callable[[Options], Options]:
+def _search(*points: tuple[int, int, float, float], keep: bool = False) -> Callable[[Options], Options]:
+    """The search replaced by ``points`` (``keep``: ``points`` first, then the packaged points)."""
     def apply(o: Options) -> Options:
         from models.train import SearchConfig
 
-        return replace(o, params=replace(o.params, search=tuple(SearchConfig(*p) for p in points)))
+        added = tuple(SearchConfig(*p) for p in points)
+        return replace(o, params=replace(o.params, search=added + (o.params.search if keep else ())))
     return apply
+
+
+def _params(**changes: object) -> Callable[[Options], Options]:
+    return lambda o: replace(o, params=replace(o.params, **changes))
+
+
+def _drop(*prefixes: str) -> Callable[[Options], Options]:
+    return lambda o: replace(o, drop_prefixes=o.drop_prefixes + prefixes)
 
 
 #: Named changes of the production options (levers measured over the grid). Keep the list short: each one is a grid.
@@ -118,6 +130,21 @@ VARIANTS: dict[str, Callable[[Options], Options]] = {
     "es50": lambda o: replace(o, params=replace(o.params, early_stopping_rounds=50)),
     "decay7_30": _decay(7, 30),
     "decay7_30_90": _decay(7, 30, 90),
+    # Strongly regularised candidates beside the packaged ones, at the same TreeSHAP bound (max_total_leaves):
+    # 400 trees of 7 or 3 leaves cost no more than 200 of 15.
+    "regularised": _both(_search((7, 100, 0.05, 0.8), (3, 100, 0.05, 0.8), keep=True), _params(max_trees=400)),
+    "trees400": _params(max_trees=400),
+    "trees200": _params(max_trees=200),
+    # The search before the one-SE rule (issue 11, item 4): the four packaged points, 200 trees, the best wins.
+    "former_search": _both(_search((15, 50, 0.1, 0.8), (15, 100, 0.05, 0.8), (7, 20, 0.1, 1.0), (7, 50, 0.15, 0.7)),
+                           _params(max_trees=200, selection_standard_errors=0.0)),
+    "se1": _params(selection_standard_errors=1.0),
+    "se05": _params(selection_standard_errors=0.5),
+    # Ablation: one lead feature family out ("nodecay" = decay7_30 off is the decayed counts' row).
+    "no_funnel": _drop("funnel__"),
+    "no_firm": _drop("firm__"),
+    "no_eng_windows": lambda o: replace(o, drop_prefixes=o.drop_prefixes + ("eng__window",)),
+    "nodecay": _decay(),
 }
 
 
@@ -170,8 +197,10 @@ def run_task(task: str, tables, truth: pd.DataFrame, shape: Shape, opts: Options
     t0 = time.perf_counter()
     data = build_training_data(tables, spec, as_of=AS_OF, horizon_days=horizon, cutoffs=opts.cutoffs,
                                options=opts.features)
-    model = train_task(spec, data, opts.params, seed=seed, settings=opts.settings)
     fs = build_scoring_features(tables, spec, as_of=AS_OF, options=opts.features)
+    if opts.drop_prefixes:
+        data, fs = _without(data, opts.drop_prefixes), _without(fs, opts.drop_prefixes)
+    model = train_task(spec, data, opts.params, seed=seed, settings=opts.settings)
     scores = pd.DataFrame({"entity_id": fs.frame["entity_id"].to_numpy(), "score": model.predictor.predict(fs.frame)})
     both = truth.loc[truth["task"] == task].merge(scores, on="entity_id", how="inner")
     y, s, p = both["realized"].to_numpy(float), both["score"].to_numpy(float), both["true_value"].to_numpy(float)
@@ -188,6 +217,19 @@ def run_task(task: str, tables, truth: pd.DataFrame, shape: Shape, opts: Options
     out["ratio"] = out["model_q"] / out["truth_q"]
     out["ratio_realized"] = out["auc"] / out["truth_auc"]
     return out
+
+
+def _dropped(column: str, prefixes: tuple[str, ...]) -> bool:
+    """Whether an ablation drops ``column``: "eng__window" stands for the windowed (not decayed) eng__ columns."""
+    if "eng__window" in prefixes and column.startswith("eng__") and "_decay" not in column:
+        return True
+    return any(column.startswith(p) for p in prefixes if p != "eng__window")
+
+
+def _without(obj, prefixes: tuple[str, ...]):
+    """A TrainingData or FeatureSet without the columns an ablation drops (frame and catalog alike)."""
+    keep = [c for c in obj.frame.columns if not _dropped(c, prefixes)]
+    return replace(obj, frame=obj.frame[keep], catalog={c: i for c, i in obj.catalog.items() if c in keep})
 
 
 def time_decayed_counts(n_leads: int = 100_000, n_events: int = 5_000_000, n_cutoffs: int = 24,

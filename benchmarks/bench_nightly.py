@@ -52,6 +52,9 @@ def _args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--backends", default="sqlite,postgresql")
     p.add_argument("--pg", default=PG_SERVER, help="PostgreSQL server URL without a database")
     p.add_argument("--workdir", type=Path, default=None, help="keep champions and CRMs here and reuse them")
+    p.add_argument("--tile", type=int, default=1,
+                   help="generate a world of accounts/TILE and leads/TILE and copy it TILE times with remapped ids "
+                        "(benchmarks/tile.py): a 1M world without the generator's hours (SQLite)")
     known, _ = p.parse_known_args(argv)  # benchmarks.run passes the benchmark names too
     return known
 
@@ -119,6 +122,43 @@ def _phase_table(run: Run, label: str) -> None:
     print(f"| **total** | **{run.wall_s:.1f}** | **{run.cpu_s:.1f}** | | **{run.peak_mib:,.0f}** | |")
 
 
+def _generated(accounts: int, leads: int, root: Path, common: tuple[str, ...]) -> Path:
+    """The generator's world of that size in SQLite (made once per workdir)."""
+    size = f"{accounts}_{leads}"
+    source = root / f"crm_{size}.db"
+    if not source.exists():
+        r = _cli("generate", "--crm", f"sqlite:///{source}.tmp", *common, "--accounts", str(accounts),
+                 "--leads", str(leads), "--seed", str(SCORE_SEED), "--as-of", AS_OF,
+                 "--truth", str(root / f"truth_{size}.parquet"), workdir=root)
+        Path(f"{source}.tmp").replace(source)
+        print(f"scored world {accounts:,} accounts / {leads:,} leads generated into SQLite in "
+              f"{r.wall_s:.1f} s, peak RSS {r.peak_mib:,.0f} MiB ({source.stat().st_size / 2**30:.2f} GiB)")
+        print("\n".join(line for line in r.output.splitlines() if "│" in line))
+    return source
+
+
+def _sqlite_world(a: argparse.Namespace, root: Path, common: tuple[str, ...]) -> Path:
+    """The scored SQLite CRM: generated, or with ``--tile K`` a generated world of 1/K the size tiled K times."""
+    if a.tile <= 1:
+        return _generated(a.accounts, a.leads, root, common)
+    from benchmarks.tile import check_free_disk, tile_sqlite
+
+    base = _generated(a.accounts // a.tile, a.leads // a.tile, root, common)
+    target = root / f"crm_{a.accounts}_{a.leads}_tiled{a.tile}.db"
+    if not target.exists():
+        # the copy, the scored copy of it and the database's temporary sort space
+        check_free_disk(root, 3 * a.tile * base.stat().st_size)
+        tmp = Path(f"{target}.tmp")
+        tmp.unlink(missing_ok=True)
+        t0 = time.perf_counter()
+        counts = tile_sqlite(base, tmp, a.tile)
+        tmp.replace(target)
+        print(f"scored world TILED: the generated {a.accounts // a.tile:,} accounts / {a.leads // a.tile:,} leads "
+              f"copied {a.tile} times with remapped ids in {time.perf_counter() - t0:.1f} s "
+              f"({target.stat().st_size / 2**30:.2f} GiB): " + ", ".join(f"{t} {n:,}" for t, n in counts.items()))
+    return target
+
+
 def main(argv: list[str] | None = None) -> None:
     a = _args(sys.argv[1:] if argv is None else argv)
     with tempfile.TemporaryDirectory() as tmp:
@@ -147,15 +187,7 @@ def _bench(a: argparse.Namespace, root: Path) -> None:
     backends = [b.strip() for b in a.backends.split(",") if b.strip()]
     for backend in backends:
         if backend == "sqlite":
-            source = root / f"crm_{size}.db"
-            if not source.exists():
-                r = _cli("generate", "--crm", f"sqlite:///{source}.tmp", *common, "--accounts", str(a.accounts),
-                         "--leads", str(a.leads), "--seed", str(SCORE_SEED), "--as-of", AS_OF,
-                         "--truth", str(root / f"truth_{size}.parquet"), workdir=root)
-                Path(f"{source}.tmp").replace(source)
-                print(f"scored world {a.accounts:,} accounts / {a.leads:,} leads generated into SQLite in "
-                      f"{r.wall_s:.1f} s, peak RSS {r.peak_mib:,.0f} MiB ({source.stat().st_size / 2**30:.2f} GiB)")
-                print("\n".join(line for line in r.output.splitlines() if "│" in line))
+            source = _sqlite_world(a, root, common)
             crm_db = root / "scored.db"
             shutil.copyfile(source, crm_db)  # every run starts from the same CRM (no history of earlier runs)
             url = f"sqlite:///{crm_db}"
@@ -171,6 +203,8 @@ def _bench(a: argparse.Namespace, root: Path) -> None:
                 print(f"scored world generated into PostgreSQL in {r.wall_s:.1f} s")
                 marker.touch()
             _drop_score_tables(url)
+            if a.tile > 1:
+                raise SystemExit("--tile is built for SQLite only; run the PostgreSQL backend without it")
         else:
             raise SystemExit(f"unknown backend {backend!r}; possible values are sqlite, postgresql")
         r = _cli("score", "--crm", url, *common, "--as-of", AS_OF, workdir=root)

@@ -6,8 +6,12 @@ temporary folder, then the report built twice from the stored state (the second 
 
 1M: synthetic churn + CLV score rows for ``CRMSCORE_BENCH_REPORT_ROWS`` accounts (default 1,000,000; seeded; reasons
 JSON and sentences of the written shape) written with ``write_scores`` into SQLite, beside an accounts table; no
-registry (the auditor part of a model is the same size at any number of accounts). Targets: page < 3 MB in both,
-build < 30 s at 1M on 2 cores.
+registry (the auditor part of a model is the same size at any number of accounts); with
+``CRMSCORE_BENCH_REPORT_PG_URL`` (e.g. ``postgresql+psycopg://postgres@127.0.0.1:5432/h2_report``, an existing, empty
+database the benchmark may fill) the same state is also written to PostgreSQL and its report timed. Writing the
+synthetic state is not part of the build time: only ``build_report`` is timed (wall and CPU seconds of this process,
+with the 1-minute load average before and after, as the machine is shared). Targets: page < 3 MB in both, build < 30 s
+at 1M on 2 cores.
 
 Run: ``python -m benchmarks.run report``.
 """
@@ -27,17 +31,20 @@ SIZE_LIMIT = 3_000_000
 TIME_LIMIT_1M = 30.0
 
 
-def _time_report(config: Path, crm: str) -> tuple[float, int, bool, str]:
+def _time_report(config: Path, crm: str) -> tuple[float, float, str, int, bool, str]:
+    """Wall and CPU seconds of one build, the load average around it, page bytes, identical rebuild, references."""
     from pipelines.config import load_settings
     from pipelines.report import build_report, external_references
 
     settings = load_settings(config, crm=crm, env={})
-    start = time.perf_counter()
+    load_before = os.getloadavg()[0]
+    start, cpu = time.perf_counter(), time.process_time()
     html = build_report(settings)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    load = f"{load_before:.1f}-{os.getloadavg()[0]:.1f}"
     same = build_report(settings) == html
     refs = external_references(html)
-    return seconds, len(html.encode("utf-8")), same, f"{len(refs)} external references"
+    return seconds, cpu, load, len(html.encode("utf-8")), same, f"{len(refs)} external references"
 
 
 def _demo(root: Path) -> tuple[Path, str]:
@@ -86,15 +93,16 @@ def _score_rows(ids: pd.Series, model: str, score: np.ndarray, bands: np.ndarray
                          "reason_text": text.to_numpy(), "model_version": "1"})
 
 
-def _million(root: Path, n: int) -> tuple[Path, str]:
+def _million(root: Path, n: int, crm: str | None = None) -> tuple[Path, str]:
+    """The synthetic state of ``n`` scored accounts, in a new SQLite file (or the database ``crm``)."""
     from crm.extract import write_extract
     from crm.writeback import write_scores
     from models.bands import value_at_risk_rows
     from models.tasks import TASKS
 
     rng = np.random.default_rng(7)
-    crm = f"sqlite:///{root / 'big' / 'crm.db'}"
-    (root / "big").mkdir()
+    (root / "big").mkdir(exist_ok=True)
+    crm = crm or f"sqlite:///{root / 'big' / 'crm.db'}"
     start = time.perf_counter()
     accounts = _accounts(n, rng)
     write_extract(crm, {"accounts": accounts})
@@ -110,7 +118,8 @@ def _million(root: Path, n: int) -> tuple[Path, str]:
     as_of = pd.Timestamp("2026-10-01", tz="UTC")
     write_scores(crm, pd.concat(frames, ignore_index=True), scoring_run_id="bench-1m", as_of=as_of,
                  scored_at=as_of, models=tuple(TASKS), value_at_risk=value_at_risk_rows(frames[0], frames[1]))
-    print(f"1M state ({n:,} accounts, {2 * n:,} score rows) written in {time.perf_counter() - start:.0f} s", flush=True)
+    print(f"synthetic state ({n:,} accounts, {2 * n:,} score rows) written to {crm.split(':')[0]} in "
+          f"{time.perf_counter() - start:.0f} s (not part of the build time)", flush=True)
     cfg = root / "big.yaml"
     cfg.write_text(f"workdir: {root / 'big' / 'wd'}\n")
     return cfg, crm
@@ -121,16 +130,22 @@ def main() -> None:
     n = int(os.environ.get("CRMSCORE_BENCH_REPORT_ROWS", "1000000"))
     with tempfile.TemporaryDirectory(prefix="crmscore-bench-report-") as tmp:
         root = Path(tmp)
+        states = [("demo world", lambda: _demo(root)), (f"{n:,} accounts, SQLite", lambda: _million(root, n))]
+        pg = os.environ.get("CRMSCORE_BENCH_REPORT_PG_URL")
+        if pg:
+            states.append((f"{n:,} accounts, PostgreSQL", lambda: _million(root, n, pg)))
         rows = []
-        for name, (cfg, crm) in (("demo world", _demo(root)), (f"{n:,} accounts", _million(root, n))):
-            seconds, size, same, refs = _time_report(cfg, crm)
-            rows.append((name, size, seconds, same, refs))
-        print("| state | page size | build time | byte-identical rebuild | self-contained |")
-        print("| --- | --- | --- | --- | --- |")
-        for name, size, seconds, same, refs in rows:
-            print(f"| {name} | {size / 1e6:.2f} MB | {seconds:.1f} s | {'yes' if same else 'NO'} | {refs} |")
-        big = rows[-1]
-        ok = all(r[1] < SIZE_LIMIT for r in rows) and big[2] < TIME_LIMIT_1M and all(r[3] for r in rows)
+        for name, make in states:
+            cfg, crm = make()
+            rows.append((name, *_time_report(cfg, crm)))
+            print(f"{name}: built in {rows[-1][1]:.1f} s wall, {rows[-1][2]:.1f} s CPU", flush=True)
+        print("| state | page size | build wall | build CPU | load average | byte-identical rebuild | self-contained |")
+        print("| --- | --- | --- | --- | --- | --- | --- |")
+        for name, seconds, cpu, load, size, same, refs in rows:
+            print(f"| {name} | {size / 1e6:.2f} MB | {seconds:.1f} s | {cpu:.1f} s | {load} | {'yes' if same else 'NO'} "
+                  f"| {refs} |")
+        big = rows[1:]
+        ok = (all(r[4] < SIZE_LIMIT and r[5] for r in rows) and all(r[1] < TIME_LIMIT_1M for r in big))
         print(f"targets (page < 3 MB, build < {TIME_LIMIT_1M:.0f} s at 1M, identical rebuild): "
               f"{'met' if ok else 'NOT met'}")
 

@@ -53,7 +53,8 @@ class ArrowSqlReader:
             log.info(f"table {table!r} at {self._location}: the Arrow reader refused it "
                      f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); reading it row by row")
             return None
-        return arrow.to_pandas()
+        # Arrow's buffers are released column by column as pandas takes them: the table is not held twice at the peak
+        return arrow.to_pandas(self_destruct=True, split_blocks=True)
 
     def close(self) -> None:
         self._conn.close()

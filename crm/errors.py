@@ -44,3 +44,7 @@ class ScoringInProgressError(WriteBackError):
 
 class UnknownSegmentError(CrmError):
     """A segment (or lead source) that no record of the CRM has."""
+
+
+class BucketError(CrmError):
+    """A bucketed extract that cannot be written or read (bad bucket count, missing key, files not as the manifest)."""

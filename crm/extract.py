@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,8 +73,11 @@ def read_extract(location: str, *, tables: Iterable[str] | None = None) -> Extra
 
 
 def read_tables(location: str, *, tables: Iterable[str] | None = None, strict: bool = True,
-                arrow: bool = True) -> dict[str, pd.DataFrame]:
+                arrow: bool = True, columns: Mapping[str, Iterable[str]] | None = None) -> dict[str, pd.DataFrame]:
     """Read the contract tables as they are (deleted rows included), typed, rows in primary-key order.
+
+    ``columns`` limits a table to some of its contract columns (``{"accounts": ["account_id", "segment"]}``: a
+    million-account report needs two), read as they would be in the whole table; a table not named is read whole.
 
     With ``strict=False`` (used by validation) a missing required column is left out of the frame instead of raising,
     so that the quality gate can report it as a failed rule; a missing required table is still left out of the dict.
@@ -98,13 +101,15 @@ def read_tables(location: str, *, tables: Iterable[str] | None = None, strict: b
                         f"the extract at {redact(location)} has no {name!r} table, which the contract requires "
                         f"(it may be empty); add it with columns {list(schema.column_names)}")
                 continue
-            cols = [c for c in schema.column_names if c in present]
-            missing_required = [c.name for c in schema.columns if c.required and c.name not in present]
+            only = set((columns or {}).get(name) or schema.column_names)
+            cols = [c for c in schema.column_names if c in present and c in only]
+            missing_required = [c.name for c in schema.columns if c.required and c.name not in present
+                                and c.name in only]
             if missing_required and strict:
                 raise MissingColumnsError(
                     f"table {name!r} at {redact(location)} lacks required column(s) {missing_required}; found "
                     f"{sorted(present)[:20]}; rename or add them as shared/crm_data_model.md names them")
-            frame = conform(reader.read(name, cols), schema, fill_missing=True)
+            frame = conform(reader.read(name, cols), schema, fill_missing=True, only=only)
             pk = schema.primary_key
             if pk in frame.columns and not frame[pk].is_monotonic_increasing:
                 # SQL tables have no row order: primary-key order makes every source read back identically (a table
@@ -116,14 +121,18 @@ def read_tables(location: str, *, tables: Iterable[str] | None = None, strict: b
     return out
 
 
-def conform(frame: pd.DataFrame, schema: TableSchema, *, fill_missing: bool = True) -> pd.DataFrame:
-    """Cast a frame to the canonical dtypes of its contract; contract columns only, in contract order.
+def conform(frame: pd.DataFrame, schema: TableSchema, *, fill_missing: bool = True,
+            only: Collection[str] | None = None) -> pd.DataFrame:
+    """Cast a frame to the canonical dtypes of its contract; contract columns only (those in ``only``, if given), in
+    contract order.
 
     A nullable column absent from the frame is added as all-null when ``fill_missing``; a required one stays absent
     (read_tables decides whether that is an error).
     """
     data: dict[str, pd.Series] = {}
     for spec in schema.columns:
+        if only is not None and spec.name not in only:
+            continue
         if spec.name in frame.columns:
             data[spec.name] = _cast(frame[spec.name], spec, schema.name)
         elif fill_missing and not spec.required:
@@ -137,6 +146,8 @@ def _cast(s: pd.Series, spec: ColumnSpec, table: str) -> pd.Series:
     t = spec.logical_type
     try:
         if t == "string":
+            if isinstance(s.dtype, pd.StringDtype) and s.dtype == "str":
+                return s  # already the canonical dtype (the Arrow read): no copy
             if pd.api.types.is_float_dtype(s) and s.dropna().mod(1).eq(0).all():
                 s = s.astype("Int64")  # integer ids that came back as float because of nulls
             out = s.astype("str")

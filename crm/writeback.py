@@ -601,60 +601,127 @@ def _parse_ts(s: pd.Series) -> pd.Series:
     return pd.to_datetime(s, utc=True, format="ISO8601").astype("datetime64[us, UTC]")
 
 
-def _normalise(df: pd.DataFrame, schema: OutputTableSchema) -> pd.DataFrame:
-    """The contract columns in canonical dtypes: text `str`, numbers float64, integers Int64, timestamps
-    datetime64[us, UTC] (a column the stored table lacks is all missing)."""
+def _normalise(df: pd.DataFrame, schema: OutputTableSchema, columns: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """The contract columns (or the given ones, in contract order) in canonical dtypes: text `str`, numbers float64,
+    integers Int64, timestamps datetime64[us, UTC] (a column the stored table lacks is all missing)."""
     out = pd.DataFrame(index=range(len(df)))
     df = df.reset_index(drop=True)
     for c in schema.columns:
+        if columns is not None and c.name not in columns:
+            continue
         s = df[c.name] if c.name in df.columns else pd.Series([None] * len(df))
         out[c.name] = _as_dtype(s, c.logical_type)
     return out
 
 
-def _read_table(location: str | os.PathLike, schema: OutputTableSchema, where: dict[str, str | None]) -> pd.DataFrame:
+def _selected(schema: OutputTableSchema, columns: Collection[str] | None) -> tuple[str, ...]:
+    if columns is None:
+        return schema.column_names
+    unknown = sorted(set(columns) - set(schema.column_names))
+    if unknown:
+        raise WriteBackError(f"{schema.name} has no column(s) {unknown}; its columns are {list(schema.column_names)}")
+    return tuple(c for c in schema.column_names if c in columns)
+
+
+def _read_table(location: str | os.PathLike, schema: OutputTableSchema, where: dict[str, str | None], *,
+                columns: Collection[str] | None = None, isin: Mapping[str, Collection[str] | None] | None = None,
+                distinct: bool = False) -> pd.DataFrame:
+    """Rows of an output table: ``where`` equalities, ``isin`` memberships (None: no condition), only ``columns``
+    (None: all), ``distinct`` rows only. A whole SQL table without conditions is read into Arrow (ADBC) when it can."""
     where = {k: v for k, v in where.items() if v is not None}
-    table, columns = schema.name, schema.column_names
-    empty = _normalise(pd.DataFrame({c: [] for c in columns}), schema)
+    isin = {k: sorted(set(v)) for k, v in (isin or {}).items() if v is not None}
+    table, columns = schema.name, _selected(schema, columns)
+    empty = _normalise(pd.DataFrame({c: [] for c in columns}), schema, columns)
     if _is_url(location):
         with read_connection(str(location)) as conn:  # read-only: a mistyped SQLite path raises, never creates a file
             if not sa.inspect(conn).has_table(table):
                 return empty
-            t = sa.table(table, *(sa.column(c) for c in columns))
-            q = sa.select(*(t.c[c] for c in columns))
-            for k, v in where.items():
-                q = q.where(t.c[k] == v)
-            raw = pd.read_sql(q, conn)
+            raw = None if (where or isin or distinct) else _read_arrow(str(location), table, columns)
+            if raw is None:
+                t = sa.table(table, *(sa.column(c) for c in schema.column_names))
+                q = sa.select(*(t.c[c] for c in columns))
+                for k, v in where.items():
+                    q = q.where(t.c[k] == v)
+                for k, v in isin.items():
+                    q = q.where(t.c[k].in_(v))
+                raw = pd.read_sql(q.distinct() if distinct else q, conn)
     else:
         path = existing_folder(location) / _SCORES_DIR / f"{table}.parquet"
         if not path.exists():
             return empty
-        raw = pd.read_parquet(path)
+        stored, needed = _parquet_columns(path), {*columns, *where, *isin}
+        raw = pd.read_parquet(path, columns=[c for c in schema.column_names if c in needed and c in stored])
         for k, v in where.items():
             raw = raw.loc[raw[k] == v]
-    return _normalise(raw, schema)
+        for k, v in isin.items():
+            raw = raw.loc[raw[k].isin(v)]
+        raw = raw[[c for c in columns if c in raw.columns]]
+        if distinct:
+            raw = raw.drop_duplicates()
+    return _normalise(raw, schema, columns)
 
 
-def read_scores(location: str | os.PathLike, *, model: str | None = None, entity_type: str | None = None) -> pd.DataFrame:
-    """The current scores (``crm_scores``), optionally of one model / entity type.
+def _read_arrow(location: str, table: str, columns: tuple[str, ...]) -> pd.DataFrame | None:
+    """A whole table's columns through ADBC (no Python object per value), or None: read it row by row."""
+    from crm.arrow_read import open_arrow_reader
 
-    Returns the :data:`SCORE_COLUMNS` with canonical dtypes (timestamps UTC, reasons as JSON text),
-    sorted by (model, entity_type, entity_id); empty when nothing was written yet.
+    reader = open_arrow_reader(location)
+    if reader is None:
+        return None
+    try:
+        return reader.read(table, columns)
+    finally:
+        reader.close()
+
+
+def _parquet_columns(path: Path) -> set[str]:
+    """The column names stored in a Parquet file (without reading its data)."""
+    import pyarrow.parquet as pq
+
+    return set(pq.read_schema(path).names)
+
+
+def _sorted(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    keys = [k for k in keys if k in df.columns]
+    return df.sort_values(keys, ignore_index=True) if keys else df
+
+
+def read_scores(location: str | os.PathLike, *, model: str | None = None, entity_type: str | None = None,
+                columns: Collection[str] | None = None, entity_ids: Collection[str] | None = None) -> pd.DataFrame:
+    """The current scores (``crm_scores``), optionally of one model / entity type / set of entity ids, optionally
+    only some columns (a report over a million records reads the narrow ones, and the reasons of listed rows only).
+
+    Returns the :data:`SCORE_COLUMNS` (or ``columns``) with canonical dtypes (timestamps UTC, reasons as JSON text),
+    sorted by (model, entity_type, entity_id) as far as they are read; empty when nothing was written yet.
     """
-    df = _read_table(location, _SCORES, {"model": model, "entity_type": entity_type})
-    return df.sort_values(["model", "entity_type", "entity_id"], ignore_index=True)
+    df = _read_table(location, _SCORES, {"model": model, "entity_type": entity_type}, columns=columns,
+                     isin={"entity_id": entity_ids})
+    return _sorted(df, ["model", "entity_type", "entity_id"])
 
 
-def read_history(location: str | os.PathLike, *, entity_id: str | None = None, model: str | None = None) -> pd.DataFrame:
-    """The audit history (``crm_scores_history``), optionally for one entity id / model.
+def read_history(location: str | os.PathLike, *, entity_id: str | None = None, model: str | None = None,
+                 columns: Collection[str] | None = None, entity_ids: Collection[str] | None = None,
+                 scoring_run_ids: Collection[str] | None = None) -> pd.DataFrame:
+    """The audit history (``crm_scores_history``), optionally for one entity id (or a set) / model / set of scoring
+    runs, optionally only some columns.
 
-    Sorted by (as_of, model, entity_type, entity_id); empty when nothing was written yet.
+    Sorted by (as_of, model, entity_type, entity_id) as far as they are read; empty when nothing was written yet.
     """
-    df = _read_table(location, _HISTORY, {"entity_id": entity_id, "model": model})
-    return df.sort_values(["as_of", "model", "entity_type", "entity_id"], ignore_index=True)
+    df = _read_table(location, _HISTORY, {"entity_id": entity_id, "model": model}, columns=columns,
+                     isin={"entity_id": entity_ids, "scoring_run_id": scoring_run_ids})
+    return _sorted(df, ["as_of", "model", "entity_type", "entity_id"])
 
 
-def read_value_at_risk(location: str | os.PathLike) -> pd.DataFrame:
-    """The current value at risk per account (``crm_value_at_risk``), sorted by value_at_risk descending."""
-    df = _read_table(location, _VALUE_AT_RISK, {})
+def read_scoring_runs(location: str | os.PathLike, *, history: bool = False) -> pd.DataFrame:
+    """The scoring runs present in ``crm_scores`` (or ``crm_scores_history``): one row per distinct
+    (scoring_run_id, as_of, scored_at), sorted by them; read with SELECT DISTINCT, not row by row."""
+    cols = ["scoring_run_id", "as_of", "scored_at"]
+    df = _read_table(location, _HISTORY if history else _SCORES, {}, columns=cols, distinct=True)
+    return _sorted(df, ["as_of", "scored_at", "scoring_run_id"])
+
+
+def read_value_at_risk(location: str | os.PathLike, *, columns: Collection[str] | None = None) -> pd.DataFrame:
+    """The current value at risk per account (``crm_value_at_risk``), sorted by value_at_risk descending (``columns``:
+    only those, which must include value_at_risk and entity_id)."""
+    df = _read_table(location, _VALUE_AT_RISK, {}, columns=columns)
     return df.sort_values(["value_at_risk", "entity_id"], ascending=[False, True], ignore_index=True)

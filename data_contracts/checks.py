@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from data_contracts.gx_suite import NULL_ID, SAMPLE_SIZE
 from data_contracts.rules import Rule
@@ -99,9 +101,16 @@ def check_references(rule: Rule, frame: pd.DataFrame, tables: Mapping[str, pd.Da
         return _failed_or_passed(frame, present, schema, f"referenced table {ref_table} is absent")
     if ref_col not in usable.get(ref_table, set()):
         return CheckOutcome("skipped", detail=f"referenced column {ref_table}.{ref_col} is missing or mistyped")
-    known = pd.Index(target[ref_col].dropna().unique())
-    mask = present & ~values.isin(known).to_numpy()
+    # Arrow's hash set over the referenced keys (C++), instead of pandas' isin over Python-level string objects
+    known = _arrow_text(target[ref_col].dropna())
+    found = pc.is_in(_arrow_text(values), value_set=pc.unique(known)).to_numpy(zero_copy_only=False)
+    mask = present & ~found
     return _failed_or_passed(frame, mask, schema, f"values not found in {ref_table}.{ref_col}")
+
+
+def _arrow_text(values: pd.Series) -> pa.Array:
+    arr = pa.array(values, type=pa.large_string(), from_pandas=True)
+    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
 
 
 def check_exactly_one_of(rule: Rule, frame: pd.DataFrame) -> CheckOutcome:

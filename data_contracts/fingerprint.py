@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from data_contracts.schema import INPUT_TABLES, table_schema
 
@@ -71,18 +72,40 @@ def _finalize(h: np.ndarray) -> np.ndarray:
         return h ^ (h >> np.uint64(31))
 
 
-def _hash_text(values: pd.Series) -> np.ndarray:
+def _hash_text(values: pd.Series, *, repeated: bool = False) -> np.ndarray:
     """uint64 hash of each value's UTF-8 text, vectorized over the Arrow buffers.
 
     Hashing a million Python strings one by one (pandas' hash_array) took seconds; this is a polynomial hash
     of the bytes computed with numpy (cumulative sums of byte x position weights, modulo 2**64), then mixed.
-    Not cryptographic: the table hash built from it is a sha256 over the sorted row hashes.
+    Not cryptographic: the table hash built from it is a sha256 over the sorted row hashes. With ``repeated``
+    (a column whose values repeat: a foreign key, a type) each distinct value is hashed once and the hashes are
+    taken by the dictionary codes: the same hashes, a fraction of the bytes.
     """
     if not isinstance(values.dtype, pd.StringDtype):
         values = values.astype(object).where(values.notna(), None).map(lambda v: v if v is None else str(v))
     arr = pa.array(values, type=pa.large_string(), from_pandas=True)
     if isinstance(arr, pa.ChunkedArray):  # e.g. after pd.concat: one contiguous buffer for the offsets below
         arr = arr.combine_chunks()
+    if repeated and len(arr):
+        enc = pc.dictionary_encode(arr)
+        if 2 * len(enc.dictionary) < len(arr):
+            # nulls take the code one past the dictionary, where the null marker sits
+            codes = pc.fill_null(enc.indices, len(enc.dictionary)).to_numpy(zero_copy_only=False)
+            return np.append(_hash_chunks(enc.dictionary), _NULL_HASH)[codes]
+    return _hash_chunks(arr)
+
+
+#: Strings per slice of the byte-level hash: its temporaries (8 bytes per text byte) stay bounded by the slice.
+_CHUNK = 1 << 20
+
+
+def _hash_chunks(arr: pa.LargeStringArray) -> np.ndarray:
+    if len(arr) <= _CHUNK:
+        return _hash_arrow(arr)
+    return np.concatenate([_hash_arrow(arr.slice(i, _CHUNK)) for i in range(0, len(arr), _CHUNK)])
+
+
+def _hash_arrow(arr: pa.LargeStringArray) -> np.ndarray:
     n = len(arr)
     out = np.full(n, _NULL_HASH, dtype="uint64")
     if n == 0:
@@ -112,7 +135,7 @@ def _hash_text(values: pd.Series) -> np.ndarray:
     return out
 
 
-def _hash_column(values: pd.Series, logical_type: str) -> np.ndarray:
+def _hash_column(values: pd.Series, logical_type: str, *, repeated: bool = False) -> np.ndarray:
     """uint64 hash per row of one column, in a representation that does not depend on the source it was read
     from: a column of the wrong type falls back to its text (column_types reports it)."""
     try:
@@ -131,7 +154,7 @@ def _hash_column(values: pd.Series, logical_type: str) -> np.ndarray:
             return pd.util.hash_array(_as_float(values.astype("boolean").astype("Int8")))
     except (ValueError, TypeError):
         pass
-    return _hash_text(values)
+    return _hash_text(values, repeated=repeated)
 
 
 def hash_table(table: str, frame: pd.DataFrame) -> str:
@@ -143,7 +166,7 @@ def hash_table(table: str, frame: pd.DataFrame) -> str:
         rows = np.zeros(len(frame), dtype="uint64")
         with np.errstate(over="ignore"):
             for c in cols:  # contract order, so the same values in other columns give another row hash
-                h = _hash_column(frame[c.name].reset_index(drop=True), c.logical_type)
+                h = _hash_column(frame[c.name].reset_index(drop=True), c.logical_type, repeated=not c.unique)
                 rows = (rows ^ h) * _MIX
         digest.update(np.sort(rows).tobytes())  # sorted: row order must not matter
     digest.update(f"|rows={len(frame)}".encode())

@@ -80,13 +80,15 @@ def entity_codes(ids: pd.Series, entity_index: pd.Index) -> np.ndarray:
 
 
 def segmented_cumsum(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    """Inclusive running sum restarting at each group (groups sorted, contiguous).
+    """Inclusive running sum restarting at each group (groups sorted, contiguous); a 2-D ``values`` column by column.
 
     Restarting per group (rather than one global running sum) makes every group's sums depend on that group's
     own events only, bit for bit: adding an event to another entity cannot change a float by rounding.
     """
     if len(values) == 0:
-        return np.zeros(0, dtype=np.float64)
+        return np.zeros(np.shape(values), dtype=np.float64)
+    if np.ndim(values) == 2:
+        return pd.DataFrame(values, dtype=np.float64).groupby(groups, sort=False).cumsum().to_numpy()
     return pd.Series(values, dtype=np.float64).groupby(groups, sort=False).cumsum().to_numpy()
 
 
@@ -180,6 +182,13 @@ class EventIndex:
         return self.position(groups, b) - self.position(groups, a)
 
 
+def sum_upto(cum: np.ndarray, start: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """Sum over positions [start, pos) from a :func:`segmented_cumsum` (``start`` = the group's first position)."""
+    if len(cum) == 0:
+        return np.zeros(len(pos), dtype=np.float64)
+    return np.where(pos > start, cum[np.clip(pos - 1, 0, len(cum) - 1)], 0.0)
+
+
 class PrefixSum:
     """Sums of one per-event value over [i, j) position ranges of an EventIndex, per group, exactly reproducible."""
 
@@ -190,11 +199,7 @@ class PrefixSum:
 
     def upto(self, groups: np.ndarray, pos: np.ndarray) -> np.ndarray:
         """Sum of the group's values at positions [start, pos)."""
-        start = self._index.offsets[groups]
-        if len(self._cum) == 0:
-            return np.zeros(len(pos), dtype=np.float64)
-        prev = self._cum[np.clip(pos - 1, 0, len(self._cum) - 1)]
-        return np.where(pos > start, prev, 0.0)
+        return sum_upto(self._cum, self._index.offsets[groups], pos)
 
     def between(self, groups: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         return self.upto(groups, j) - self.upto(groups, i)

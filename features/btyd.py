@@ -16,7 +16,7 @@ over customers, so this is the same maximum at a fraction of the cost). Pure num
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +33,10 @@ WEEK = pd.Timedelta(days=7)
 # Four BG/NBD parameters from fewer customers are no estimate (and such fits wander for seconds): the features of
 # a cutoff with fewer customers before it are NaN, with the reason logged.
 MIN_FIT_CUSTOMERS = 20
+# Below this mean dropout probability per purchase, a / (a + b), BG/NBD is the NBD model (nobody drops out) and eq. 10
+# loses every digit to cancellation ((a + b + x - 1) / (a - 1) ~ -b times a difference ~ 1/b): Online Retail's fit at
+# 2010-05-07 (a 6e-17, b 9.6e10) gave -4e11 expected purchases. There the NBD limit is exact to this order.
+NO_DROPOUT = 1e-9
 
 
 @dataclass(frozen=True)
@@ -137,6 +141,9 @@ def bgnbd_conditional_expected(fit: BGNBDFit, t: float, x: np.ndarray, t_x: np.n
     """E[Y(t) | x, t_x, T]: expected transactions in the next ``t`` time units (FHL 2005 eq. 10)."""
     x, t_x, T = _arrays(x, t_x, T)
     r, alpha, a, b = fit.r, fit.alpha, fit.a, fit.b
+    if a / (a + b) < NO_DROPOUT:
+        # No dropout: a gamma-Poisson buyer, posterior mean rate (r + x) / (alpha + T).
+        return (r + x) / (alpha + T) * t
     z = t / (alpha + T + t)
     num = (a + b + x - 1) / (a - 1) * (
         1 - ((alpha + T) / (alpha + T + t)) ** (r + x) * hyp2f1(r + x, b + x, a + b + x - 1, z))
@@ -222,6 +229,57 @@ class BTYDAtCutoff:
         return np.asarray(self.bgnbd.p_alive(s["x"], s["t_x"], s["T"]), dtype=float)
 
 
+def btyd_summary(orders: pd.DataFrame, cutoff_ts: pd.Timestamp) -> pd.DataFrame:
+    """:func:`rfm_summary` of the customers a fit at ``cutoff_ts`` covers (T > 0), indexed by account_id (sorted).
+
+    Each row depends only on that account's own orders, so the summaries of disjoint sets of accounts, concatenated
+    and sorted by account_id, equal the summary of their union: the bucket-local half of a fit.
+    """
+    summ = rfm_summary(orders, cutoff_ts)
+    return summ[summ["T"] > 0]
+
+
+@dataclass(frozen=True)
+class BTYDModel:
+    """The fitted half of :class:`BTYDAtCutoff`: what a cutoff's fit on the whole population leaves to apply.
+
+    ``fallback_spend`` is the margin per purchase every customer gets when ``gamma_gamma`` is None (too few repeat
+    buyers with a positive margin). Applied to any customers' summary (:meth:`at`) it gives each of them exactly the
+    values the fit on all customers gives them.
+    """
+
+    bgnbd: BGNBDFit
+    gamma_gamma: GammaGammaFit | None
+    fallback_spend: float
+
+    def at(self, summary: pd.DataFrame) -> BTYDAtCutoff:
+        if self.gamma_gamma is not None:
+            spend = self.gamma_gamma.expected_spend(summary["x"], summary["zbar"].clip(lower=0))
+        else:
+            spend = np.full(len(summary), self.fallback_spend)
+        return BTYDAtCutoff(summary=summary, bgnbd=self.bgnbd, gamma_gamma=self.gamma_gamma,
+                            spend=np.asarray(spend, dtype=float))
+
+
+def fit_btyd(summary: pd.DataFrame, *, min_customers: int = 1) -> BTYDModel | None:
+    """BG/NBD and Gamma-Gamma fitted on a :func:`btyd_summary` (every customer of the population, sorted by id).
+
+    Returns None when the summary is empty; raises BTYDFitError when the fit cannot run or fewer than
+    ``min_customers`` customers are there to fit on.
+    """
+    if summary.empty:
+        return None
+    if len(summary) < min_customers:
+        raise BTYDFitError(f"{len(summary)} customers bought before the cutoff; the fit needs at least "
+                           f"{min_customers}.")
+    bg = fit_bgnbd(summary["x"], summary["t_x"], summary["T"])
+    rep = summary[(summary["x"] > 0) & (summary["zbar"] > 0)]
+    gg = fit_gamma_gamma(rep["x"], rep["zbar"]) if len(rep) >= 3 else None
+    # Too few repeat buyers to fit a spend distribution: the mean observed margin per day of purchase.
+    fallback = float(np.nanmean(summary["zbar"])) if summary["zbar"].notna().any() else 0.0
+    return BTYDModel(bgnbd=bg, gamma_gamma=gg, fallback_spend=fallback)
+
+
 def btyd_at_cutoff(orders: pd.DataFrame, cutoff_ts: pd.Timestamp, *, min_customers: int = 1) -> BTYDAtCutoff | None:
     """Fit BG/NBD and Gamma-Gamma on the completed orders strictly before ``cutoff_ts`` (all accounts in ``orders``).
 
@@ -230,29 +288,47 @@ def btyd_at_cutoff(orders: pd.DataFrame, cutoff_ts: pd.Timestamp, *, min_custome
     The first purchase is not a repeat transaction; accounts whose repeat mean margin is not positive are left out
     of the Gamma-Gamma fit and use its formula with zbar clipped at 0.
     """
-    summ = rfm_summary(orders, cutoff_ts)
-    summ = summ[summ["T"] > 0]
-    if summ.empty:
+    summ = btyd_summary(orders, cutoff_ts)
+    model = fit_btyd(summ, min_customers=min_customers)
+    return None if model is None else model.at(summ)
+
+
+def _values(fit: BTYDAtCutoff, horizons: Sequence[int]) -> dict[str, np.ndarray]:
+    return {"p_alive": fit.p_alive(), "spend": fit.spend, **{f"n{w}": fit.expected_purchases(w) for w in horizons}}
+
+
+def feature_fit(summary: pd.DataFrame, cutoff_ts: pd.Timestamp, horizons_days: Sequence[int]) -> BTYDModel | None:
+    """The fit the ``btyd__`` family uses at one cutoff, from the summary of the whole population, or None.
+
+    None (the cutoff's rows get NaN, the reason logged to ``crmscore.features``) when nobody bought before the
+    cutoff, the fit fails, or it gives a non-finite value for any customer of ``summary``. This is the global step of
+    the family: a bucketed run fits on the gathered summaries and hands the result to every bucket
+    (``build_features(btyd_fits=...)``).
+    """
+    horizons = tuple(sorted({int(h) for h in horizons_days}))
+    try:
+        with np.errstate(all="ignore"):
+            model = fit_btyd(summary, min_customers=MIN_FIT_CUSTOMERS)
+            if model is None:
+                return None
+            got = _values(model.at(summary), horizons)
+    except (BTYDFitError, ArithmeticError, ValueError) as exc:  # a fit that fails never stops the build
+        log.warning(f"BG/NBD features at cutoff {cutoff_ts}: NaN for this cutoff ({exc})")
         return None
-    if len(summ) < min_customers:
-        raise BTYDFitError(f"{len(summ)} customers bought before the cutoff; the fit needs at least {min_customers}.")
-    bg = fit_bgnbd(summ["x"], summ["t_x"], summ["T"])
-    rep = summ[(summ["x"] > 0) & (summ["zbar"] > 0)]
-    gg = None
-    if len(rep) >= 3:
-        gg = fit_gamma_gamma(rep["x"], rep["zbar"])
-        spend = gg.expected_spend(summ["x"], summ["zbar"].clip(lower=0))
-    else:
-        # Too few repeat buyers to fit a spend distribution: the mean observed margin per day of purchase.
-        spend = np.full(len(summ), float(np.nanmean(summ["zbar"])) if summ["zbar"].notna().any() else 0.0)
-    return BTYDAtCutoff(summary=summ, bgnbd=bg, gamma_gamma=gg, spend=np.asarray(spend, dtype=float))
+    bad = [k for k, v in got.items() if not np.isfinite(v).all()]
+    if bad:
+        log.warning(f"BG/NBD features at cutoff {cutoff_ts}: NaN for this cutoff (the fit "
+                    f"{model.bgnbd} gave non-finite {', '.join(bad)})")
+        return None
+    return model
 
 
 def _forward_phrase(days: int) -> str:
     return "in the next year" if days == 365 else f"in the next {days} days"
 
 
-def btyd_features(orders: pd.DataFrame, q: Query, horizons_days: Sequence[int]) -> Columns:
+def btyd_features(orders: pd.DataFrame, q: Query, horizons_days: Sequence[int],
+                  fits: Mapping[pd.Timestamp, BTYDModel | None] | None = None) -> Columns:
     """BG/NBD + Gamma-Gamma quantities per spine row (accounts), fitted per cutoff on the orders before it.
 
     Parameters
@@ -260,6 +336,8 @@ def btyd_features(orders: pd.DataFrame, q: Query, horizons_days: Sequence[int]) 
     orders : contract orders frame; only completed orders with ordered_at < cutoff are read.
     q : the spine as arrays; each distinct cutoff gets its own fit on every account's history before it (the
         population the model is fitted on: all accounts of the extract with a purchase before the cutoff).
+    fits : the fit of each distinct cutoff of ``q`` (from :func:`feature_fit` on the whole population's summary),
+        for a part of the population (a bucket): None = fit here on ``orders``, which must then hold every account.
 
     Returns
     -------
@@ -281,21 +359,18 @@ def btyd_features(orders: pd.DataFrame, q: Query, horizons_days: Sequence[int]) 
     for t_us in np.unique(q.t):
         rows = np.flatnonzero(q.t == t_us)
         cutoff = us_to_ts(np.array([t_us]))[0]
-        try:
-            with np.errstate(all="ignore"):
-                fit = btyd_at_cutoff(orders, cutoff, min_customers=MIN_FIT_CUSTOMERS)
-                if fit is None:
-                    continue
-                got = {"p_alive": fit.p_alive(), "spend": fit.spend,
-                       **{f"n{w}": fit.expected_purchases(w) for w in horizons}}
-        except (BTYDFitError, ArithmeticError, ValueError) as exc:  # a fit that fails never stops the build
-            log.warning(f"BG/NBD features at cutoff {cutoff}: NaN for {len(rows)} rows ({exc})")
+        summary = btyd_summary(orders, cutoff)
+        if fits is None:
+            model = feature_fit(summary, cutoff, horizons)
+        elif cutoff in fits:
+            model = fits[cutoff]
+        else:
+            raise InvalidInputError(f"no BG/NBD fit given for cutoff {cutoff}; fits cover {sorted(map(str, fits))}.")
+        if model is None:
             continue
-        bad = [k for k, v in got.items() if not np.isfinite(v).all()]
-        if bad:
-            log.warning(f"BG/NBD features at cutoff {cutoff}: NaN for {len(rows)} rows (the fit "
-                        f"{fit.bgnbd} gave non-finite {', '.join(bad)})")
-            continue
+        with np.errstate(all="ignore"):
+            fit = model.at(summary)
+            got = _values(fit, horizons)
         pos = fit.summary.index.get_indexer(pd.Index(ids[rows]))
         known = pos >= 0
         at, src = rows[known], pos[known]

@@ -20,13 +20,13 @@ present, never on the data.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
 from features._context import Columns, Query, spine_arrays
 from features._events import require_table
-from features.btyd import btyd_features
+from features.btyd import BTYDModel, btyd_features
 from features.catalog import FeatureInfo, FeatureSet
 from features.engagement import decayed_engagement_features, engagement_features
 from features.errors import InvalidInputError, UnknownOptionError
@@ -48,6 +48,7 @@ def build_features(
     windows_days: Sequence[int] = (30, 90, 365),
     forward_days: Sequence[int] = (),
     lead_decay_half_lives_days: Sequence[int] = (),
+    btyd_fits: Mapping[pd.Timestamp, BTYDModel | None] | None = None,
 ) -> FeatureSet:
     """Point-in-time features of every spine row.
 
@@ -61,6 +62,9 @@ def build_features(
     forward_days : horizons (days) the BG/NBD features forecast over, besides the windows (accounts only).
     lead_decay_half_lives_days : half-lives (days) of the leads' exponentially decayed activity counts
         (`features.engagement.decayed_engagement_features`); empty = none.
+    btyd_fits : for a bucket of the population (``tables`` holding only some entities, each with all its rows): the
+        BG/NBD fit of every cutoff of the spine, from ``features.btyd.feature_fit`` on the whole population; every
+        other family depends only on each entity's own rows. None = fit here (``tables`` is the whole population).
 
     Returns
     -------
@@ -88,7 +92,7 @@ def build_features(
         families.append(engagement_features(activities, "account_id", q))
         orders = require_table(tables, "orders", "purchase features")
         families.append(purchase_features(orders, q))
-        families.append(btyd_features(orders, q, sorted(set(windows) | {int(d) for d in forward_days})))
+        families.append(btyd_features(orders, q, btyd_horizons(windows, forward_days), btyd_fits))
         if tables.get("tickets") is not None:
             families.append(support_features(tables["tickets"], q))
         if tables.get("subscriptions") is not None:
@@ -114,6 +118,11 @@ def build_features(
         catalog.update(fam.catalog)
     frame = pd.DataFrame(data, index=spine.index.copy())
     return FeatureSet(frame=frame, catalog=catalog)
+
+
+def btyd_horizons(windows_days: Sequence[int], forward_days: Sequence[int]) -> list[int]:
+    """The horizons (days) the ``btyd__`` family forecasts over: the feature windows and ``forward_days``."""
+    return sorted({int(w) for w in windows_days} | {int(d) for d in forward_days})
 
 
 def features_as_of(
@@ -149,4 +158,4 @@ def feature_columns(catalog: dict[str, FeatureInfo], kind: str | None = None) ->
     return [c for c, info in catalog.items() if kind is None or info.kind == kind]
 
 
-__all__ = ["ENTITIES", "build_features", "feature_columns", "features_as_of"]
+__all__ = ["ENTITIES", "btyd_horizons", "build_features", "feature_columns", "features_as_of"]

@@ -12,6 +12,8 @@ from features._events import (
     days_between,
     entity_codes,
     require_columns,
+    segmented_cumsum,
+    sum_upto,
     to_us,
 )
 
@@ -169,21 +171,22 @@ def decayed_engagement_features(activities: pd.DataFrame, key: str, q: Query,
     names = list(ACTIVITY_TYPES)
     flags = {"activities": kind != names.index("email_sent"),
              **{name: kind == names.index(name) for name in DECAYED_TYPES}}
+    flag_matrix = np.column_stack(list(flags.values())).astype(np.float64) if len(kind) else np.zeros((0, len(flags)))
     c, t = q.codes, q.t
     start, at_t = idx.start(c), idx.position(c, t)
     for h in sorted({int(v) for v in half_lives_days}):
         rate = np.log(2.0) / (h * US_PER_DAY)  # per microsecond
         out = {name: np.zeros(len(c)) for name in flags}
         # One pass per distinct cutoff: the weights of every event relative to that cutoff, zero outside
-        # [cutoff - horizon, cutoff); a running sum over the sorted events turns them into per-row sums.
+        # [cutoff - horizon, cutoff); a running sum restarting at each entity turns them into per-row sums that depend
+        # on the entity's own events only, bit for bit (so a bucket of the extract gives the same values).
         for cut in np.unique(t):
             rows = np.flatnonzero(t == cut)
             age = cut - idx.ts
             w = np.where((age > 0) & (age <= DECAY_HORIZON_HALF_LIVES * h * US_PER_DAY), np.exp(-rate * age), 0.0)
-            for name, flag in flags.items():
-                run = np.zeros(len(w) + 1)
-                np.cumsum(w * flag, out=run[1:])
-                out[name][rows] = run[at_t[rows]] - run[start[rows]]
+            cum = segmented_cumsum(w[:, None] * flag_matrix, idx.groups)
+            for j, name in enumerate(flags):
+                out[name][rows] = sum_upto(cum[:, j] if len(cum) else cum, start[rows], at_t[rows])
         label = f"exponentially decayed, half-life {h} days"
         cols.num(f"activities_decay{h}d", out["activities"], f"Activities of any kind, {label}", "count")
         for name in DECAYED_TYPES:

@@ -15,6 +15,7 @@ from features._events import (
     last_before,
     require_columns,
     segmented_cumsum,
+    sum_upto,
     to_us,
 )
 
@@ -76,8 +77,8 @@ def purchase_features(orders: pd.DataFrame, q: Query) -> Columns:
     if len(gap) > 1:
         same = idx.groups[1:] == idx.groups[:-1]
         gap[1:] = np.where(same, (idx.ts[1:] - idx.ts[:-1]) / US_PER_DAY, 0.0)
-    gap_sum = _upto(segmented_cumsum(gap, idx.groups), start, at_t)
-    gap_sq = _upto(segmented_cumsum(gap * gap, idx.groups), start, at_t)
+    gap_sum = sum_upto(segmented_cumsum(gap, idx.groups), start, at_t)
+    gap_sq = sum_upto(segmented_cumsum(gap * gap, idx.groups), start, at_t)
     n_gaps = np.maximum(n_orders - 1, 0)
     with np.errstate(divide="ignore", invalid="ignore"):
         mean_gap = np.where(n_gaps > 0, gap_sum / n_gaps, np.nan)
@@ -94,9 +95,3 @@ def purchase_features(orders: pd.DataFrame, q: Query) -> Columns:
         cols.num("refund_share", np.where(n_settled > 0, n_ref / n_settled, np.nan), "Share of orders refunded",
                  "share")
     return cols
-
-
-def _upto(cum: np.ndarray, start: np.ndarray, pos: np.ndarray) -> np.ndarray:
-    if len(cum) == 0:
-        return np.zeros(len(pos), dtype=np.float64)
-    return np.where(pos > start, cum[np.clip(pos - 1, 0, len(cum) - 1)], 0.0)

@@ -10,7 +10,8 @@ Regression (Tweedie): raw = log of the expected amount; the reported amount is `
 where ``scale`` (fitted on the calibration rows) makes predicted and realised totals agree. With a
 :class:`TotalAnchor` the scale of a scored population is instead set so that its total follows BG/NBD + Gamma-Gamma
 (a model of how a cohort's buying declines as it ages, which a tree fitted on earlier cutoffs cannot extrapolate),
-corrected by BG/NBD's own bias measured on the calibration rows; the model keeps the allocation between records.
+optionally corrected by BG/NBD's own bias measured on the calibration rows; the model keeps the allocation between
+records.
 
 All calibrators are monotone, so they never change the ranking (AUC, Gini).
 """
@@ -102,7 +103,10 @@ class TotalAnchor:
 
     ``column`` is a feature holding each record's BG/NBD + Gamma-Gamma expected margin (fitted on the history before
     the record's cutoff); ``bias`` the realised total over the sum of that column on the calibration (validation)
-    rows. For rows ``frame`` with raw scores ``raw``, :meth:`calibrator` returns ``exp(raw) * s`` with
+    rows (``evaluation.total_anchor_bias: validation``, the default), or 1 (``none``: BG/NBD's total as refitted at
+    the scoring date; closer where BG/NBD's bias drifts with history length and season, as on CDNOW and Online
+    Retail, and far off where the bias is stable and large, as on the synthetic world: docs/benchmarks.md, "CLV
+    candidates"). For rows ``frame`` with raw scores ``raw``, :meth:`calibrator` returns ``exp(raw) * s`` with
     ``s = bias * sum(column) / sum(exp(raw))``: the population's predicted total is BG/NBD's, corrected by its bias.
     A record's amount therefore depends on the population it is scored with (a scoring run scores the whole eligible
     population of one cutoff at once). Where the column is absent or sums to no positive finite value (BG/NBD could
@@ -114,13 +118,19 @@ class TotalAnchor:
     method: str = "btyd_total"
 
     @classmethod
-    def fit(cls, column: str, anchor: np.ndarray, y: np.ndarray) -> TotalAnchor | None:
-        """From the calibration rows' anchor column and outcomes; None when the anchor has no positive total."""
+    def fit(cls, column: str, anchor: np.ndarray, y: np.ndarray, *, bias: str) -> TotalAnchor | None:
+        """From the calibration rows' anchor column and outcomes; None when the anchor has no positive total.
+
+        ``bias``: ``"validation"`` multiplies BG/NBD's total by its bias on these rows; ``"none"`` takes BG/NBD's
+        total as it is (bias 1), refitted at each scoring date on all the history before it.
+        """
+        if bias not in ANCHOR_BIAS:
+            raise ValueError(f"Unknown total anchor bias {bias!r}; expected one of {ANCHOR_BIAS}.")
         total = float(np.nansum(np.asarray(anchor, dtype=float)))
         realised = float(np.sum(y))
         if not np.isfinite(total) or total <= 0 or realised <= 0:
             return None
-        return cls(column=column, bias=realised / total)
+        return cls(column=column, bias=realised / total if bias == "validation" else 1.0)
 
     def scale(self, anchor: np.ndarray, raw: np.ndarray) -> float | None:
         """The population scale for these rows, or None when the anchor gives no usable total."""
@@ -138,6 +148,8 @@ class TotalAnchor:
 Calibrator = SigmoidCalibrator | PlattCalibrator | IsotonicCalibrator | ExpCalibrator
 
 BINARY_METHODS = ("auto", "isotonic", "platt", "none")
+#: How a TotalAnchor corrects BG/NBD's total (``evaluation.total_anchor_bias``).
+ANCHOR_BIAS = ("validation", "none")
 
 
 @dataclass(frozen=True)

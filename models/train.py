@@ -35,7 +35,7 @@ from models.baselines import (
     historical_horizon_margin,
     logistic_baseline,
 )
-from models.calibration import BINARY_METHODS, CalibrationChoice, TotalAnchor, fit_calibrator
+from models.calibration import ANCHOR_BIAS, BINARY_METHODS, CalibrationChoice, TotalAnchor, fit_calibrator
 from models.encoding import (
     ID_COLUMNS,
     CategoricalVocabulary,
@@ -45,6 +45,7 @@ from models.encoding import (
 )
 from models.errors import ModelConfigError, TrainingDataError
 from models.evaluate import collapsed_slices, slice_metrics, task_metrics
+from models.monitoring.stats import auc_standard_error
 from models.predictor import Predictor
 from models.tasks import TaskSpec
 
@@ -86,6 +87,9 @@ class LightGBMParams:
     # LightGBM's OpenMP threads spin-wait: on a machine shared with other work 2 threads measured 9x
     # SLOWER than 1 (docs/benchmarks.md), hence 1 in the packaged config. Raise it on a dedicated machine.
     n_jobs: int
+    # The one-SE rule of the search (:func:`selection_tolerance`): the smallest config whose validation score is
+    # within this many standard errors of the best is chosen; 0 = the best.
+    selection_standard_errors: float
 
     def __post_init__(self) -> None:
         for name in ("max_trees", "max_leaves", "max_total_leaves", "early_stopping_rounds", "n_jobs",
@@ -94,6 +98,9 @@ class LightGBMParams:
                 raise ModelConfigError(f"LightGBMParams.{name} must be >= 1; got {getattr(self, name)}.")
         if self.max_leaves < 2:
             raise ModelConfigError(f"LightGBMParams.max_leaves must be >= 2; got {self.max_leaves}.")
+        if self.selection_standard_errors < 0:
+            raise ModelConfigError("LightGBMParams.selection_standard_errors must be >= 0; got "
+                                   f"{self.selection_standard_errors}.")
         if not 0 < self.bagging_fraction <= 1:
             raise ModelConfigError(f"LightGBMParams.bagging_fraction must be in (0, 1]; got {self.bagging_fraction}.")
         if not 1 < self.tweedie_variance_power < 2:
@@ -119,8 +126,13 @@ class EvaluationSettings:
     # Amount tasks: the feature whose per-population total anchors the predicted total (models.calibration.TotalAnchor),
     # ``{horizon_days}`` replaced by the task horizon; None, or a column the frame lacks, keeps the fixed scale.
     total_anchor_column: str | None
+    # "validation": the anchor's total times BG/NBD's bias on the validation cutoff; "none": BG/NBD's total as it is.
+    total_anchor_bias: str
 
     def __post_init__(self) -> None:
+        if self.total_anchor_bias not in ANCHOR_BIAS:
+            raise ModelConfigError(f"Unknown total_anchor_bias {self.total_anchor_bias!r}; "
+                                   f"expected one of {list(ANCHOR_BIAS)}.")
         if self.calibration not in BINARY_METHODS:
             raise ModelConfigError(f"Unknown calibration method {self.calibration!r}; "
                                    f"expected one of {list(BINARY_METHODS)}.")
@@ -284,18 +296,35 @@ def _trim(booster: lgb.Booster, best_iteration: int) -> lgb.Booster:
     return lgb.Booster(model_str=booster.model_to_string(num_iteration=best_iteration))
 
 
+def selection_tolerance(spec: TaskSpec, y_valid: np.ndarray, best_score: float, standard_errors: float) -> float:
+    """How far below the best validation score a smaller model may score and still be chosen (the one-SE rule).
+
+    Binary tasks: ``standard_errors`` x the Hanley-McNeil standard error of the best validation AUC, which shrinks
+    with the validation fold's positives and negatives: on a small fold two configs a few points apart are not told
+    apart, and the smaller model is kept (Breiman et al. 1984, Hastie et al. 2009 7.10). Other primary metrics have
+    no closed-form standard error here: 0 (the best score wins).
+    """
+    if standard_errors <= 0 or spec.primary_metric != "roc_auc":
+        return 0.0
+    n_pos = int((y_valid == 1).sum())
+    se = auc_standard_error(best_score, n_pos, len(y_valid) - n_pos)
+    return standard_errors * se if np.isfinite(se) else 0.0
+
+
 def _search(
     spec: TaskSpec, params: LightGBMParams, X_fit: pd.DataFrame, y_fit_obj: np.ndarray, X_valid: pd.DataFrame,
     y_valid: np.ndarray, y_valid_obj: np.ndarray, seed: int,
 ) -> tuple[float, int, lgb.Booster, SearchConfig, list[dict[str, Any]]]:
-    """Fit every search config on the fit rows with early stopping on the validation rows; keep the best.
+    """Fit every search config on the fit rows with early stopping on the validation rows; choose one.
 
     ``y_*_obj`` are the targets the booster learns (clipped at 0 for Tweedie), ``y_valid`` the realised
-    validation outcome the configs are judged on (the task's primary metric).
-    Returns (best validation score, its best iteration, its untrimmed booster, its config, one record per config).
+    validation outcome the configs are judged on (the task's primary metric). ``params.search`` lists its configs
+    from the most regularised (fewer leaves, larger leaves, slower learning); the first whose validation score is
+    within :func:`selection_tolerance` of the best is chosen; with a tolerance of 0, the best (on a tie, the first).
+    Returns (chosen validation score, its best iteration, its untrimmed booster, its config, one record per config).
     """
     search_results: list[dict[str, Any]] = []
-    best: tuple[float, int, lgb.Booster, SearchConfig] | None = None
+    fitted: list[tuple[float, int, lgb.Booster, SearchConfig]] = []
     for cfg in params.search:
         est = _estimator(spec, params, cfg, seed)
         est.fit(X_fit, y_fit_obj, eval_X=(X_valid,), eval_y=(y_valid_obj,),
@@ -306,12 +335,18 @@ def _search(
         search_results.append({**cfg.__dict__, "num_leaves_used": min(cfg.num_leaves, params.max_leaves),
                                "trees_allowed": trees_allowed(params, cfg), "best_iteration": n_iter,
                                f"valid_{spec.primary_metric}": score})
-        # Strictly better only: on a tie the earlier (listed first) config wins, deterministically.
-        if best is None or score > best[0]:
-            best = (score, n_iter, booster, cfg)
-    if best is None:
+        fitted.append((score, n_iter, booster, cfg))
+    if not fitted:
         raise TrainingDataError("LightGBMParams.search is empty: give at least one SearchConfig.")
-    return (*best, search_results)
+    scores = np.array([f[0] for f in fitted])
+    best = int(np.argmax(scores))  # the first of equal maxima
+    tolerance = selection_tolerance(spec, y_valid, float(scores[best]), params.selection_standard_errors)
+    # The search lists its configs from the most regularised: the first within the tolerance is chosen.
+    chosen = next(i for i in range(len(fitted)) if scores[i] >= scores[best] - tolerance)
+    for i, record in enumerate(search_results):
+        record["chosen"] = i == chosen
+    search_results[chosen]["selection_tolerance"] = tolerance
+    return (*fitted[chosen], search_results)
 
 
 @dataclass(frozen=True)
@@ -423,7 +458,7 @@ def train_task(
     if spec.kind == "regression" and anchor_col is not None and anchor_col in features:
         # Fitted on the validation cutoff like the scale; judged on the held-out cutoff like everything else.
         anchor = TotalAnchor.fit(anchor_col, frame.loc[valid_m, anchor_col].to_numpy(dtype=float, na_value=np.nan),
-                                 y_valid)
+                                 y_valid, bias=settings.total_anchor_bias)
         if anchor is not None:
             score_test = anchor.calibrator(frame.loc[test_m, anchor_col].to_numpy(dtype=float, na_value=np.nan),
                                            raw_test, calibrator).transform(raw_test)

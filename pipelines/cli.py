@@ -458,8 +458,9 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from data_contracts.errors import ContractError
     from features.errors import FeatureError
     from models.errors import ModelError
+    from pipelines.errors import PipelineError
 
-    return (CrmError, ConfigError, ContractError, FeatureError, ModelError)
+    return (CrmError, ConfigError, ContractError, FeatureError, ModelError, PipelineError)
 
 
 def _one_line(text: str) -> str:

@@ -91,6 +91,7 @@ class ModelSettings(_Frozen):
     min_category_count: int = Field(gt=0)
     max_categories: int = Field(gt=0)
     n_jobs: int = Field(gt=0)
+    selection_standard_errors: float = Field(ge=0)
     search: tuple[SearchPoint, ...] = Field(min_length=1)
 
 
@@ -107,6 +108,7 @@ class EvaluationConfig(_Frozen):
     acquisition_cost_column: str = Field(min_length=1)
     max_years_active: float = Field(gt=0)
     total_anchor_column: str | None = Field(min_length=1)
+    total_anchor_bias: str  # checked against models.calibration.ANCHOR_BIAS when the settings are converted
 
 
 class GateSettings(_Frozen):
@@ -182,6 +184,27 @@ class DemoSettings(_Frozen):
     as_of: str
 
 
+class ComputeSettings(_Frozen):
+    """Where feature building and scoring with reasons run (pipelines/cluster.py): in this process, on a local Dask
+    cluster of worker processes, or on an existing cluster by scheduler address."""
+
+    # "none" (this process), "local" (a LocalCluster on loopback), or a scheduler address such as tcp://host:8786
+    cluster: str = Field(min_length=1)
+    workers: int = Field(ge=1)
+    threads_per_worker: int = Field(ge=1)
+    memory_limit: str = Field(min_length=1)
+    buckets: int = Field(ge=1)
+    bucket_dir: str | None
+    allowed_failures: int = Field(ge=0)
+
+    @field_validator("cluster")
+    @classmethod
+    def _known_cluster(cls, v: str) -> str:
+        if v not in ("none", "local") and "://" not in v:
+            raise ValueError(f"cluster={v!r}: expected none, local or a scheduler address such as tcp://host:8786")
+        return v
+
+
 class Settings(_Frozen):
     """Every setting; no field has a default: ``configs/default.yaml`` is the one home of every default value."""
 
@@ -202,6 +225,7 @@ class Settings(_Frozen):
     # band scheme -> its cut-offs (models/bands.py checks the keys and their order)
     bands: Mapping[str, Mapping[str, float]]
     report: ReportSettings
+    compute: ComputeSettings
     schedule: ScheduleSettings
     demo: DemoSettings
 
@@ -240,6 +264,10 @@ class Settings(_Frozen):
     @property
     def validation_dir(self) -> Path:
         return (self.workdir / "validation").resolve()
+
+    @property
+    def bucket_dir(self) -> Path:
+        return Path(self.compute.bucket_dir).resolve() if self.compute.bucket_dir else (self.workdir / "buckets").resolve()
 
     @property
     def reports_dir(self) -> Path:

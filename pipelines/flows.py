@@ -14,8 +14,9 @@ import json
 import logging
 import tempfile
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from crm.extract import read_tables, redact
-from crm.privacy import exclude_deleted, profiling_view
+from crm.privacy import usable_view
 from data_contracts.gate import run_quality_gate
 from data_contracts.validate import ValidationReport
 from features.catalog import FeatureSet
@@ -34,6 +35,7 @@ from models.errors import TrainingDataError
 from models.tasks import TASKS, TaskSpec, check_registry, horizon_days, tasks_named
 from pipelines.config import Settings, load_settings
 from pipelines.model_config import cutoff_options, feature_options, scoring_options
+from pipelines.scaleout import Buckets, Gathered, bucketed, score_buckets, scoring_features_of, training_data
 from pipelines.runtime import quiet_great_expectations
 from pipelines.timing import phase
 
@@ -65,7 +67,7 @@ def validate(raw: Mapping[str, pd.DataFrame], settings: Settings, *, now: pd.Tim
 
 def usable_tables(raw: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     """What models may see: erased records and records that objected to profiling removed, with their rows."""
-    return profiling_view(exclude_deleted(raw))
+    return usable_view(raw)
 
 
 def _registry(settings: Settings):
@@ -131,17 +133,20 @@ class TrainSummary:
 
 
 @task(name="train-model", cache_policy=NO_CACHE)
-def train_one(spec: TaskSpec, tables: Mapping[str, pd.DataFrame], settings: Settings, as_of: pd.Timestamp):
+def train_one(spec: TaskSpec, tables: Mapping[str, pd.DataFrame], settings: Settings, as_of: pd.Timestamp,
+              buckets: Buckets | None = None):
     """Build the multi-cutoff training set and train, calibrate and evaluate one task (pure calls).
 
-    Returns (model, data, None), or (None, None, reason) when the extract holds too little for this task (too few
-    cutoffs, rows or positives to train or to judge it): the task is skipped before anything is registered.
+    With ``buckets`` the training set is built bucket by bucket on the cluster (the identical set); training itself
+    runs here. Returns (model, data, None), or (None, None, reason) when the extract holds too little for this task
+    (too few cutoffs, rows or positives to train or to judge it): the task is skipped before anything is registered.
     """
     from models.train import train_task
     from pipelines.model_config import evaluation_settings, lightgbm_params
 
+    build = build_training_data if buckets is None else partial(training_data, buckets)
     try:
-        data = build_training_data(
+        data = build(
             tables, spec, as_of=as_of, horizon_days=horizon_days(spec, settings.horizons),
             cutoffs=cutoff_options(settings), options=feature_options(settings))
         model = train_task(spec, data, lightgbm_params(settings), seed=settings.training.seed,
@@ -322,34 +327,40 @@ def register(model, data, spec: TaskSpec, settings: Settings, report: Validation
     return champion_gate(model, data, spec, settings, run)
 
 
+def _skipped(spec: TaskSpec, why: str) -> TrainOutcome:
+    log.info(f"{spec.name}: skipped: {why}")
+    return TrainOutcome(task=spec.name, status="skipped", message=f"skipped: {why}")
+
+
 @flow(name="crmscore-train", validate_parameters=False)
 def train_flow(config_file: str | None = None, crm: str | None = None, as_of: str | None = None,
                models: str | None = None, now: str | None = None) -> TrainSummary:
     """Validate the extract, then train, evaluate and register each task; the champion gate decides promotion."""
-    settings, as_of_ts, report, tables, _ = _gated_extract(config_file, crm, as_of, now)
+    # the raw tables are not kept: the privacy view is all the flow needs from here on (memory at millions of rows)
+    settings, as_of_ts, report, tables = _gated_extract(config_file, crm, as_of, now)[:4]
     specs = _tasks_to_run(models)
     _registry(settings)  # creates a fresh tracking store once, before any run writes to it
     outcomes: list[TrainOutcome] = []
     populations: dict[tuple[str, str], FeatureSet] = {}  # churn and clv share one: built once, as the score flow does
-    for spec in specs:
-        missing = missing_tables(tables, spec)
-        if missing:
-            msg = f"skipped: the extract has no {', '.join(missing)} rows"
-            log.info(f"{spec.name}: {msg}")
-            outcomes.append(TrainOutcome(task=spec.name, status="skipped", message=msg))
-            continue
-        log.info(f"{spec.name}: building the training set and training")
-        model, data, too_little = train_one(spec, tables, settings, as_of_ts)
-        if too_little:
-            msg = f"skipped: {too_little}"
-            log.info(f"{spec.name}: {msg}")
-            outcomes.append(TrainOutcome(task=spec.name, status="skipped", message=msg))
-            continue
-        key = (spec.entity, spec.population)
-        if key not in populations:  # the monitoring reference describes whom the model will score
-            populations[key] = build_scoring_features(tables, spec, as_of=as_of_ts, options=feature_options(settings))
-        log.info(f"{spec.name}: registering in MLflow and running the champion gate")
-        outcomes.append(register(model, data, spec, settings, report, populations[key], as_of_ts))
+    with bucketed(settings, tables) as buckets:
+        for spec in specs:
+            missing = missing_tables(tables, spec)
+            if missing:
+                outcomes.append(_skipped(spec, f"the extract has no {', '.join(missing)} rows"))
+                continue
+            log.info(f"{spec.name}: building the training set and training")
+            model, data, too_little = train_one(spec, tables, settings, as_of_ts, buckets)
+            if too_little:
+                outcomes.append(_skipped(spec, too_little))
+                continue
+            key = (spec.entity, spec.population)
+            if key not in populations:  # the monitoring reference describes whom the model will score
+                options = feature_options(settings)
+                populations[key] = (build_scoring_features(tables, spec, as_of=as_of_ts, options=options)
+                                    if buckets is None else
+                                    scoring_features_of(buckets, spec, as_of=as_of_ts, options=options).features)
+            log.info(f"{spec.name}: registering in MLflow and running the champion gate")
+            outcomes.append(register(model, data, spec, settings, report, populations[key], as_of_ts))
     return TrainSummary(as_of=str(as_of_ts), fingerprint=report.fingerprint.short, outcomes=outcomes,
                         tracking_uri=redact(settings.tracking_uri))
 
@@ -371,11 +382,17 @@ class ScoreSummary:
 
 
 @task(name="score-model", cache_policy=NO_CACHE)
-def score_one(spec: TaskSpec, fs: FeatureSet, settings: Settings, registry) -> tuple[pd.DataFrame, int]:
-    """The champion's scores with reasons for the features at as_of (pure call around the model load)."""
+def score_one(spec: TaskSpec, fs: FeatureSet | Gathered, settings: Settings, registry,
+              buckets: Buckets | None = None) -> tuple[pd.DataFrame, int]:
+    """The champion's scores with reasons for the features at as_of (pure call around the model load); with
+    ``buckets`` (``fs`` then gathered from them) the reasons are computed bucket by bucket on the cluster."""
     from models.scoring import score_task
 
-    model, version = registry.load_champion(spec.name, expected_features=list(fs.catalog))
+    features = fs.features if isinstance(fs, Gathered) else fs
+    model, version = registry.load_champion(spec.name, expected_features=list(features.catalog))
+    if buckets is not None and isinstance(fs, Gathered):
+        return score_buckets(buckets, model, spec, fs, model_version=version,
+                             options=scoring_options(settings)), version
     return score_task(model, spec, fs, model_version=version, options=scoring_options(settings)), version
 
 
@@ -413,9 +430,10 @@ def _reference_of(registry, cache: dict, task: str, version) -> object:
 @task(name="check-scores", cache_policy=NO_CACHE)
 def check_scores(frames: Mapping[str, pd.DataFrame], features: Mapping[str, pd.DataFrame],
                  versions: Mapping[str, int], settings: Settings, registry, *, run_id: str, as_of: pd.Timestamp,
-                 scored_at: pd.Timestamp, accepted_by: str | None):
+                 scored_at: pd.Timestamp, accepted_by: str | None, quality: Sequence = ()):
     """Drift, score health and integrity of every model's scores before write-back.
 
+    ``quality``: the extract's data-quality figures (``records.quality_figures``), stored with every model's run.
     Returns (monitoring rows for the write-back transaction, {model: blocking reasons}). A blocked model's row
     says blocked=1, and who accepted it when ``accepted_by`` is given.
     """
@@ -438,7 +456,7 @@ def check_scores(frames: Mapping[str, pd.DataFrame], features: Mapping[str, pd.D
                             as_of=as_of, evaluated_as_of=as_of, status=checked.status, reasons=checked.reasons,
                             n=checked.n, blocked=bool(checked.blocking), accepted_by=accepted,
                             accepted_at=scored_at if accepted else None, monitored_at=scored_at,
-                            figures=checked.figures))
+                            figures=[*checked.figures, *quality]))
         log.info(f"{name}: monitoring status {checked.status}"
                  + (f" ({'; '.join(r.detail for r in checked.reasons[:3])})" if checked.reasons else ""))
     return rows_of(out), blocked
@@ -480,30 +498,37 @@ def score_flow(config_file: str | None = None, crm: str | None = None, as_of: st
     from models.errors import NoChampionError
     from models.monitoring import ScoresBlockedError
 
-    settings, as_of_ts, report, tables, _ = _gated_extract(config_file, crm, as_of, now)
+    # the raw tables are not kept: the privacy view is all the flow needs from here on (memory at millions of rows)
+    settings, as_of_ts, report, tables = _gated_extract(config_file, crm, as_of, now)[:4]
     specs = _tasks_to_run(models)
     registry = _registry(settings)
     frames: dict[str, pd.DataFrame] = {}
     versions: dict[str, int] = {}
     skipped: dict[str, str] = {}
-    features: dict[tuple[str, str], FeatureSet] = {}  # churn and clv score the same population: build it once
+    features: dict[tuple[str, str], FeatureSet | Gathered] = {}  # churn and clv score the same population: once
     feature_frames: dict[str, pd.DataFrame] = {}
-    for spec in specs:
-        missing = missing_tables(tables, spec)
-        if missing:
-            skipped[spec.name] = f"the extract has no {', '.join(missing)} rows"
-            continue
-        if registry.champion(spec.name) is None:
-            skipped[spec.name] = "no champion model yet (run `crmscore train`; a model that failed the gate stays challenger)"
-            continue
-        log.info(f"{spec.name}: scoring with the champion and explaining each score")
-        key = (spec.entity, spec.population)
-        if key not in features:  # the same code as training, at as_of
-            with phase(f"features {spec.population}", log):
-                features[key] = build_scoring_features(tables, spec, as_of=as_of_ts, options=feature_options(settings))
-        with phase(f"score {spec.name} with reasons", log):
-            frames[spec.name], versions[spec.name] = score_one(spec, features[key], settings, registry)
-        feature_frames[spec.name] = features[key].frame
+    with bucketed(settings, tables) as buckets:
+        for spec in specs:
+            missing = missing_tables(tables, spec)
+            if missing:
+                skipped[spec.name] = f"the extract has no {', '.join(missing)} rows"
+                continue
+            if registry.champion(spec.name) is None:
+                skipped[spec.name] = ("no champion model yet (run `crmscore train`; a model that failed the gate stays "
+                                      "challenger)")
+                continue
+            log.info(f"{spec.name}: scoring with the champion and explaining each score")
+            key = (spec.entity, spec.population)
+            if key not in features:  # the same code as training, at as_of
+                with phase(f"features {spec.population}", log):
+                    options = feature_options(settings)
+                    features[key] = (build_scoring_features(tables, spec, as_of=as_of_ts, options=options)
+                                     if buckets is None else
+                                     scoring_features_of(buckets, spec, as_of=as_of_ts, options=options))
+            with phase(f"score {spec.name} with reasons", log):
+                frames[spec.name], versions[spec.name] = score_one(spec, features[key], settings, registry, buckets)
+            got = features[key]
+            feature_frames[spec.name] = (got.features if isinstance(got, Gathered) else got).frame
     if not frames:
         raise NoChampionError("no task could be scored: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
     for name, why in skipped.items():
@@ -515,9 +540,12 @@ def score_flow(config_file: str | None = None, crm: str | None = None, as_of: st
     scored_at = pd.Timestamp.now(tz="UTC").floor("s")
     log.info("Checking the scores against each model's reference")
     with phase("monitoring", log):
+        from models.monitoring.records import quality_figures
+
+        quality = quality_figures(tables, [r.to_dict() for r in report.results])
         monitoring, blocked = check_scores(frames, feature_frames, versions, settings, registry, run_id=run_id,
                                            as_of=as_of_ts, scored_at=scored_at,
-                                           accepted_by=getpass.getuser() if accept_drift else None)
+                                           accepted_by=getpass.getuser() if accept_drift else None, quality=quality)
     why = "; ".join(f"{name}: {', '.join(r.detail for r in reasons)}" for name, reasons in blocked.items())
     if blocked and not accept_drift:
         from crm.monitor_store import write_monitoring
@@ -558,6 +586,14 @@ def matured(run_as_of: pd.Timestamp, horizon_days: int, extract_as_of: pd.Timest
     return run_as_of + pd.Timedelta(days=int(horizon_days)) <= extract_as_of
 
 
+def _frame_at(built: dict, extract, spec: TaskSpec, as_of: pd.Timestamp, settings: Settings) -> pd.DataFrame:
+    """The feature frame of ``spec``'s population at ``as_of``, built on first use and kept in ``built``."""
+    if "frame" not in built:
+        built["frame"] = build_scoring_features(extract()[0], spec, as_of=as_of,
+                                                options=feature_options(settings)).frame
+    return built["frame"]
+
+
 @task(name="monitor-runs", cache_policy=NO_CACHE)
 def monitor_missing(settings: Settings, extract, registry, *, as_of: pd.Timestamp, monitored_at: pd.Timestamp):
     """Every check (runs scored before monitoring, or elsewhere) and every backtest (runs matured by ``as_of``) not
@@ -592,10 +628,11 @@ def monitor_missing(settings: Settings, extract, registry, *, as_of: pd.Timestam
             common = {"scoring_run_id": run_id, "model": model, "model_version": version, "as_of": run_as_of,
                       "evaluated_as_of": as_of, "blocked": False, "accepted_by": None, "accepted_at": None,
                       "monitored_at": monitored_at}
+            built: dict = {}  # the run's features: built once, only when its check or backtest needs them
             if (run_id, model, "scoring") not in stored:
-                fs = build_scoring_features(extract()[0], spec, as_of=run_as_of, options=feature_options(settings))
-                checked = check_run(spec, reference, fs.frame, rows, previous, as_of=run_as_of,
-                                    thresholds=thresholds, seed=seed, draws=draws)
+                frame = _frame_at(built, extract, spec, run_as_of, settings)
+                checked = check_run(spec, reference, frame, rows, previous, as_of=run_as_of, thresholds=thresholds,
+                                    seed=seed, draws=draws)
                 out.append(run_rows(**common, stage="scoring", status=checked.status, reasons=checked.reasons,
                                     n=checked.n, figures=checked.figures))
             previous = rows.set_index("entity_id")["score"]
@@ -603,7 +640,8 @@ def monitor_missing(settings: Settings, extract, registry, *, as_of: pd.Timestam
                 outcomes, erased = outcomes_at(spec, *extract(), rows["entity_id"], run_as_of, horizon, make_labels)
                 status, reasons, figures, n = backtest_run(
                     spec, reference, rows, outcomes, erased, thresholds=thresholds, seed=seed, draws=draws,
-                    ece_bins=settings.evaluation.ece_bins, min_slice_rows=settings.evaluation.slice_min_size)
+                    ece_bins=settings.evaluation.ece_bins, min_slice_rows=settings.evaluation.slice_min_size,
+                    slices=_frame_at(built, extract, spec, run_as_of, settings) if len(outcomes) else None)
                 out.append(run_rows(**common, stage="realized", status=status, reasons=reasons, n=n, figures=figures))
                 log.info(f"{model}: run of {run_as_of.date()} (v{version}) matured: {status}")
     return rows_of(out)

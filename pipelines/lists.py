@@ -16,7 +16,8 @@ from models.tasks import ENTITIES, EntitySpec, get_task
 
 def _segments(location: str, entity: EntitySpec) -> pd.DataFrame:
     """The segment column per entity (account segment, lead source), for filtering and display (contract columns)."""
-    table = read_tables(location, tables=[entity.table]).get(entity.table)
+    table = read_tables(location, tables=[entity.table],
+                        columns={entity.table: [entity.id_column, entity.segment_column]}).get(entity.table)
     if table is None:
         return pd.DataFrame({"entity_id": pd.Series(dtype="str"), "segment": pd.Series(dtype="str")})
     return table[[entity.id_column, entity.segment_column]].rename(

@@ -28,11 +28,13 @@ from models.monitoring import (
     grade_estimate,
     integrity_failures,
     model_status,
+    episode_spans,
     realized_performance,
     score_health,
 )
 from models.monitoring.policy import realized_status
 from models.monitoring.records import realized_figures, run_rows, scoring_figures
+from models.monitoring.slices import realized_slices
 from models.tasks import TaskSpec
 
 ENTITY_TABLE = MappingProxyType({"account": ("accounts", "account_id"), "lead": ("leads", "lead_id")})
@@ -112,17 +114,27 @@ def outcomes_at(spec: TaskSpec, tables: Mapping[str, pd.DataFrame], raw: Mapping
 
 def backtest_run(spec: TaskSpec, reference: ModelReference | None, scores: pd.DataFrame, outcomes: pd.DataFrame,
                  erased: Sequence[str], *, thresholds: MonitorThresholds, seed: int, draws: int, ece_bins: int,
-                 min_slice_rows: int):
-    """Realized performance of a matured run, the grade of the estimate it would have had, and the status."""
+                 min_slice_rows: int, slices: pd.DataFrame | None = None):
+    """Realized performance of a matured run, the grade of the estimate it would have had, and the status.
+
+    ``slices``: entity_id and the task's slice columns at the run's as-of (its feature frame); the realized
+    metrics per slice, with intervals, are among the figures when given."""
     realized = realized_performance(scores[["entity_id", "score", "band"]], outcomes, kind=spec.kind, erased=erased,
                                     min_slice_rows=min_slice_rows, ece_bins=ece_bins)
+    rows = scores[["entity_id", "score"]].merge(outcomes.dropna(), on="entity_id")
     grade = None
     if spec.kind == "binary" and realized.metrics.get("n"):
-        matured = scores.merge(outcomes.dropna(), on="entity_id")["score"]
-        grade = grade_estimate(estimated_performance(matured, seed=seed, draws=draws, level=thresholds.level),
+        grade = grade_estimate(estimated_performance(rows["score"], seed=seed, draws=draws, level=thresholds.level),
                                realized, thresholds=thresholds)
+    per_slice = []
+    if slices is not None and len(rows):
+        cols = [c for c in spec.slice_columns if c in slices.columns]
+        with_slices = rows.merge(slices[["entity_id", *cols]].drop_duplicates("entity_id"), on="entity_id",
+                                 how="left")
+        per_slice = realized_slices(with_slices, cols, kind=spec.kind, min_rows=min_slice_rows, seed=seed,
+                                    draws=draws, level=thresholds.level)
     status, reasons = realized_status(realized, thresholds=thresholds, reference=reference, grade=grade)
-    return status, reasons, realized_figures(realized, grade), int(realized.metrics.get("n") or 0)
+    return status, reasons, realized_figures(realized, grade, per_slice), int(realized.metrics.get("n") or 0)
 
 
 def worst(statuses: Sequence[str]) -> str:
@@ -137,12 +149,59 @@ def _figures(part: pd.DataFrame) -> dict:
     return out
 
 
+def _nightly(runs: pd.DataFrame) -> pd.DataFrame:
+    """One scoring-stage run per as-of, in as-of order (several checks of one as-of: the latest computed wins)."""
+    order = ["as_of", "monitored_at", "scoring_run_id"]
+    checked = runs.loc[runs["stage"] == "scoring"].sort_values(order)
+    return checked.drop_duplicates("as_of", keep="last").reset_index(drop=True)
+
+
+def alert_episodes(runs: pd.DataFrame) -> list[dict]:
+    """The alert episodes of one task's nightly runs (``models.monitoring.episode_spans``): consecutive alerting
+    runs grouped, with the first and last run, how many runs alerted, the versions and the reasons."""
+    nightly = _nightly(runs)
+    out = []
+    for first, last in episode_spans(nightly["status"].tolist()):
+        part = nightly.iloc[first:last + 1]
+        alerting = part.loc[part["status"] == "alert"]
+        reasons = [r for js in alerting["reasons"] for r in json.loads(js or "[]")
+                   if r.get("severity") in ("alert", "block")]
+        out.append({"first_run": part["scoring_run_id"].iloc[0], "first_as_of": part["as_of"].iloc[0].isoformat(),
+                    "last_run": part["scoring_run_id"].iloc[-1], "last_as_of": part["as_of"].iloc[-1].isoformat(),
+                    "runs": len(alerting), "ongoing": last == len(nightly) - 1,
+                    "model_versions": sorted(set(part["model_version"].astype(str))),
+                    "reason": reasons[0]["detail"] if reasons else None,
+                    "codes": sorted({r["code"] for r in reasons})})
+    return out
+
+
+def quality_trend(runs: pd.DataFrame, metrics: pd.DataFrame) -> dict[str, list[dict]]:
+    """Per extract table, the data quality of every nightly run that recorded it (the score flow does), in as-of
+    order: rows, null_rate, max_null_rate, max_null_column, rules_failed, defects."""
+    nightly = _nightly(runs)
+    q = metrics.loc[(metrics["stage"] == "scoring") & (metrics["section"] == "quality")
+                    & metrics["scoring_run_id"].isin(nightly["scoring_run_id"])]
+    out: dict[str, list[dict]] = {}
+    for r in nightly.itertuples():
+        mine = q.loc[q["scoring_run_id"] == r.scoring_run_id]
+        for table, part in mine.groupby("subject", sort=True):
+            out.setdefault(table, []).append({"scoring_run_id": r.scoring_run_id, "as_of": r.as_of.isoformat(),
+                                              **_figures(part)})
+    return dict(sorted(out.items()))
+
+
+def _slices(part: pd.DataFrame) -> list[dict]:
+    return [{"slice": subject, **_figures(p)} for subject, p in part.groupby("subject", sort=True)]
+
+
 def health(task: str, kind: str, champion_version: int | None, runs: pd.DataFrame, metrics: pd.DataFrame) -> dict:
     """The health of one task's champion from its stored rows: the JSON of ``crmscore monitor``.
 
     ``status`` is the worst of the champion's latest checked run and its latest matured run (alert > warn > ok >
     insufficient); ``reasons`` theirs, in that order; ``realized`` lists every matured run of the task, across
-    versions (never reset by a new champion).
+    versions (never reset by a new champion), each with its metrics per slice and their intervals (``slices``);
+    ``episodes`` the alert episodes of the task's nightly runs (:func:`alert_episodes`); ``quality`` the data
+    quality of each extract table over those runs (:func:`quality_trend`).
     """
     mine = runs.loc[runs["model_version"] == str(champion_version)] if champion_version is not None else runs.iloc[:0]
     order = ["as_of", "monitored_at", "scoring_run_id"]  # several checks of one as-of: the latest computed wins
@@ -153,7 +212,8 @@ def health(task: str, kind: str, champion_version: int | None, runs: pd.DataFram
     reasons = [reason for r in latest for reason in json.loads(r["reasons"] or "[]")]
     out: dict = {"model": task, "champion_version": champion_version,
                  "status": worst([r["status"] for r in latest]), "reasons": reasons,
-                 "scoring_run_id": None, "as_of": None, "features": [], "score": {}, "realized": [], "estimated": {}}
+                 "scoring_run_id": None, "as_of": None, "features": [], "score": {}, "realized": [], "estimated": {},
+                 "episodes": alert_episodes(runs), "quality": quality_trend(runs, metrics)}
     if len(checked):
         last = checked.iloc[-1]
         mm = metrics.loc[(metrics["scoring_run_id"] == last["scoring_run_id"]) & (metrics["stage"] == "scoring")]
@@ -166,11 +226,11 @@ def health(task: str, kind: str, champion_version: int | None, runs: pd.DataFram
         out["estimated"] = _figures(mm.loc[mm["section"] == "estimated"])
     primary = "roc_auc" if kind == "binary" else "normalized_gini"
     for r in matured.itertuples():
-        fig = _figures(metrics.loc[(metrics["scoring_run_id"] == r.scoring_run_id) & (metrics["stage"] == "realized")
-                                   & (metrics["section"] == "realized")])
+        mm = metrics.loc[(metrics["scoring_run_id"] == r.scoring_run_id) & (metrics["stage"] == "realized")]
+        fig = _figures(mm.loc[mm["section"] == "realized"])
         entry = {"scoring_run_id": r.scoring_run_id, "as_of": r.as_of.isoformat(), "model_version": r.model_version,
                  "n": int(r.n), ("roc_auc" if kind == "binary" else "gini"): fig.get(primary), "ece": fig.get("ece"),
-                 "status": r.status}
+                 "status": r.status, "slices": _slices(mm.loc[mm["section"] == "slice"])}
         out["realized"].append(entry)
     return out
 
@@ -189,5 +249,5 @@ def rows_of(frames: Sequence[tuple[pd.DataFrame, pd.DataFrame]]) -> tuple[pd.Dat
             pd.concat([m for _, m in frames], ignore_index=True))
 
 
-__all__ = ["CheckedRun", "backtest_run", "check_run", "health", "outcomes_at", "rows_of", "run_keys", "run_rows",
-           "worst"]
+__all__ = ["CheckedRun", "alert_episodes", "backtest_run", "check_run", "health", "outcomes_at", "quality_trend",
+           "rows_of", "run_keys", "run_rows", "worst"]

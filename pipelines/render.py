@@ -107,3 +107,70 @@ def print_monitor(summary) -> None:
                   (m["as_of"] or "never checked")[:10], ", ".join(flagged[:5]) or "none", realized,
                   escape("; ".join(r["detail"] for r in m["reasons"][:3]) or "none"))
     console.print(t)
+    _print_episodes(summary.models)
+    _print_quality(summary.models)
+    _print_slices(summary.models)
+
+
+def _num(v, fmt: str = ".3f") -> str:
+    return "" if v is None else format(v, fmt)
+
+
+def _print_episodes(models: dict) -> None:
+    """Alert episodes: consecutive alerting nights grouped, with the first and last run and the reason."""
+    from rich.table import Table
+
+    t = Table(title="Alert episodes (consecutive alerting nights)")
+    for col in ("model", "first run", "last run", "nights", "versions", "reason"):
+        t.add_column(col, overflow="fold", max_width=70 if col == "reason" else None)
+    for name, m in models.items():
+        for e in m["episodes"]:
+            last = e["last_as_of"][:10] + (" (ongoing)" if e["ongoing"] else "")
+            versions = ", ".join(f"v{v}" for v in e["model_versions"])
+            t.add_row(name, e["first_as_of"][:10], last, str(e["runs"]), versions,
+                      escape(e["reason"] or ", ".join(e["codes"])))
+    console.print(t if t.row_count else "Alert episodes: none")
+
+
+def _print_quality(models: dict, last_runs: int = 5) -> None:
+    """Data quality per extract table over the latest nightly runs (the tables are the same for every model)."""
+    from rich.table import Table
+
+    trend = next((m["quality"] for m in models.values() if m["quality"]), {})
+    if not trend:
+        console.print("Data quality: no nightly run recorded it yet (the score flow does)")
+        return
+    t = Table(title=f"Data quality per table, latest {last_runs} nightly runs (null rate % / defects)")
+    dates = sorted({e["as_of"] for runs in trend.values() for e in runs})[-last_runs:]
+    t.add_column("table")
+    for d in dates:
+        t.add_column(d[:10], justify="right")
+    t.add_column("worst column")
+    for table, runs in trend.items():
+        by_date = {e["as_of"]: e for e in runs}
+        cells = [f"{100 * e['null_rate']:.1f} / {int(e['defects'] or 0)}" if (e := by_date.get(d)) and
+                 e.get("null_rate") is not None else "" for d in dates]
+        latest = runs[-1]
+        worst = (f"{latest.get('max_null_column')} {100 * latest['max_null_rate']:.1f}%"
+                 if latest.get("max_null_rate") is not None else "")
+        t.add_row(table, *cells, escape(worst))
+    console.print(t)
+
+
+def _print_slices(models: dict) -> None:
+    """The realized metrics per slice of each model's latest matured run, each with its interval."""
+    from rich.table import Table
+
+    t = Table(title=escape("Realized performance per slice, latest matured run (value [interval])"))
+    for col in ("model", "run as of", "slice", "n", "primary", "calibration"):
+        t.add_column(col, overflow="fold")
+    for name, m in models.items():
+        last = m["realized"][-1] if m["realized"] else None
+        for s in (last or {}).get("slices", []):
+            primary, second = ("roc_auc", "ece") if "roc_auc" in s else ("normalized_gini", "mae")
+            t.add_row(name, last["as_of"][:10], escape(s["slice"]), _num(s.get("n"), ",.0f"),
+                      f"{primary} {_num(s.get(primary))} [{_num(s.get(primary + '_low'))}, "
+                      f"{_num(s.get(primary + '_high'))}]",
+                      f"{second} {_num(s.get(second))} [{_num(s.get(second + '_low'))}, "
+                      f"{_num(s.get(second + '_high'))}]")
+    console.print(t if t.row_count else "Realized performance per slice: no matured run with slices yet")

@@ -26,7 +26,7 @@ import pandas as pd
 
 from crm.errors import NoScoresError
 from crm.extract import redact
-from crm.writeback import read_history, read_scores, read_value_at_risk
+from crm.writeback import read_history, read_scores, read_scoring_runs, read_value_at_risk
 from models.metrics import metric_label, metric_order
 from models.tasks import TASKS, get_task
 from pipelines.config import Settings
@@ -257,30 +257,63 @@ class ReportData:
 # Reading the stored state
 
 
-def _scores_at(location: str, as_of: pd.Timestamp | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+#: The score columns read for every record (tiles, bands by segment, ranking); the reasons, JSON and sentence, are read
+#: for the listed rows only (:meth:`StoredScores.reasons`): the page's cost follows the lists, not the records.
+_NARROW = ("entity_type", "entity_id", "model", "score", "band", "model_version")
+_REASONS = ("entity_id", "reason_text", "reasons")
+
+
+@dataclass(frozen=True)
+class StoredScores:
+    """The scores the page shows, narrow (:data:`_NARROW`), their value at risk (entity_id, clv, value_at_risk) and
+    their scoring runs (scoring_run_id, as_of, scored_at); ``run_ids`` is None for the current scores
+    (``crm_scores``), else the runs of ``crm_scores_history`` they come from."""
+
+    location: str
+    rows: pd.DataFrame
+    var: pd.DataFrame
+    runs: pd.DataFrame
+    run_ids: tuple[str, ...] | None
+
+    def reasons(self, model: str, entity_ids: Iterable[str]) -> pd.DataFrame:
+        """entity_id, reason_text and reasons (JSON) of these records' scores by ``model`` (a few hundred rows, found
+        through the tables' keys: crm_scores' primary key, crm_scores_history's entity_id index)."""
+        ids = list(entity_ids)
+        if self.run_ids is None:
+            return read_scores(self.location, model=model, entity_type=get_task(model).entity, columns=_REASONS,
+                               entity_ids=ids)
+        return read_history(self.location, model=model, columns=_REASONS, entity_ids=ids,
+                            scoring_run_ids=self.run_ids)
+
+
+def _scores_at(location: str, as_of: pd.Timestamp | None) -> StoredScores:
     """The scores the page shows and their value at risk: the current ones, or those of the latest scoring date on or
     before ``as_of`` (from ``crm_scores_history``)."""
     if as_of is None:
-        scores = read_scores(location)
-        if scores.empty:
+        runs = read_scoring_runs(location)
+        if runs.empty:
             raise NoScoresError(f"no scores were written to {redact(location)} yet; run `crmscore train`, then "
                                 "`crmscore score`, then `crmscore report`")
-        return scores, read_value_at_risk(location)
+        return StoredScores(location, read_scores(location, columns=_NARROW),
+                            read_value_at_risk(location, columns=("entity_id", "clv", "value_at_risk")), runs, None)
     from models.bands import value_at_risk_rows
 
-    hist = read_history(location)
-    dates = hist["as_of"][hist["as_of"] <= as_of] if not hist.empty else hist["as_of"]
+    runs = read_scoring_runs(location, history=True)
+    dates = runs["as_of"][runs["as_of"] <= as_of] if not runs.empty else runs["as_of"]
     if dates.empty:
-        first = f" (the first scores are as of {_date(hist['as_of'].min())})" if not hist.empty else ""
+        first = f" (the first scores are as of {_date(runs['as_of'].min())})" if not runs.empty else ""
         raise NoScoresError(f"no scores as of {_date(as_of)} or earlier in {redact(location)}{first}; give a later "
                             "--as-of, or leave it out for the current scores")
-    scores = hist[hist["as_of"] == dates.max()].reset_index(drop=True)
-    var = pd.DataFrame(columns=["entity_type", "entity_id", "churn_probability", "clv", "value_at_risk"])
+    runs = runs[runs["as_of"] == dates.max()].reset_index(drop=True)
+    run_ids = tuple(sorted(_distinct(runs["scoring_run_id"])))
+    scores = read_history(location, columns=_NARROW, scoring_run_ids=run_ids)
+    var = pd.DataFrame(columns=["entity_id", "clv", "value_at_risk"])
+    models = _distinct(scores["model"])
     for spec in TASKS.values():
-        if spec.value_at_risk_with and {spec.name, spec.value_at_risk_with} <= _distinct(scores["model"]):
+        if spec.value_at_risk_with and {spec.name, spec.value_at_risk_with} <= models:
             var = value_at_risk_rows(scores[scores["model"] == spec.name],
                                      scores[scores["model"] == spec.value_at_risk_with])
-    return scores, var
+    return StoredScores(location, scores, var, runs, run_ids)
 
 
 def _latest_json(folder: Path, pattern: str, accept=lambda d: True) -> dict[str, Any] | None:
@@ -322,26 +355,28 @@ def _registry(settings: Settings):
 # Marketer part
 
 
-def _tiles(scores: pd.DataFrame, var: pd.DataFrame, validation: dict | None,
+def _tiles(stored: StoredScores, by_model: Mapping[str, pd.DataFrame], validation: dict | None,
            monitoring: Sequence[MonitoringRun]) -> list[Tile]:
+    scores, var = stored.rows, stored.var
     tiles = []
     for entity, word in (("account", "Customers scored"), ("lead", "Leads scored")):
         n = scores.loc[scores["entity_type"] == entity, "entity_id"].nunique()
         if n:
             tiles.append(Tile(word, _num(n)))
     for spec in TASKS.values():
-        if spec.value_at_risk_with and spec.name in _distinct(scores["model"]):
-            p = scores.loc[scores["model"] == spec.name, "score"]
+        if spec.value_at_risk_with and spec.name in by_model:
+            p = by_model[spec.name]["score"]
             label = "Expected churners" if spec.name == "churn" else f"Expected {spec.name} events"
             tiles.append(Tile(label, _num(p.sum()), f"sum of P({spec.name}) over "
                               f"{len(p):,} {spec.entity}s, next {spec.horizon_days} days"))
     if not var.empty:
         tiles.append(Tile("Total value at risk", _num(var["value_at_risk"].sum()), "sum of P(churn) x CLV"))
     for spec in TASKS.values():
-        if spec.kind == "regression" and spec.name in _distinct(scores["model"]):
-            tiles.append(Tile("Customer equity", _num(scores.loc[scores["model"] == spec.name, "score"].sum()),
+        if spec.kind == "regression" and spec.name in by_model:
+            tiles.append(Tile("Customer equity", _num(by_model[spec.name]["score"].sum()),
                               f"sum of predicted {spec.name.upper()} ({spec.outcome})"))
-    tiles.append(Tile("Last refresh", _stamp(scores["scored_at"].max()), f"scores as of {_date(scores['as_of'].max())}"))
+    runs = stored.runs
+    tiles.append(Tile("Last refresh", _stamp(runs["scored_at"].max()), f"scores as of {_date(runs['as_of'].max())}"))
     if validation is None:
         tiles.append(Tile("Data quality", "not recorded", "no saved validation run of the scored extract", "warn"))
     else:
@@ -393,16 +428,16 @@ def _list_table(ranked: pd.DataFrame, task: str, total: int) -> Table:
 _BAND_ORDER = ("high", "medium", "low", "A", "B", "C", "D", "top", "middle")
 
 
-def _segment_parts(scores: pd.DataFrame, groups: Mapping[str, pd.DataFrame]) -> tuple[list[Table], list[dict]]:
+def _segment_parts(by_model: Mapping[str, pd.DataFrame],
+                   groups: Mapping[str, pd.DataFrame]) -> tuple[list[Table], list[dict]]:
     """Bands by segment (account segment, lead source) per model: counts table and a stacked share chart."""
     from models.plots import stacked_share_figure
 
     tables, images = [], []
     for spec in TASKS.values():
-        rows = scores[scores["model"] == spec.name]
-        if rows.empty:
+        if spec.name not in by_model:
             continue
-        frame = rows[["entity_id", "band"]].merge(groups[spec.entity], on="entity_id", how="left")
+        frame = by_model[spec.name][["entity_id", "band"]].merge(groups[spec.entity], on="entity_id", how="left")
         frame["segment"] = frame["segment"].fillna("(none)").astype(str)
         counts = pd.crosstab(frame["segment"], frame["band"])
         counts = counts[sorted(counts.columns, key=lambda b: (_BAND_ORDER.index(b) if b in _BAND_ORDER else 99, b))]
@@ -637,45 +672,50 @@ def gather_report(settings: Settings, *, as_of: pd.Timestamp | None = None,
     ``monitoring`` replaces the stored monitoring runs (None: read them from the CRM's monitoring tables)."""
     location = settings.crm_url
     runs = stored_monitoring(location) if monitoring is None else monitoring_runs(monitoring)
-    scores, var = _scores_at(location, as_of)
+    stored = _scores_at(location, as_of)
+    scores = stored.rows
+    by_model = {str(m): rows for m, rows in scores.groupby("model", sort=True)}
     groups = {e: segments_of(location, e) for e in sorted(_distinct(scores["entity_type"]))}
-    run_doc = _scoring_run(settings, sorted(_distinct(scores["scoring_run_id"])))
+    run_ids = sorted(_distinct(stored.runs["scoring_run_id"]))
+    run_doc = _scoring_run(settings, run_ids)
     validation = _validation_run(settings, (run_doc or {}).get("extract_fingerprint", {}).get("hash"))
     lists = []
     for spec in TASKS.values():
-        rows = scores[scores["model"] == spec.name]
-        if rows.empty:
+        if spec.name not in by_model:
             continue
-        ranked = rank_scores(rows, groups[spec.entity], var if spec.value_at_risk_with else None, spec.name,
+        rows = by_model[spec.name]
+        ranked = rank_scores(rows, groups[spec.entity], stored.var if spec.value_at_risk_with else None, spec.name,
                              top=settings.report.list_rows)
+        ranked = ranked.merge(stored.reasons(spec.name, ranked["entity_id"]), on="entity_id", how="left")
         lists.append(_list_table(ranked, spec.name, len(rows)))
-    seg_tables, seg_images = _segment_parts(scores, groups)
+    seg_tables, seg_images = _segment_parts(by_model, groups)
     registry = _registry(settings)
     models, factors = [], []
     for spec in TASKS.values():
-        versions = sorted(_distinct(scores.loc[scores["model"] == spec.name, "model_version"]), key=int)
+        rows = by_model.get(spec.name, scores.iloc[:0])
+        versions = sorted(_distinct(rows["model_version"]), key=int)
         for version in versions:
             section, labels = _model_section(spec.name, version, registry, settings, validation, runs)
             models.append(section)
             if not labels:
-                rows = scores[(scores["model"] == spec.name) & (scores["model_version"] == version)]
-                top = rows.sort_values(["score", "entity_id"], ascending=[False, True]).head(settings.report.list_rows)
-                labels = _reason_labels(top)
+                mine = rows[rows["model_version"] == version]
+                top = mine.sort_values(["score", "entity_id"], ascending=[False, True]).head(settings.report.list_rows)
+                labels = _reason_labels(stored.reasons(spec.name, top["entity_id"]))
                 factors.append(_factor_sentence(spec.name, labels, "the reasons most often given in its top list"))
             else:
                 factors.append(_factor_sentence(spec.name, labels, "mean absolute SHAP on held-out rows"))
     contract, contract_summary = _contract_table(validation)
-    as_of_text = _date(scores["as_of"].max())
-    champions = {spec.name: sorted(_distinct(scores.loc[scores["model"] == spec.name, "model_version"]))
-                 for spec in TASKS.values() if spec.name in _distinct(scores["model"])}
+    as_of_text = _date(stored.runs["as_of"].max())
+    champions = {spec.name: sorted(_distinct(by_model[spec.name]["model_version"])) for spec in TASKS.values()
+                 if spec.name in by_model}
     return ReportData(
         title=f"crmscore report: scores as of {as_of_text}",
-        subtitle=f"CRM {redact(location)}; scoring run(s) {', '.join(sorted(_distinct(scores['scoring_run_id'])))}",
-        tiles=_tiles(scores, var, validation, runs), lists=lists, segment_tables=seg_tables,
+        subtitle=f"CRM {redact(location)}; scoring run(s) {', '.join(run_ids)}",
+        tiles=_tiles(stored, by_model, validation, runs), lists=lists, segment_tables=seg_tables,
         segment_images=seg_images, factors=factors, models=models, contract=contract,
         contract_summary=contract_summary,
         export_hints=[EXPORT_HINT.format(list_name=spec.list_name) for spec in TASKS.values()
-                      if spec.name in _distinct(scores["model"])],
+                      if spec.name in by_model],
         script_data={"page": "report", "as_of": as_of_text, "models": champions,
                      "segments": sorted(set().union(*(_distinct(g["segment"]) for g in groups.values())))[:50]})
 

@@ -17,7 +17,7 @@ from models.monitoring.performance import (
     grade_estimate,
     realized_performance,
 )
-from models.monitoring.policy import Reason, count_episodes, integrity_failures, model_status
+from models.monitoring.policy import Reason, count_episodes, episode_spans, integrity_failures, model_status
 from models.monitoring.reference import (
     Estimate,
     FeatureReference,
@@ -43,7 +43,7 @@ __all__ = [
     "DRIFT_COLUMNS", "Estimate", "EstimateGrade", "EstimatedPerformance", "FeatureReference", "ModelReference", "MonitoringInputError",
     "MonitorThresholds", "RealizedPerformance", "Reason", "ScoresBlockedError", "ScoreHealth", "ScoreReference", "adjust_p_values",
     "auc_standard_error", "benjamini_hochberg", "build_feature_reference", "build_reference", "count_episodes",
-    "detection_curve", "drift_bins", "estimated_performance", "estimator_reliable", "feature_drift",
+    "detection_curve", "episode_spans", "drift_bins", "estimated_performance", "estimator_reliable", "feature_drift",
     "grade_estimate", "holm", "integrity_failures", "jensen_shannon", "model_status", "psi", "psi_p_value",
     "realized_performance", "score_health", "wilson_interval",
 ]

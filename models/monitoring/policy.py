@@ -168,20 +168,29 @@ def model_status(
     return "ok", tuple(reasons)
 
 
-def count_episodes(statuses: Iterable[str], *, level: str = "alert") -> int:
-    """Number of episodes of ``level`` in one model's statuses, in run order.
+def episode_spans(statuses: Iterable[str], *, level: str = "alert") -> list[tuple[int, int]]:
+    """The episodes of ``level`` in one model's statuses, in run order, as (first, last) run positions.
 
     An episode is a maximal stretch of consecutive runs at ``level``; an "insufficient" run neither ends nor starts
-    one (it says nothing), so alert, insufficient, alert is one episode, alert, ok, alert two.
+    one (it says nothing), so alert, insufficient, alert is one episode (positions 0 to 2), alert, ok, alert two.
     """
-    episodes, inside = 0, False
-    for s in statuses:
+    spans: list[tuple[int, int]] = []
+    inside = False
+    for i, s in enumerate(statuses):
         if s == "insufficient":
             continue
-        if s == level and not inside:
-            episodes += 1
+        if s == level:
+            if inside:
+                spans[-1] = (spans[-1][0], i)
+            else:
+                spans.append((i, i))
         inside = s == level
-    return episodes
+    return spans
+
+
+def count_episodes(statuses: Iterable[str], *, level: str = "alert") -> int:
+    """Number of episodes of ``level`` in one model's statuses, in run order (see :func:`episode_spans`)."""
+    return len(episode_spans(statuses, level=level))
 
 
 def realized_status(realized: RealizedPerformance, *, thresholds: MonitorThresholds,

@@ -2,13 +2,14 @@
 
 Grain: one run row per (scoring_run_id, model, stage); one metric row per (run, section, subject, metric), a
 number in ``value`` or a text in ``text``. Sections: ``feature`` (subject = feature column), ``score``, ``band``
-(subject = band), ``estimated`` (stage scoring); ``realized``, ``coverage``, ``band``, ``grade`` (stage realized).
+(subject = band), ``estimated``, ``quality`` (subject = extract table; stage scoring); ``realized``, ``coverage``,
+``band``, ``grade``, ``slice`` (subject = ``column=value``; stage realized).
 Pure: the caller gives every timestamp.
 """
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -52,13 +53,52 @@ def scoring_figures(drift: pd.DataFrame, health: ScoreHealth | None,
     return out
 
 
-def realized_figures(realized: RealizedPerformance, grade: EstimateGrade | None) -> list[Figure]:
-    """The figures of one matured run: realized metrics, coverage, precision per band, the estimate's grade."""
+def realized_figures(realized: RealizedPerformance, grade: EstimateGrade | None,
+                     slices: Sequence[Mapping[str, Any]] = ()) -> list[Figure]:
+    """The figures of one matured run: realized metrics, coverage, precision per band, the estimate's grade, and
+    the metrics per slice with their intervals (``slices.realized_slices``: ``<metric>``, ``<metric>_low``,
+    ``<metric>_high`` and ``n`` under the subject ``column=value``)."""
     out: list[Figure] = [("realized", "realized", k, v) for k, v in realized.metrics.items()]
     out += [("coverage", "coverage", k, v) for k, v in realized.coverage.items()]
     out += [("band", band, k, v) for band, figures in realized.bands.items() for k, v in figures.items()]
     if grade is not None:
         out += [("grade", "grade", k, float(v) if isinstance(v, bool) else v) for k, v in grade.to_dict().items()]
+    for s in slices:
+        subject = f"{s['slice_column']}={s['slice_value']}"
+        out.append(("slice", subject, "n", s["n"]))
+        for name, e in s["metrics"].items():
+            out += [("slice", subject, name, e.value), ("slice", subject, f"{name}_low", e.low),
+                    ("slice", subject, f"{name}_high", e.high)]
+    return out
+
+
+def quality_figures(tables: Mapping[str, pd.DataFrame], results: Iterable[Mapping[str, Any]]) -> list[Figure]:
+    """The data quality of the extract a run was scored from, per table: rows, the share of null cells, the worst
+    column's null share (and its name), failed contract rules and the offending rows they counted.
+
+    Parameters
+    ----------
+    tables : the usable extract tables of the run (no PII column is ever in them).
+    results : the contract rules' results on that extract (``RuleResult.to_dict()``: table, status,
+        unexpected_count).
+    """
+    failed: dict[str, list[int]] = {}
+    for r in results:
+        if r["status"] == "failed":
+            failed.setdefault(str(r["table"]), []).append(int(r["unexpected_count"] or 0))
+    out: list[Figure] = []
+    for name in sorted(set(tables) | set(failed)):
+        frame = tables.get(name)
+        fails = failed.get(name, [])
+        out += [("quality", name, "rules_failed", len(fails)), ("quality", name, "defects", sum(fails))]
+        if frame is None:
+            continue
+        nulls = frame.isna().mean() if len(frame) and frame.shape[1] else pd.Series(dtype=float)
+        worst = nulls.idxmax() if len(nulls) else None
+        out += [("quality", name, "rows", len(frame)),
+                ("quality", name, "null_rate", float(nulls.mean()) if len(nulls) else None),
+                ("quality", name, "max_null_rate", float(nulls.max()) if len(nulls) else None),
+                ("quality", name, "max_null_column", str(worst) if worst is not None else None)]
     return out
 
 

@@ -33,7 +33,9 @@ def files(state, tmp_path_factory):
     report.write_text(build_report(settings), encoding="utf-8")
     record = out / "record.html"
     record.write_text(record_page(settings, state.markup_account), encoding="utf-8")
-    return {"report": report, "record": record}
+    lead = out / "lead.html"  # its id, "L-</script><script>...", is in the page's script data
+    lead.write_text(record_page(settings, state.markup_lead), encoding="utf-8")
+    return {"report": report, "record": record, "lead": lead}
 
 
 def open_page(chromium, path):
@@ -62,25 +64,29 @@ def open_page(chromium, path):
     return context, page, requested, problems
 
 
-@pytest.mark.parametrize("which", ["report", "record"])
+@pytest.mark.parametrize("which", ["report", "record", "lead"])
 def test_page_renders_cleanly_and_calls_nothing_out(chromium, files, which):
     context, page, requested, problems = open_page(chromium, files[which])
     try:
         assert problems == []
         assert page.evaluate("window.__csp") == []
         assert requested and all(u.startswith(("file:", "data:")) for u in requested), requested
-        assert page.evaluate("document.documentElement.getAttribute('data-page')") == which  # the script ran
+        assert page.evaluate("document.documentElement.getAttribute('data-page')") == (
+            "record" if which == "lead" else which)  # the script ran
         assert page.evaluate("typeof window.__pwned") == "undefined"
     finally:
         context.close()
 
 
-@pytest.mark.parametrize("which", ["report", "record"])
-def test_markup_from_the_crm_is_shown_as_text_and_never_runs(chromium, files, which):
+@pytest.mark.parametrize("which", ["report", "record", "lead"])
+def test_markup_from_the_crm_is_shown_as_text_and_never_runs(chromium, files, state, which):
     context, page, _, problems = open_page(chromium, files[which])
     try:
         text = page.evaluate("document.body.innerText")
-        assert MARKUP_SEGMENT in text and MARKUP_ID in text and MARKUP_INDUSTRY in text
+        if which == "lead":  # a lead's page: its id and its source hold "</script>", in the text and the script data
+            assert state.markup_lead in text and MARKUP_SOURCE in text.replace(state.markup_lead, "")
+        else:
+            assert MARKUP_SEGMENT in text and MARKUP_ID in text and MARKUP_INDUSTRY in text
         if which == "report":
             assert MARKUP_SOURCE in text
             page.locator("#list-at-risk th button", has_text="segment").click()  # the sorted rows stay text too

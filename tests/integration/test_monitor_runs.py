@@ -88,7 +88,8 @@ def test_concept_drift_is_silent_in_the_features_and_caught_by_the_first_matured
     assert [(r["scoring_run_id"], r["status"]) for r in doc["realized"]] == [("run-stationary", stationary[1][0]),
                                                                             ("run-concept", "alert")]
     assert "auc_drop" in {r["code"] for r in doc["reasons"]}
-    assert {"scoring_run_id", "as_of", "model_version", "n", "roc_auc", "ece", "status"} == set(doc["realized"][0])
+    assert {"scoring_run_id", "as_of", "model_version", "n", "roc_auc", "ece", "status", "slices"} == set(
+        doc["realized"][0])
     assert {"feature", "label", "psi", "status"} == set(doc["features"][0])
 
 

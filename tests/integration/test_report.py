@@ -35,6 +35,12 @@ def record(settings, state):
     return record_page(settings, state.markup_account)
 
 
+@pytest.fixture(scope="module")
+def lead_record(settings, state):
+    """The page of the lead whose id holds ``</script><script>...``: the id goes into the page's script data."""
+    return record_page(settings, state.markup_lead)
+
+
 def _scripts(text: str) -> list[str]:
     return re.findall(r"<script>(.*?)</script>", text, flags=re.S)
 
@@ -45,11 +51,11 @@ def _table_ids(text: str, table_id: str) -> list[str]:
     return [html_lib.unescape(r) for r in rows]
 
 
-def test_markup_in_the_crm_is_text_in_both_pages(page, record):
-    for text in (page, record):
+def test_markup_in_the_crm_is_text_in_both_pages(page, record, lead_record):
+    for text, shown in ((page, MARKUPS[0]), (record, MARKUPS[0]), (lead_record, MARKUPS[2])):
         for markup in MARKUPS:
             assert markup not in text  # never as markup
-        assert html_lib.escape(MARKUPS[0], quote=True) in text or html_lib.escape(MARKUPS[0]) in text
+        assert html_lib.escape(shown, quote=True) in text or html_lib.escape(shown) in text
         # one inline script, closed once: a "</script>" from the data cannot end it early
         assert text.count("<script") == 1 and text.count("</script>") == 1
         assert _event_handlers(text) == []  # no element got an on...= attribute from the data
@@ -68,22 +74,25 @@ def _event_handlers(text: str) -> list[str]:
     return found
 
 
-def test_script_data_goes_through_tojson(page):
-    (script,) = _scripts(page)
-    data = json.loads(re.search(r"var DATA = (.*?);\n", script).group(1))
-    assert any("</script>" in s for s in data["segments"])  # the hostile lead source is in the data...
-    assert "</script>" not in script and "<" not in script.split("var DATA = ", 1)[1].split(";\n", 1)[0]  # escaped
+def test_script_data_goes_through_tojson(page, lead_record, state):
+    for text, hostile in ((page, lambda d: any("</script>" in s for s in d["segments"])),
+                          (lead_record, lambda d: d["entity_id"] == state.markup_lead)):
+        (script,) = _scripts(text)
+        data = json.loads(re.search(r"var DATA = (.*?);\n", script).group(1))
+        assert hostile(data)  # the hostile lead source (report) or lead id (its page) is in the data...
+        assert "</script>" not in script and "<" not in script.split("var DATA = ", 1)[1].split(";\n", 1)[0]  # escaped
 
 
-def test_no_pii_value_appears(page, record, state):
+def test_no_pii_value_appears(page, record, lead_record, state):
     assert pii_count(state.crm) > 0 and len(state.pii_values) > 100
-    leaked = [v for v in state.pii_values if v in page or v in record or html_lib.escape(v) in page]
+    leaked = [v for v in state.pii_values for text in (page, record, lead_record)
+              if v in text or html_lib.escape(v) in text]
     assert leaked == []
 
 
-def test_page_references_nothing_outside_itself(page, record):
+def test_page_references_nothing_outside_itself(page, record, lead_record):
     assert external_references(page) == []
-    assert external_references(record) == []
+    assert external_references(record) == [] and external_references(lead_record) == []
     assert "http://" not in page.replace("http://www.w3.org/", "")  # xmlns of the SVGs are names, not fetches
 
 

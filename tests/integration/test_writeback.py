@@ -11,7 +11,8 @@ import sqlalchemy as sa
 
 import crm.writeback as wb
 from crm.errors import WriteBackError
-from crm.writeback import INPUT_COLUMNS, SCORE_COLUMNS, read_history, read_scores, read_value_at_risk, write_scores
+from crm.writeback import (INPUT_COLUMNS, SCORE_COLUMNS, read_history, read_scores, read_scoring_runs,
+                           read_value_at_risk, write_scores)
 from models.tasks import TASKS
 from tests.defaults import band_thresholds
 
@@ -107,6 +108,33 @@ def test_round_trip_dtypes_and_filters(location):
     assert_same_rows(read_history(location), expected_rows(scores, "run-1", T1, AT1))
     v = read_value_at_risk(location)
     assert v["entity_id"].tolist() == ["A00002", "A00001"] and v["value_at_risk"].tolist() == [90.0, 50.0]  # largest first
+
+
+def test_narrow_reads_are_the_full_rows_they_select(location):
+    """What the report reads at a million rows: some columns, the rows of a few ids, the distinct runs, a run's
+    history; each equal to the same selection from the full read (same dtypes, same order)."""
+    first = make_scores(range(40), seed=1, version="1")
+    second = make_scores(range(10, 50), seed=2, version="2")
+    write_scores(location, first, models=MODELS, scoring_run_id="run-1", as_of=T1, scored_at=AT1)
+    write_scores(location, second, models=MODELS, scoring_run_id="run-2", as_of=T2, scored_at=AT2)
+    cols = ["entity_id", "model", "score", "band"]
+    full = read_scores(location)
+    pd.testing.assert_frame_equal(read_scores(location, columns=cols), full[cols])
+    ids = ["A00012", "A00049", "A00003"]  # A00003 was scored by run-1 only: not current
+    got = read_scores(location, model="clv", entity_type="account", columns=["entity_id", "reasons"], entity_ids=ids)
+    want = full.loc[(full["model"] == "clv") & full["entity_id"].isin(ids), ["entity_id", "reasons"]]
+    pd.testing.assert_frame_equal(got, want.reset_index(drop=True))
+    assert got["entity_id"].tolist() == ["A00012", "A00049"]
+
+    runs = read_scoring_runs(location, history=True)
+    assert runs.to_dict("list") == {"scoring_run_id": ["run-1", "run-2"], "as_of": [T1, T2], "scored_at": [AT1, AT2]}
+    assert read_scoring_runs(location)["scoring_run_id"].tolist() == ["run-2"]
+    hist = read_history(location)
+    earlier = read_history(location, columns=cols, scoring_run_ids=["run-1"])
+    pd.testing.assert_frame_equal(earlier, hist.loc[hist["scoring_run_id"] == "run-1", cols].reset_index(drop=True))
+    assert len(earlier) == 80 and set(earlier["entity_id"]) == {f"A{i:05d}" for i in range(40)}
+    with pytest.raises(WriteBackError, match=r"crm_scores has no column\(s\) \['reason'\]"):
+        read_scores(location, columns=["entity_id", "reason"])
 
 
 def test_read_before_any_write_is_empty_with_contract_columns(location):

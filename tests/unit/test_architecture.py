@@ -62,6 +62,13 @@ def test_mlflow_only_in_registry():
     assert set(users) <= {"models/registry.py"}, users
 
 
+def test_dask_only_in_cluster():
+    """Dask is a scheduler at the edge: only pipelines/cluster.py imports it (the pure code never knows)."""
+    users = sorted(str(p.relative_to(ROOT)) for pkg in PACKAGES for p in _modules(pkg)
+                   if _imports(p) & {"dask", "distributed"})
+    assert users == ["pipelines/cluster.py"], users
+
+
 # Reading the clock: a call of any of these attributes (datetime.now(), pd.Timestamp.now(tz="UTC"), date.today(),
 # time.time(), ...), of these names imported from time/datetime, or a constructor given "now"/"today".
 CLOCK_ATTRIBUTES = {"now", "utcnow", "today", "time", "time_ns", "monotonic", "monotonic_ns", "perf_counter",

@@ -223,3 +223,14 @@ def test_btyd_features_need_enough_customers_to_fit(caplog):
         fs = _btyd_frame(orders, _spine(sorted(orders["account_id"].unique()), [cutoff]))
     assert fs.isna().all().all()
     assert any(f"the fit needs at least {MIN_FIT_CUSTOMERS}" in r.getMessage() for r in caplog.records)
+
+
+def test_expected_purchases_take_the_nbd_limit_when_nobody_drops_out():
+    # A fit at the no-dropout edge (Online Retail, 2010-05-07): eq. 10 cancels to nonsense; the NBD limit is the answer,
+    # and it is where eq. 10 tends while it can still be evaluated (a / (a + b) = 1e-6, above the switch, below).
+    x, t_x, T = np.array([0.0, 2.0, 5.0]), np.array([0.0, 20.0, 30.0]), np.array([39.0, 39.0, 39.0])
+    nbd = (0.8 + x) / (9.0 + T) * 26.0
+    edge = BGNBDFit(r=0.8, alpha=9.0, a=6.46e-17, b=9.6e10, log_likelihood=0.0)
+    np.testing.assert_allclose(edge.expected_transactions(26.0, x, t_x, T), nbd, rtol=1e-12)
+    near = BGNBDFit(r=0.8, alpha=9.0, a=1e-4, b=1e2, log_likelihood=0.0)
+    np.testing.assert_allclose(near.expected_transactions(26.0, x, t_x, T), nbd, rtol=1e-4)

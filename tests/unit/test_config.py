@@ -82,6 +82,7 @@ def test_the_model_evaluation_and_gate_defaults_live_only_in_the_packaged_yaml()
     s = load_settings(env={})
     assert [tuple(p.model_dump().values()) for p in s.model.search] == [
         (15, 50, 0.1, 0.8), (15, 100, 0.05, 0.8), (7, 20, 0.1, 1.0), (7, 50, 0.15, 0.7)]
+    assert s.model.selection_standard_errors == 0.0  # the best validation score wins
 
 
 def test_a_partial_overlay_of_the_model_sections_keeps_the_packaged_rest(tmp_path):

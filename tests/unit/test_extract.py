@@ -86,6 +86,16 @@ def test_messy_extract_reads_with_canonical_dtypes_and_no_pii(location):
         assert not {"email", "full_name", "phone", "notes", "favourite_colour"} & set(df.columns)
 
 
+def test_some_columns_of_a_table_read_as_in_the_whole_table(location):
+    """What the report reads of a million accounts: two columns, typed and ordered as in the full read."""
+    whole = read_tables(location, tables=["accounts", "leads"])
+    part = read_tables(location, tables=["accounts", "leads"], columns={"accounts": ["segment", "account_id"]})
+    pd.testing.assert_frame_equal(part["accounts"], whole["accounts"][["account_id", "segment"]])
+    pd.testing.assert_frame_equal(part["leads"], whole["leads"])  # a table not named is read whole
+    only_industry = read_tables(location, tables=["accounts"], columns={"accounts": ["account_id", "industry"]})
+    assert only_industry["accounts"]["industry"].isna().tolist() == [True, False, False]
+
+
 def test_missing_required_column_names_table_and_column(tmp_path):
     tables = messy_tables()
     tables["orders"] = tables["orders"].drop(columns=["gross_margin"])

@@ -17,6 +17,7 @@ from models.tasks import TASKS
 from models.train import (
     SearchConfig,
     TrainingData,
+    selection_tolerance,
     split_cutoffs,
     train_task,
     trees_allowed,
@@ -161,6 +162,41 @@ def test_total_leaves_budget_lets_small_trees_grow_longer():
     assert trees_allowed(p, SearchConfig(63, 20, 0.1, 1.0)) == 200  # leaves capped at 15 first
 
 
+def test_selection_tolerance_is_standard_errors_of_the_best_validation_auc():
+    from models.monitoring.stats import auc_standard_error
+
+    y = np.r_[np.ones(20), np.zeros(180)]
+    assert selection_tolerance(TASKS["churn"], y, 0.8, 0.0) == 0.0
+    assert selection_tolerance(TASKS["churn"], y, 0.8, 1.0) == pytest.approx(auc_standard_error(0.8, 20, 180))
+    assert selection_tolerance(TASKS["churn"], y, 0.8, 2.0) == pytest.approx(2 * auc_standard_error(0.8, 20, 180))
+    # Ten times the validation rows: a tolerance about sqrt(10) times smaller.
+    big = np.r_[np.ones(200), np.zeros(1800)]
+    ratio = selection_tolerance(TASKS["churn"], y, 0.8, 1.0) / selection_tolerance(TASKS["churn"], big, 0.8, 1.0)
+    assert 2.5 < ratio < 3.5
+    # No closed-form standard error for the normalised Gini: the best config wins.
+    assert selection_tolerance(TASKS["clv"], np.r_[np.zeros(50), np.arange(50.0)], 0.6, 1.0) == 0.0
+
+
+def test_the_first_listed_config_within_the_tolerance_is_chosen(churn_data):
+    # Stumps cannot represent the x1 * x2 interaction, so the 15-leaf config wins on validation by a wide margin.
+    stumps, deep = SearchConfig(2, 20, 0.1, 1.0), SearchConfig(15, 20, 0.1, 1.0)
+    plain = train_task(TASKS["churn"], churn_data, replace(FAST, search=(stumps, deep), selection_standard_errors=0.0),
+                       seed=0, settings=SETTINGS)
+    scores = [r["valid_roc_auc"] for r in plain.report.search_results]
+    assert scores[1] > scores[0] + 0.05
+    assert [r["chosen"] for r in plain.report.search_results] == [False, True]
+    assert plain.report.params["num_leaves"] == 15
+    # One standard error does not cover that gap; a hundred do, and the first listed (the stumps) is kept.
+    one_se = train_task(TASKS["churn"], churn_data, replace(FAST, search=(stumps, deep), selection_standard_errors=1.0),
+                        seed=0, settings=SETTINGS)
+    assert one_se.report.params["num_leaves"] == 15
+    assert 0 < one_se.report.search_results[1]["selection_tolerance"] < scores[1] - scores[0]
+    wide = train_task(TASKS["churn"], churn_data, replace(FAST, search=(stumps, deep), selection_standard_errors=100.0),
+                      seed=0, settings=SETTINGS)
+    assert [r["chosen"] for r in wide.report.search_results] == [True, False]
+    assert wide.report.params["num_leaves"] == 2 and wide.report.metrics["valid_roc_auc"] == pytest.approx(scores[0])
+
+
 def test_slice_metrics_and_calibration_record(churn_model):
     s = churn_model.report.slice_metrics
     assert set(s["slice_column"]) <= {"firm__segment", "firm__country"}
@@ -267,6 +303,8 @@ def test_same_seed_same_model(churn_data, churn_model):
 def test_bad_params_and_settings_are_refused():
     with pytest.raises(ModelConfigError, match="tweedie_variance_power must be in"):
         lightgbm_params(tweedie_variance_power=2.5)
+    with pytest.raises(ModelConfigError, match="selection_standard_errors must be >= 0; got -1"):
+        lightgbm_params(selection_standard_errors=-1.0)
     with pytest.raises(ModelConfigError, match="Unknown calibration method 'beta'"):
         evaluation_settings(calibration="beta")
     with pytest.raises(ModelConfigError, match="collapse_min_n must be >= 1; got 0"):

@@ -173,3 +173,13 @@ def test_count_episodes():
     assert count_episodes(["alert", "insufficient", "alert"]) == 1  # an insufficient run says nothing
     assert count_episodes(["alert", "warn", "alert"]) == 2
     assert count_episodes(["warn", "warn", "ok", "warn"], level="warn") == 2
+
+
+def test_episode_spans_give_the_first_and_last_run_of_each_episode():
+    from models.monitoring import episode_spans
+
+    assert episode_spans([]) == []
+    assert episode_spans(["ok", "alert", "alert", "ok"]) == [(1, 2)]
+    assert episode_spans(["alert", "insufficient", "alert", "ok", "alert"]) == [(0, 2), (4, 4)]
+    assert episode_spans(["insufficient", "alert", "insufficient"]) == [(1, 1)]  # insufficient does not extend it
+    assert episode_spans(["warn", "warn", "ok", "warn"], level="warn") == [(0, 1), (3, 3)]

@@ -40,3 +40,19 @@ def test_a_matured_run_under_min_rows_is_insufficient_and_a_calibration_miss_ale
     assert status == "alert" and [r.code for r in reasons] == ["calibration"]
     fine = RealizedPerformance("binary", {"n": 5000.0, "oe_ratio": 1.02, "oe_p_value": 0.4}, {}, (), {})
     assert realized_status(fine, thresholds=THRESHOLDS) == ("ok", ())
+
+
+def test_quality_figures_count_null_cells_and_failed_rules_per_table():
+    from models.monitoring.records import quality_figures
+
+    accounts = pd.DataFrame({"account_id": ["a", "b", "c", "d"], "mrr": [1.0, None, None, 4.0],
+                             "segment": ["smb", None, "mid", "mid"]})
+    results = [{"table": "accounts", "status": "failed", "unexpected_count": 2},
+               {"table": "accounts", "status": "failed", "unexpected_count": 1},
+               {"table": "accounts", "status": "passed", "unexpected_count": 0},
+               {"table": "orders", "status": "failed", "unexpected_count": 7}]  # a table absent from the extract
+    got = {(table, metric): v for _, table, metric, v in quality_figures({"accounts": accounts}, results)}
+    assert got == {("accounts", "rules_failed"): 2, ("accounts", "defects"): 3, ("accounts", "rows"): 4,
+                   ("accounts", "null_rate"): 3 / 12,  # 3 null cells of 4 rows x 3 columns
+                   ("accounts", "max_null_rate"): 0.5, ("accounts", "max_null_column"): "mrr",
+                   ("orders", "rules_failed"): 1, ("orders", "defects"): 7}
