@@ -165,6 +165,26 @@ def history_start(tables: dict[str, pd.DataFrame]) -> pd.Timestamp:
     return us_to_ts(np.asarray([min(found)]))[0]
 
 
+def history_end(tables: dict[str, pd.DataFrame], *, before: pd.Timestamp) -> pd.Timestamp | None:
+    """Latest event time before ``before`` in the extract's event logs (activities, orders, tickets, leads'
+    created_at): how far the extract's record reaches. None when no log holds a dated row before ``before``.
+
+    A label window that closes after it cannot be observed in this extract (a stale or partial export), whatever
+    the calendar says.
+    """
+    limit = ts_to_us(before, what="before")
+    found = []
+    for table, col in (*EVENT_LOGS.items(), ("leads", "created_at")):
+        frame = tables.get(table)
+        if frame is None or col not in frame.columns or len(frame) == 0:
+            continue
+        v = to_us(frame[col], what=f"{table}.{col}")
+        v = v[(v != NAT) & (v < limit)]
+        if len(v):
+            found.append(int(v.max()))
+    return us_to_ts(np.asarray([max(found)]))[0] if found else None
+
+
 def training_cutoffs(
     as_of: pd.Timestamp | str,
     horizon_days: int,

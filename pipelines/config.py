@@ -152,6 +152,7 @@ class MonitoringSettings(_Frozen):
     thresholds: Mapping[str, float | int | str]
     reference_bootstrap: int = Field(gt=0)
     estimate_draws: int = Field(gt=0)
+    record_grace_days: float = Field(ge=0)
 
     @field_validator("thresholds")
     @classmethod

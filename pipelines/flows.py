@@ -586,6 +586,22 @@ def matured(run_as_of: pd.Timestamp, horizon_days: int, extract_as_of: pd.Timest
     return run_as_of + pd.Timedelta(days=int(horizon_days)) <= extract_as_of
 
 
+def _recorded_through(recorded: dict, extract, as_of: pd.Timestamp, settings: Settings) -> pd.Timestamp:
+    """The extract's as-of, or the latest event its logs record plus ``monitoring.record_grace_days`` if that is
+    earlier (kept in ``recorded``): a run whose window closes after what the extract records has not matured in it
+    (an export older than ``as_of``), so its outcomes would read as "nothing happened"."""
+    from features.spine import history_end
+
+    if "ts" not in recorded:
+        last = history_end(extract()[1], before=as_of)
+        end = None if last is None else last + pd.Timedelta(days=settings.monitoring.record_grace_days)
+        recorded["ts"] = as_of if end is None else min(as_of, end)
+        if end is not None and end < as_of:
+            log.info(f"the extract's event logs end at {last.isoformat()} (well before {as_of.date()}): runs whose "
+                     f"window closes after {end.date()} are not backtested yet")
+    return recorded["ts"]
+
+
 def _frame_at(built: dict, extract, spec: TaskSpec, as_of: pd.Timestamp, settings: Settings) -> pd.DataFrame:
     """The feature frame of ``spec``'s population at ``as_of``, built on first use and kept in ``built``."""
     if "frame" not in built:
@@ -615,6 +631,7 @@ def monitor_missing(settings: Settings, extract, registry, *, as_of: pd.Timestam
     history = history.loc[history["as_of"] <= as_of]
     seed, draws = settings.training.seed, settings.monitoring.estimate_draws
     cache: dict = {}
+    recorded: dict = {}  # how far the extract's event logs reach: read once, only when a run's window has closed
     out = []
     for model, per_model in history.groupby("model", sort=True):
         spec = TASKS.get(model)
@@ -636,7 +653,8 @@ def monitor_missing(settings: Settings, extract, registry, *, as_of: pd.Timestam
                 out.append(run_rows(**common, stage="scoring", status=checked.status, reasons=checked.reasons,
                                     n=checked.n, figures=checked.figures))
             previous = rows.set_index("entity_id")["score"]
-            if matured(run_as_of, horizon, as_of) and (run_id, model, "realized") not in stored:
+            if (matured(run_as_of, horizon, as_of) and (run_id, model, "realized") not in stored
+                    and matured(run_as_of, horizon, _recorded_through(recorded, extract, as_of, settings))):
                 outcomes, erased = outcomes_at(spec, *extract(), rows["entity_id"], run_as_of, horizon, make_labels)
                 status, reasons, figures, n = backtest_run(
                     spec, reference, rows, outcomes, erased, thresholds=thresholds, seed=seed, draws=draws,

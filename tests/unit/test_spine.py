@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from features.errors import InsufficientHistoryError, InvalidInputError, UnknownOptionError
-from features.spine import build_spine, history_start, training_cutoffs
+from features.spine import build_spine, history_end, history_start, training_cutoffs
 from tests.unit.test_features_families import (
     D,
     SEC,
@@ -142,3 +142,12 @@ def test_history_start_reads_the_event_logs():
     assert history_start(tables) == T - 366 * D
     acts = activities([("ok", T - 500 * D, "login")])
     assert history_start({**tables, "activities": acts}) == T - 500 * D
+
+
+def test_history_end_is_the_latest_event_before_the_as_of():
+    tables = customer_tables(True)
+    acts = activities([("ok", T - 10 * D, "login"), ("ok", T - 2 * D, "login"), ("ok", T + 5 * D, "login")])
+    with_acts = {**tables, "activities": acts}
+    assert history_end(with_acts, before=T) == max(T - 2 * D, history_end(tables, before=T))
+    assert history_end(with_acts, before=T - 2 * D) < T - 2 * D  # strictly before
+    assert history_end({"accounts": tables["accounts"]}, before=T) is None  # no event log: nothing to tell
