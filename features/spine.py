@@ -141,6 +141,15 @@ def build_spine(
     return out.sort_values(["cutoff_ts", "entity_id"], kind="stable", ignore_index=True)
 
 
+def _dated(tables: dict[str, pd.DataFrame], table: str, col: str) -> np.ndarray:
+    """The non-missing times of ``table.col`` as int64 microseconds (empty when the table or column is absent)."""
+    frame = tables.get(table)
+    if frame is None or col not in frame.columns or len(frame) == 0:
+        return np.empty(0, dtype=np.int64)
+    v = to_us(frame[col], what=f"{table}.{col}")
+    return v[v != NAT]
+
+
 def history_start(tables: dict[str, pd.DataFrame]) -> pd.Timestamp:
     """Earliest event time in the extract's event logs (activities, orders, tickets).
 
@@ -149,11 +158,7 @@ def history_start(tables: dict[str, pd.DataFrame]) -> pd.Timestamp:
     empty, falls back to the earliest leads.created_at / subscriptions.started_at / accounts.created_at.
     """
     def earliest(table: str, col: str) -> int | None:
-        frame = tables.get(table)
-        if frame is None or col not in frame.columns or len(frame) == 0:
-            return None
-        v = to_us(frame[col], what=f"{table}.{col}")
-        v = v[v != NAT]
+        v = _dated(tables, table, col)
         return int(v.min()) if len(v) else None
 
     found = [e for tab, col in EVENT_LOGS.items() if (e := earliest(tab, col)) is not None]
@@ -175,11 +180,8 @@ def history_end(tables: dict[str, pd.DataFrame], *, before: pd.Timestamp) -> pd.
     limit = ts_to_us(before, what="before")
     found = []
     for table, col in (*EVENT_LOGS.items(), ("leads", "created_at")):
-        frame = tables.get(table)
-        if frame is None or col not in frame.columns or len(frame) == 0:
-            continue
-        v = to_us(frame[col], what=f"{table}.{col}")
-        v = v[(v != NAT) & (v < limit)]
+        v = _dated(tables, table, col)
+        v = v[v < limit]
         if len(v):
             found.append(int(v.max()))
     return us_to_ts(np.asarray([max(found)]))[0] if found else None
